@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(clippy::float_cmp)]
+
+mod error;
+mod grid;
+mod raster;
+mod resample;
+mod stack;
+
+pub use error::{Error, Result};
+pub use grid::{Crs, GeoTransform, Grid};
+pub use raster::{BandKind, Raster, Stats};
+pub use resample::{resample, Resampling};
+pub use stack::Stack;
