@@ -1,0 +1,557 @@
+//! The synthetic world: terrain, land cover, seasonal reflectance and LST.
+
+use amun_indices::{
+    landcover_raster, mndwi, ndbi, ndvi, slope_aspect, Covariate, Covariates, Igbp, SlopeParams,
+};
+use amun_raster::{Grid, Raster, Stack};
+use ndarray::Array2;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::noise::{fbm, mix, normal, stream};
+use crate::params::{ValidWorldParams, WorldParams};
+use crate::physics::*;
+
+/// Random streams of a world (one per field), so fields do not share randomness.
+mod tag {
+    pub const TERRAIN: u64 = 1;
+    pub const MOISTURE: u64 = 2;
+    pub const SETTLEMENT: u64 = 3;
+    pub const VIGOUR: u64 = 4;
+    pub const BRIGHTNESS: u64 = 5;
+    pub const SPECKLE: u64 = 6;
+    pub const LST_NOISE: u64 = 7;
+}
+
+/// A field computed row by row in parallel; each pixel is a pure function of its position,
+/// so the result does not depend on the thread count.
+fn par_field(h: usize, w: usize, f: impl Fn(usize, usize) -> f32 + Sync) -> Array2<f32> {
+    let mut v = vec![0.0f32; h * w];
+    v.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
+        for (c, o) in row.iter_mut().enumerate() {
+            *o = f(r, c);
+        }
+    });
+    // The buffer has h·w values, so the shape always fits.
+    Array2::from_shape_vec((h, w), v).expect("buffer has rows × cols values")
+}
+
+/// Mean of `a` over a `(2r+1)²` box clipped to the grid (summed-area table, sequential
+/// f64 sums: deterministic).
+fn box_mean(a: &Array2<f32>, r: usize) -> Array2<f32> {
+    let (h, w) = a.dim();
+    let mut sat = vec![0.0f64; (h + 1) * (w + 1)];
+    for i in 0..h {
+        let mut row = 0.0;
+        for j in 0..w {
+            row += f64::from(a[(i, j)]);
+            sat[(i + 1) * (w + 1) + j + 1] = sat[i * (w + 1) + j + 1] + row;
+        }
+    }
+    par_field(h, w, |i, j| {
+        let (i0, i1) = (i.saturating_sub(r), (i + r + 1).min(h));
+        let (j0, j1) = (j.saturating_sub(r), (j + r + 1).min(w));
+        let s = sat[i1 * (w + 1) + j1] - sat[i0 * (w + 1) + j1] - sat[i1 * (w + 1) + j0]
+            + sat[i0 * (w + 1) + j0];
+        (s / ((i1 - i0) * (j1 - j0)) as f64) as f32
+    })
+}
+
+/// The `q`-quantile (0–1) of the values (nearest rank).
+fn quantile(values: &[f32], q: f64) -> f32 {
+    if values.is_empty() {
+        return f32::NAN;
+    }
+    let mut v = values.to_vec();
+    let k = ((q.clamp(0.0, 1.0) * (v.len() - 1) as f64).round() as usize).min(v.len() - 1);
+    let (_, x, _) = v.select_nth_unstable_by(k, f32::total_cmp);
+    *x
+}
+
+/// Mean and population standard deviation, rows summed in parallel and combined in order.
+fn mean_std(a: &Array2<f32>) -> (f64, f64) {
+    let n = a.len() as f64;
+    let sums: Vec<(f64, f64)> = a
+        .outer_iter()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .map(|row| {
+            row.iter().fold((0.0, 0.0), |(s, s2), &v| {
+                let v = f64::from(v);
+                (s + v, s2 + v * v)
+            })
+        })
+        .collect();
+    let (s, s2) = sums
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let mean = s / n;
+    (mean, (s2 / n - mean * mean).max(0.0).sqrt())
+}
+
+fn check_month(month: u32) -> Result<f64> {
+    MID_MONTH_DOY
+        .get((month as usize).wrapping_sub(1))
+        .copied()
+        .ok_or(Error::InvalidMonth { month })
+}
+
+fn check_hour(hour: u32) -> Result<f64> {
+    if hour < 24 {
+        Ok(f64::from(hour))
+    } else {
+        Err(Error::InvalidHour { hour })
+    }
+}
+
+/// Surface reflectance of one month: green, red, NIR and SWIR bands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reflectances {
+    /// Green (MODIS b04).
+    pub green: Raster,
+    /// Red (MODIS b01).
+    pub red: Raster,
+    /// Near infrared (MODIS b02).
+    pub nir: Raster,
+    /// Shortwave infrared (MODIS b06).
+    pub swir: Raster,
+}
+
+impl Reflectances {
+    /// Broadband albedo proxy: the mean of the four bands.
+    pub fn albedo(&self) -> Raster {
+        let mut out = self.green.clone();
+        ndarray::Zip::from(out.data_mut())
+            .and(self.red.data())
+            .and(self.nir.data())
+            .and(self.swir.data())
+            .for_each(|g, &r, &n, &s| *g = 0.25 * (*g + r + n + s));
+        out
+    }
+}
+
+/// Names of the LST terms returned by [`World::lst_terms`], in order; they sum to the LST.
+pub const LST_TERMS: [&str; 11] = [
+    "base",
+    "lapse",
+    "solar",
+    "albedo",
+    "vegetation",
+    "moisture",
+    "urban",
+    "pooling",
+    "water",
+    "snow",
+    "noise",
+];
+
+/// A deterministic synthetic world with known fine-scale truth.
+///
+/// Generated once from [`WorldParams`] (terrain, moisture, land cover, slope and aspect,
+/// settlement, vegetation vigour); covariates and LST are computed on demand for any month
+/// (1–12) and hour (0–23, local solar time) on the same terrain.
+#[derive(Debug, Clone)]
+pub struct World {
+    params: WorldParams,
+    grid: Grid,
+    lats: Vec<f64>,
+    elevation: Raster,
+    landcover: Raster,
+    slope: Raster,
+    aspect: Raster,
+    classes: Array2<u8>,
+    moisture: Array2<f32>,
+    vigour: Array2<f32>,
+    brightness: Array2<f32>,
+    tpi: Array2<f32>,
+    urban_density: Array2<f32>,
+}
+
+impl World {
+    /// Generates a world.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] from [`WorldParams::check`]; grid errors cannot happen for
+    /// checked parameters but are passed on.
+    pub fn generate(params: &WorldParams) -> Result<World> {
+        let ValidWorldParams(p) = params.check()?;
+        let (w, h) = (p.width, p.height);
+        let res = p.res_deg;
+        let (west, north) = p.origin();
+        let grid = Grid::geographic(west, north, res, w, h)?;
+        let lats: Vec<f64> = (0..h).map(|r| grid.pixel_center(0, r).1).collect();
+        let lon = |c: usize| west + (c as f64 + 0.5) * res;
+        let seed = p.seed;
+
+        // 1. Fractal terrain: fBm in degrees / wavelength, octaves down to 2 pixels.
+        let wl = p.terrain_wavelength_deg;
+        let octaves = ((wl / (2.0 * res)).log2().ceil() as u32).clamp(1, 14);
+        let s_terrain = stream(seed, tag::TERRAIN);
+        let raw = par_field(h, w, |r, c| {
+            fbm(s_terrain, lon(c) / wl, lats[r] / wl, octaves, 0.55) as f32
+        });
+        let flat: Vec<f32> = raw.iter().copied().collect();
+        let lake = quantile(&flat, p.water_fraction);
+        let top = flat.iter().copied().fold(f32::MIN, f32::max);
+        let span = f64::from(top - lake).max(1e-9);
+        let (base, relief) = (p.base_elevation_m, p.relief_m);
+        let elevation = raw.mapv(|v| {
+            let t = (f64::from(v - lake) / span).clamp(0.0, 1.0);
+            (base + relief * t.powf(1.5)) as f32
+        });
+        let is_water = raw.mapv(|v| p.water_fraction > 0.0 && v < lake);
+        let elevation = Raster::new(grid.clone(), elevation)?;
+
+        // 2. Slope and aspect (Horn, metres per row from latitude on WGS 84).
+        let terrain = slope_aspect(&elevation, &SlopeParams::new())?;
+
+        // 3. Topographic position (elevation minus its surrounding mean).
+        let px_km = res * KM_PER_DEG;
+        let pool_r = ((POOL_RADIUS_KM / px_km).round() as usize).max(2);
+        let mean_z = box_mean(elevation.data(), pool_r);
+        let tpi = elevation.data() - &mean_z;
+
+        // 4. Moisture 0–1: noise, drier with height, wetter in hollows.
+        let s_moist = stream(seed, tag::MOISTURE);
+        let z = elevation.data();
+        let moisture = par_field(h, w, |r, c| {
+            let n = fbm(s_moist, lon(c) / (0.5 * wl), lats[r] / (0.5 * wl), 5, 0.5);
+            let zr = (f64::from(z[(r, c)]) - base) / relief.max(1.0);
+            let hollow = -f64::from(tpi[(r, c)]) / 200.0;
+            (0.55 + 0.35 * n - 0.35 * zr + 0.25 * hollow).clamp(0.0, 1.0) as f32
+        });
+
+        // 5. Land cover.
+        let s_settle = stream(seed, tag::SETTLEMENT);
+        let settle = par_field(h, w, |r, c| {
+            fbm(s_settle, lon(c) / 0.25, lats[r] / 0.25, 4, 0.5) as f32
+        });
+        let slope = terrain.slope.data();
+        let suitable = |r: usize, c: usize| {
+            !is_water[(r, c)]
+                && slope[(r, c)] < 8.0
+                && (f64::from(z[(r, c)]) - base) < 0.4 * relief
+                && f64::from(z[(r, c)]) < p.treeline_m
+        };
+        let candidates: Vec<f32> = (0..h)
+            .flat_map(|r| (0..w).map(move |c| (r, c)))
+            .filter(|&(r, c)| suitable(r, c))
+            .map(|(r, c)| settle[(r, c)])
+            .collect();
+        let urban_thr = if p.urban_fraction > 0.0 {
+            quantile(&candidates, 1.0 - p.urban_fraction)
+        } else {
+            f32::INFINITY
+        };
+        let classes = Array2::from_shape_fn((h, w), |(r, c)| {
+            let zz = f64::from(z[(r, c)]);
+            let m = moisture[(r, c)];
+            let class = if is_water[(r, c)] {
+                Igbp::Water
+            } else if zz >= p.snow_line_m {
+                Igbp::SnowIce
+            } else if zz >= p.treeline_m || m < 0.15 {
+                Igbp::Barren
+            } else if suitable(r, c) && settle[(r, c)] >= urban_thr {
+                Igbp::UrbanBuiltUp
+            } else if m > 0.62 {
+                Igbp::MixedForest
+            } else if slope[(r, c)] < 10.0 && (zz - base) < 0.35 * relief && m > 0.3 {
+                Igbp::Cropland
+            } else {
+                Igbp::Grassland
+            };
+            class.code()
+        });
+        let landcover = landcover_raster(Raster::new(grid.clone(), classes.mapv(f32::from))?)?;
+
+        // 6. Vegetation vigour and soil brightness (multiplicative spectral variation).
+        let s_vig = stream(seed, tag::VIGOUR);
+        let vigour = par_field(h, w, |r, c| {
+            let n = fbm(s_vig, lon(c) / 0.08, lats[r] / 0.08, 3, 0.5);
+            (0.6 + 0.6 * f64::from(moisture[(r, c)]) + 0.15 * n).clamp(0.3, 1.4) as f32
+        });
+        let s_bright = stream(seed, tag::BRIGHTNESS);
+        let brightness = par_field(h, w, |r, c| {
+            fbm(s_bright, lon(c) / 0.05, lats[r] / 0.05, 2, 0.5) as f32
+        });
+
+        // 7. Urban density: share of built-up pixels in a box around each pixel.
+        let urban_r = ((URBAN_RADIUS_KM / px_km).round() as usize).max(1);
+        let is_urban = classes.mapv(|k| f32::from(u8::from(k == Igbp::UrbanBuiltUp.code())));
+        let urban_density = box_mean(&is_urban, urban_r);
+
+        Ok(World {
+            params: p,
+            grid,
+            lats,
+            elevation,
+            landcover,
+            slope: terrain.slope,
+            aspect: terrain.aspect,
+            classes,
+            moisture,
+            vigour,
+            brightness,
+            tpi,
+            urban_density,
+        })
+    }
+
+    /// The parameters the world was generated from.
+    pub fn params(&self) -> &WorldParams {
+        &self.params
+    }
+
+    /// The fine grid (EPSG:4326).
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// Elevation above sea level (m).
+    pub fn elevation(&self) -> &Raster {
+        &self.elevation
+    }
+
+    /// Land cover: IGBP codes, categorical.
+    pub fn landcover(&self) -> &Raster {
+        &self.landcover
+    }
+
+    /// Slope (degrees, Horn).
+    pub fn slope(&self) -> &Raster {
+        &self.slope
+    }
+
+    /// Aspect (degrees clockwise from north; 0 where flat).
+    pub fn aspect(&self) -> &Raster {
+        &self.aspect
+    }
+
+    /// Soil moisture index (0–1), the hidden driver of vegetation and evaporative cooling.
+    pub fn moisture(&self) -> Raster {
+        Raster::new(self.grid.clone(), self.moisture.clone())
+            .expect("moisture has the grid's shape")
+    }
+
+    /// Standard deviation of the LST noise (K): the irreducible error floor.
+    pub fn noise_std(&self) -> f64 {
+        self.params.noise_std_k
+    }
+
+    fn class_at(&self, r: usize, c: usize) -> Igbp {
+        // Codes were produced from `Igbp` values in `generate`.
+        Igbp::from_code(self.classes[(r, c)]).unwrap_or(Igbp::Grassland)
+    }
+
+    /// Surface reflectance of a month: per class, `dormant + (peak − dormant)·g`, with the
+    /// pixel's greenness `g` = class greenness × vigour, times `1 + 0.06·brightness`, plus
+    /// white noise of 0.004.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMonth`].
+    pub fn reflectance(&self, month: u32) -> Result<Reflectances> {
+        let doy = check_month(month)?;
+        let (h, w) = self.grid.shape();
+        let speckle = stream(self.params.seed, tag::SPECKLE ^ (u64::from(month) << 8));
+        let band = |b: usize| {
+            par_field(h, w, |r, c| {
+                let class = self.class_at(r, c);
+                let (dormant, peak) = spectra(class);
+                let g = (class_greenness(class, self.lats[r], doy)
+                    * f64::from(self.vigour[(r, c)]))
+                .clamp(0.0, 1.0);
+                let pix = ((r * w + c) as u64) << 3 | b as u64;
+                let eps = normal(mix(speckle ^ pix), mix(!speckle ^ pix));
+                let v = (dormant[b] + (peak[b] - dormant[b]) * g)
+                    * (1.0 + 0.06 * f64::from(self.brightness[(r, c)]))
+                    + 0.004 * eps;
+                v.max(0.001) as f32
+            })
+        };
+        let raster = |b: usize| Raster::new(self.grid.clone(), band(b));
+        Ok(Reflectances {
+            green: raster(0)?,
+            red: raster(1)?,
+            nir: raster(2)?,
+            swir: raster(3)?,
+        })
+    }
+
+    /// The fine covariates of a month, in the model's order (see `amun_indices::Covariate`):
+    /// `ndvi, landcover, reflectance, mndwi, ndbi, slope, aspect`. NDVI, MNDWI and NDBI come
+    /// from the month's reflectance through `amun-indices`; `reflectance` is the broadband
+    /// albedo proxy; land cover is IGBP codes (categorical). Add
+    /// [`World::elevation`] with `Covariates::extra` if a model should see it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMonth`].
+    pub fn covariates(&self, month: u32) -> Result<Stack> {
+        let refl = self.reflectance(month)?;
+        let stack = Covariates::new()
+            .with(Covariate::Ndvi, ndvi(&refl.nir, &refl.red)?)
+            .with(Covariate::Landcover, self.landcover.clone())
+            .with(Covariate::Reflectance, refl.albedo())
+            .with(Covariate::Mndwi, mndwi(&refl.green, &refl.swir)?)
+            .with(Covariate::Ndbi, ndbi(&refl.swir, &refl.nir)?)
+            .with(Covariate::Slope, self.slope.clone())
+            .with(Covariate::Aspect, self.aspect.clone())
+            .build()?;
+        Ok(stack)
+    }
+
+    /// The spatially correlated noise of one (month, hour): fBm over pixel coordinates with
+    /// the configured correlation length, shifted and scaled to mean 0 and standard deviation
+    /// `noise_std_k` exactly.
+    fn noise(&self, month: u32, hour: u32) -> Array2<f32> {
+        let (h, w) = self.grid.shape();
+        let sd = self.params.noise_std_k;
+        if sd <= 0.0 {
+            return Array2::zeros((h, w));
+        }
+        let s = stream(
+            self.params.seed,
+            tag::LST_NOISE ^ (u64::from(month) << 8) ^ (u64::from(hour) << 16),
+        );
+        let l = self.params.noise_corr_px;
+        let raw = par_field(h, w, |r, c| {
+            fbm(s, c as f64 / l, r as f64 / l, 3, 0.5) as f32
+        });
+        let (m, s_raw) = mean_std(&raw);
+        let scale = if s_raw > 0.0 { sd / s_raw } else { 0.0 };
+        raw.mapv(|v| ((f64::from(v) - m) * scale) as f32)
+    }
+
+    /// Computes the LST and, when asked, each term.
+    fn compute_lst(
+        &self,
+        month: u32,
+        hour: u32,
+        keep_terms: bool,
+    ) -> Result<(Array2<f32>, Vec<Array2<f32>>)> {
+        let doy = check_month(month)?;
+        let hr = check_hour(hour)?;
+        let (h, w) = self.grid.shape();
+        let refl = self.reflectance(month)?;
+        let veg = ndvi(&refl.nir, &refl.red)?;
+        let albedo = refl.albedo();
+        let noise = self.noise(month, hour);
+        let lapse = self.params.lapse_rate_k_per_km / 1000.0;
+        let n_terms = LST_TERMS.len();
+
+        // Per-row sun geometry and base temperature.
+        struct Row {
+            sin_e: f64,
+            sun_az: f64,
+            land_base: f64,
+            water_base: f64,
+        }
+        let rows: Vec<Row> = self
+            .lats
+            .iter()
+            .map(|&lat| {
+                let (sin_e, sun_az) = sun(lat, doy, hr);
+                let diurnal = DIURNAL_K * (sin_e.max(0.0) - mean_daylight(lat, doy));
+                Row {
+                    sin_e,
+                    sun_az,
+                    land_base: base_seasonal(lat, doy, 0.0, 1.0) + diurnal,
+                    water_base: base_seasonal(lat, doy, WATER_LAG_DAYS, WATER_SEASON)
+                        + WATER_DIURNAL * diurnal,
+                }
+            })
+            .collect();
+
+        let terms_at = |r: usize, c: usize| -> [f64; 11] {
+            let row = &rows[r];
+            let class = self.class_at(r, c);
+            let z = f64::from(self.elevation.data()[(r, c)]);
+            let day = row.sin_e.max(0.0);
+            let night = (1.0 - row.sin_e / 0.1).clamp(0.0, 1.0);
+            let mut t = [0.0f64; 11];
+            t[0] = row.land_base;
+            t[1] = -lapse * z;
+            t[10] = f64::from(noise[(r, c)]);
+            if class == Igbp::Water {
+                // Water: damped, lagged cycle replaces every land surface term.
+                t[8] = row.water_base - row.land_base;
+                return t;
+            }
+            let a = f64::from(albedo.data()[(r, c)]);
+            if day > 0.0 {
+                let s = f64::from(self.slope.data()[(r, c)]).to_radians();
+                let asp = f64::from(self.aspect.data()[(r, c)]);
+                let cos_z = day;
+                let sin_z = (1.0 - cos_z * cos_z).max(0.0).sqrt();
+                let cos_i =
+                    s.cos() * cos_z + s.sin() * sin_z * (row.sun_az - asp).to_radians().cos();
+                t[2] = SLOPE_SOLAR_K * (1.0 - a) * (cos_i.max(0.0) - cos_z);
+            }
+            t[3] = -ALBEDO_K * (a - ALBEDO_REF) * day;
+            let v = f64::from(veg.data()[(r, c)]).max(0.0);
+            t[4] = -VEG_DAY_K * v * day + VEG_NIGHT_K * v * night;
+            t[5] = -MOIST_DAY_K * f64::from(self.moisture[(r, c)]) * day;
+            let u = f64::from(self.urban_density[(r, c)]);
+            t[6] = u * (URBAN_NIGHT_K + URBAN_DAY_K * day);
+            let depth = (-f64::from(self.tpi[(r, c)]) / POOL_DEPTH_M).clamp(0.0, 1.0);
+            t[7] = -POOL_K * depth * night;
+            if class == Igbp::SnowIce {
+                let sum: f64 = t.iter().sum();
+                t[9] = (MELT_K - sum).min(0.0);
+            }
+            t
+        };
+
+        let lst = par_field(h, w, |r, c| terms_at(r, c).iter().sum::<f64>() as f32);
+        let terms = if keep_terms {
+            (0..n_terms)
+                .map(|i| par_field(h, w, |r, c| terms_at(r, c)[i] as f32))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((lst, terms))
+    }
+
+    /// Fine LST truth (K) for a month (1–12) and local solar hour (0–23).
+    ///
+    /// The sum of the terms of [`World::lst_terms`]; see the crate README for each formula.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMonth`], [`Error::InvalidHour`].
+    pub fn lst(&self, month: u32, hour: u32) -> Result<Raster> {
+        let (lst, _) = self.compute_lst(month, hour, false)?;
+        Ok(Raster::new(self.grid.clone(), lst)?)
+    }
+
+    /// Each term of the LST model as a band named as in [`LST_TERMS`] (K); they sum to
+    /// [`World::lst`] (up to f32 rounding).
+    ///
+    /// # Errors
+    /// As [`World::lst`].
+    pub fn lst_terms(&self, month: u32, hour: u32) -> Result<Stack> {
+        let (_, terms) = self.compute_lst(month, hour, true)?;
+        let mut stack = Stack::new(self.grid.clone());
+        for (name, t) in LST_TERMS.iter().zip(terms) {
+            stack.push(*name, Raster::new(self.grid.clone(), t)?)?;
+        }
+        Ok(stack)
+    }
+
+    /// Coarse LST: the fine truth block-averaged over `k × k` pixels (missing pixels
+    /// ignored), on `grid().coarsen(k)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFactor`] unless `k ≥ 1` divides both sides; as [`World::lst`].
+    pub fn coarse_lst(&self, month: u32, hour: u32, k: usize) -> Result<Raster> {
+        let (h, w) = self.grid.shape();
+        if k == 0 || w % k != 0 || h % k != 0 {
+            return Err(Error::InvalidFactor {
+                k,
+                width: w,
+                height: h,
+            });
+        }
+        Ok(self.lst(month, hour)?.block_mean(k, 0.0)?)
+    }
+}
