@@ -150,9 +150,7 @@ mod tests {
         let r = Raster::filled(g.clone(), 1.0).with_kind(BandKind::Categorical);
         let fine = g.refine(2).unwrap();
         assert!(resample(&r, &fine, Resampling::Bilinear).is_err());
-        assert_eq!(
-            resample(&r, &fine, Resampling::Nearest).unwrap().data()[(5, 5)],
-            1.0
-        );
+        let v = resample(&r, &fine, Resampling::Nearest).unwrap().data()[(5, 5)];
+        assert!((v - 1.0).abs() < 1e-6, "{v}");
     }
 }
