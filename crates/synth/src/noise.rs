@@ -21,11 +21,11 @@ pub(crate) fn unit(h: u64) -> f64 {
     (h >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
-/// A standard normal deviate from two hashes (Box–Muller).
-pub(crate) fn normal(h1: u64, h2: u64) -> f64 {
-    let u1 = unit(h1).max(1e-300);
-    let u2 = unit(h2);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+/// An approximately standard normal deviate from one hash: the Irwin–Hall sum of four
+/// 16-bit uniforms, centred and scaled to unit variance (range ±3.46).
+pub(crate) fn normal(h: u64) -> f64 {
+    let u = |k: u32| ((h >> (16 * k)) & 0xFFFF) as f64 / 65_536.0;
+    (u(0) + u(1) + u(2) + u(3) - 2.0) * 3f64.sqrt()
 }
 
 const S: f64 = std::f64::consts::FRAC_1_SQRT_2;
@@ -41,9 +41,12 @@ const GRADS: [(f64, f64); 8] = [
 ];
 
 fn lattice(seed: u64, ix: i64, iy: i64) -> (f64, f64) {
-    let h = mix(seed ^ (ix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        ^ mix((iy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ seed.rotate_left(17));
-    GRADS[(mix(h) >> 61) as usize]
+    // One multiply-xorshift-multiply round; the top three bits pick the gradient.
+    let a = seed
+        ^ (ix as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (iy as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let h = (a ^ (a >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    GRADS[(h >> 61) as usize]
 }
 
 fn fade(t: f64) -> f64 {
@@ -60,26 +63,50 @@ pub(crate) fn gradient(seed: u64, x: f64, y: f64) -> f64 {
         let (gx, gy) = lattice(seed, ix + dx, iy + dy);
         gx * (fx - dx as f64) + gy * (fy - dy as f64)
     };
+    let (d00, d10, d01, d11) = (dot(0, 0), dot(1, 0), dot(0, 1), dot(1, 1));
     let (u, v) = (fade(fx), fade(fy));
-    let a = dot(0, 0) + u * (dot(1, 0) - dot(0, 0));
-    let b = dot(0, 1) + u * (dot(1, 1) - dot(0, 1));
+    let a = d00 + u * (d10 - d00);
+    let b = d01 + u * (d11 - d01);
     a + v * (b - a)
 }
 
-/// Fractional Brownian motion: `Σ_o gain^o · gradient(2^o · p)` over `octaves`, divided by
-/// `√Σ gain^{2o}` so that the variance does not grow with the number of octaves. Each
-/// octave has its own seed and offset so lattices do not line up.
-pub(crate) fn fbm(seed: u64, x: f64, y: f64, octaves: u32, gain: f64) -> f64 {
-    let (mut sum, mut norm, mut amp, mut freq) = (0.0, 0.0, 1.0, 1.0);
-    for o in 0..octaves {
-        let s = stream(seed, u64::from(o));
-        let (ox, oy) = (unit(mix(s ^ 1)) * 1000.0, unit(mix(s ^ 2)) * 1000.0);
-        sum += amp * gradient(s, x * freq + ox, y * freq + oy);
-        norm += amp * amp;
-        amp *= gain;
-        freq *= 2.0;
+/// Fractional Brownian motion: `Σ_o gain^o · gradient(2^o · p + offset_o)` over `octaves`,
+/// divided by `√Σ gain^{2o}` so that the variance does not grow with the number of octaves.
+/// Each octave has its own seed and offset so lattices do not line up.
+#[derive(Debug, Clone)]
+pub(crate) struct Fbm {
+    octaves: Vec<(u64, f64, f64, f64, f64)>,
+    norm: f64,
+}
+
+impl Fbm {
+    pub(crate) fn new(seed: u64, octaves: u32, gain: f64) -> Self {
+        let (mut amp, mut freq, mut norm) = (1.0, 1.0, 0.0);
+        let octaves = (0..octaves)
+            .map(|o| {
+                let s = stream(seed, u64::from(o));
+                let (ox, oy) = (unit(mix(s ^ 1)) * 1000.0, unit(mix(s ^ 2)) * 1000.0);
+                let out = (s, amp, freq, ox, oy);
+                norm += amp * amp;
+                amp *= gain;
+                freq *= 2.0;
+                out
+            })
+            .collect();
+        Self {
+            octaves,
+            norm: 1.0 / f64::sqrt(norm),
+        }
     }
-    sum / norm.sqrt()
+
+    /// The value at (x, y) (units of the largest wavelength).
+    pub(crate) fn at(&self, x: f64, y: f64) -> f64 {
+        let mut sum = 0.0;
+        for &(s, amp, freq, ox, oy) in &self.octaves {
+            sum += amp * gradient(s, x * freq + ox, y * freq + oy);
+        }
+        sum * self.norm
+    }
 }
 
 #[cfg(test)]
@@ -105,7 +132,7 @@ mod tests {
         }
         let sd = (s2 / 40_000.0).sqrt();
         assert!((0.12..0.3).contains(&sd), "{sd}");
-        let f = fbm(5, 0.3, 0.9, 6, 0.5);
+        let f = Fbm::new(5, 6, 0.5).at(0.3, 0.9);
         assert!(f.abs() < 3.0);
     }
 
@@ -114,7 +141,7 @@ mod tests {
         let n = 20_000u64;
         let (mut m, mut v) = (0.0, 0.0);
         for i in 0..n {
-            let z = normal(mix(i), mix(i + n));
+            let z = normal(mix(i));
             m += z;
             v += z * z;
         }

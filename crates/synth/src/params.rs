@@ -11,9 +11,9 @@ use crate::error::{Error, Result};
 pub struct WorldParams {
     /// Random seed (default 42). Same seed and parameters → bit-identical world.
     pub seed: u64,
-    /// Width in pixels (default 256).
+    /// Width in pixels (default 320: 32 coarse pixels at 10×, 20 patches of 16).
     pub width: usize,
-    /// Height in pixels (default 256).
+    /// Height in pixels (default 320).
     pub height: usize,
     /// Pixel size in degrees (default 0.01°).
     pub res_deg: f64,
@@ -27,6 +27,9 @@ pub struct WorldParams {
     pub relief_m: f64,
     /// Wavelength of the largest terrain features, degrees (default 1°).
     pub terrain_wavelength_deg: f64,
+    /// Amplitude ratio between successive terrain octaves (each half the wavelength of the
+    /// previous), 0.3–0.9 (default 0.7): higher is rougher, steeper terrain.
+    pub roughness: f64,
     /// Share of the world that is water, 0–0.9 (default 0.05).
     pub water_fraction: f64,
     /// Share of gentle lowland (slope < 8°, lowest 40 % of the relief, below the treeline) that is urban, 0–1 (default 0.06).
@@ -47,14 +50,15 @@ impl Default for WorldParams {
     fn default() -> Self {
         Self {
             seed: 42,
-            width: 256,
-            height: 256,
+            width: 320,
+            height: 320,
             res_deg: 0.01,
             center_lat: 34.0,
             center_lon: 108.0,
             base_elevation_m: 300.0,
             relief_m: 3000.0,
             terrain_wavelength_deg: 1.0,
+            roughness: 0.7,
             water_fraction: 0.05,
             urban_fraction: 0.06,
             snow_line_m: 2900.0,
@@ -88,7 +92,7 @@ macro_rules! setter {
 }
 
 impl WorldParams {
-    /// The defaults: seed 42; 256×256 pixels of 0.01° centred on 34° N, 108° E (the Qinling
+    /// The defaults: seed 42; 320×320 pixels of 0.01° centred on 34° N, 108° E (the Qinling
     /// foreland, a mountain-and-basin landscape); lowest land 300 m, highest 3300 m
     /// (relief 3000 m), largest terrain wavelength 1°; 5 % water, about 6 % urban among
     /// gentle lowland; snow above 2900 m, bare ground above 2500 m; lapse rate 6.5 K/km;
@@ -107,6 +111,8 @@ impl WorldParams {
         relief_m: f64);
     setter!(/// Wavelength of the largest terrain features, degrees (default 1°).
         terrain_wavelength_deg: f64);
+    setter!(/// Amplitude ratio between terrain octaves, 0.3–0.9 (default 0.7).
+        roughness: f64);
     setter!(/// Share of the world that is water, 0–0.9 (default 0.05).
         water_fraction: f64);
     setter!(/// Share of gentle lowland (slope < 8°, lowest 40 % of the relief) that is urban,
@@ -124,7 +130,7 @@ impl WorldParams {
     setter!(/// Correlation length of the LST noise, fine pixels (default 3).
         noise_corr_px: f64);
 
-    /// World size in pixels (default 256×256).
+    /// World size in pixels (default 320×320).
     pub fn size(mut self, width: usize, height: usize) -> Self {
         self.width = width;
         self.height = height;
@@ -215,6 +221,9 @@ impl WorldParams {
                 "must be at least 4 pixels",
             );
         }
+        if !(0.3..=0.9).contains(&self.roughness) {
+            return bad("roughness", self.roughness.to_string(), "must be 0.3–0.9");
+        }
         if !(0.0..=0.9).contains(&self.water_fraction) {
             return bad(
                 "water_fraction",
@@ -261,10 +270,10 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_values_named() {
         let p = WorldParams::new().check().unwrap();
-        assert_eq!((p.width, p.height), (256, 256));
+        assert_eq!((p.width, p.height), (320, 320));
         let (w, n) = p.origin();
-        // 108 − 1.28 = 106.72, 34 + 1.28 = 35.28 (snapped to 0.01°).
-        assert!((w - 106.72).abs() < 1e-9 && (n - 35.28).abs() < 1e-9);
+        // 108 − 1.6 = 106.4, 34 + 1.6 = 35.6 (snapped to 0.01°).
+        assert!((w - 106.4).abs() < 1e-9 && (n - 35.6).abs() < 1e-9);
         let e = WorldParams::new().size(8, 64).check().unwrap_err();
         assert!(e.to_string().contains("width"), "{e}");
         let e = WorldParams::new().center(89.0, 0.0).check().unwrap_err();

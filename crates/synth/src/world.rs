@@ -8,7 +8,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::noise::{fbm, mix, normal, stream};
+use crate::noise::{mix, normal, stream, Fbm};
 use crate::params::{ValidWorldParams, WorldParams};
 use crate::physics::*;
 
@@ -186,10 +186,8 @@ impl World {
         // 1. Fractal terrain: fBm in degrees / wavelength, octaves down to 2 pixels.
         let wl = p.terrain_wavelength_deg;
         let octaves = ((wl / (2.0 * res)).log2().ceil() as u32).clamp(1, 14);
-        let s_terrain = stream(seed, tag::TERRAIN);
-        let raw = par_field(h, w, |r, c| {
-            fbm(s_terrain, lon(c) / wl, lats[r] / wl, octaves, 0.55) as f32
-        });
+        let f_terrain = Fbm::new(stream(seed, tag::TERRAIN), octaves, p.roughness);
+        let raw = par_field(h, w, |r, c| f_terrain.at(lon(c) / wl, lats[r] / wl) as f32);
         let flat: Vec<f32> = raw.iter().copied().collect();
         let lake = quantile(&flat, p.water_fraction);
         let top = flat.iter().copied().fold(f32::MIN, f32::max);
@@ -212,19 +210,19 @@ impl World {
         let tpi = elevation.data() - &mean_z;
 
         // 4. Moisture 0–1: noise, drier with height, wetter in hollows.
-        let s_moist = stream(seed, tag::MOISTURE);
+        let f_moist = Fbm::new(stream(seed, tag::MOISTURE), 3, 0.5);
         let z = elevation.data();
         let moisture = par_field(h, w, |r, c| {
-            let n = fbm(s_moist, lon(c) / (0.5 * wl), lats[r] / (0.5 * wl), 5, 0.5);
+            let n = f_moist.at(lon(c) / (0.5 * wl), lats[r] / (0.5 * wl));
             let zr = (f64::from(z[(r, c)]) - base) / relief.max(1.0);
             let hollow = -f64::from(tpi[(r, c)]) / 200.0;
             (0.55 + 0.35 * n - 0.35 * zr + 0.25 * hollow).clamp(0.0, 1.0) as f32
         });
 
         // 5. Land cover.
-        let s_settle = stream(seed, tag::SETTLEMENT);
+        let f_settle = Fbm::new(stream(seed, tag::SETTLEMENT), 3, 0.5);
         let settle = par_field(h, w, |r, c| {
-            fbm(s_settle, lon(c) / 0.25, lats[r] / 0.25, 4, 0.5) as f32
+            f_settle.at(lon(c) / 0.25, lats[r] / 0.25) as f32
         });
         let slope = terrain.slope.data();
         let suitable = |r: usize, c: usize| {
@@ -266,14 +264,14 @@ impl World {
         let landcover = landcover_raster(Raster::new(grid.clone(), classes.mapv(f32::from))?)?;
 
         // 6. Vegetation vigour and soil brightness (multiplicative spectral variation).
-        let s_vig = stream(seed, tag::VIGOUR);
+        let f_vig = Fbm::new(stream(seed, tag::VIGOUR), 2, 0.5);
         let vigour = par_field(h, w, |r, c| {
-            let n = fbm(s_vig, lon(c) / 0.08, lats[r] / 0.08, 3, 0.5);
+            let n = f_vig.at(lon(c) / 0.08, lats[r] / 0.08);
             (0.6 + 0.6 * f64::from(moisture[(r, c)]) + 0.15 * n).clamp(0.3, 1.4) as f32
         });
-        let s_bright = stream(seed, tag::BRIGHTNESS);
+        let f_bright = Fbm::new(stream(seed, tag::BRIGHTNESS), 1, 0.5);
         let brightness = par_field(h, w, |r, c| {
-            fbm(s_bright, lon(c) / 0.05, lats[r] / 0.05, 2, 0.5) as f32
+            f_bright.at(lon(c) / 0.05, lats[r] / 0.05) as f32
         });
 
         // 7. Urban density: share of built-up pixels in a box around each pixel.
@@ -354,15 +352,26 @@ impl World {
         let doy = check_month(month)?;
         let (h, w) = self.grid.shape();
         let speckle = stream(self.params.seed, tag::SPECKLE ^ (u64::from(month) << 8));
+        // Greenness per row and class code (it depends on latitude only).
+        let green: Vec<[f64; 18]> = self
+            .lats
+            .iter()
+            .map(|&lat| {
+                let mut g = [0.0; 18];
+                for class in Igbp::ALL {
+                    g[usize::from(class.code())] = class_greenness(class, lat, doy);
+                }
+                g
+            })
+            .collect();
         let band = |b: usize| {
             par_field(h, w, |r, c| {
                 let class = self.class_at(r, c);
                 let (dormant, peak) = spectra(class);
-                let g = (class_greenness(class, self.lats[r], doy)
-                    * f64::from(self.vigour[(r, c)]))
-                .clamp(0.0, 1.0);
+                let g = (green[r][usize::from(class.code())] * f64::from(self.vigour[(r, c)]))
+                    .clamp(0.0, 1.0);
                 let pix = ((r * w + c) as u64) << 3 | b as u64;
-                let eps = normal(mix(speckle ^ pix), mix(!speckle ^ pix));
+                let eps = normal(mix(speckle ^ pix));
                 let v = (dormant[b] + (peak[b] - dormant[b]) * g)
                     * (1.0 + 0.06 * f64::from(self.brightness[(r, c)]))
                     + 0.004 * eps;
@@ -414,9 +423,8 @@ impl World {
             tag::LST_NOISE ^ (u64::from(month) << 8) ^ (u64::from(hour) << 16),
         );
         let l = self.params.noise_corr_px;
-        let raw = par_field(h, w, |r, c| {
-            fbm(s, c as f64 / l, r as f64 / l, 3, 0.5) as f32
-        });
+        let f = Fbm::new(s, 3, 0.5);
+        let raw = par_field(h, w, |r, c| f.at(c as f64 / l, r as f64 / l) as f32);
         let (m, s_raw) = mean_std(&raw);
         let scale = if s_raw > 0.0 { sd / s_raw } else { 0.0 };
         raw.mapv(|v| ((f64::from(v) - m) * scale) as f32)
