@@ -563,3 +563,264 @@ impl World {
         Ok(self.lst(month, hour)?.block_mean(k, 0.0)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amun_raster::{resample, Resampling};
+
+    fn small(seed: u64) -> World {
+        World::generate(&WorldParams::new().seed(seed).size(160, 160)).unwrap()
+    }
+
+    fn bits(r: &Raster) -> Vec<u32> {
+        r.data().iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn same_seed_same_world_across_runs_and_thread_counts() {
+        let p = WorldParams::new().seed(11).size(96, 64);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let w = World::generate(&p).unwrap();
+                let cov = w.covariates(5).unwrap();
+                let mut out = vec![bits(w.elevation()), bits(w.landcover())];
+                out.extend(cov.bands().iter().map(bits));
+                out.push(bits(&w.lst(5, 14).unwrap()));
+                out.push(bits(&w.coarse_lst(5, 14, 8).unwrap()));
+                out
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(1), "two runs differ");
+        assert_eq!(one, run(3), "1 vs 3 threads differ");
+        let other = World::generate(&p.clone().seed(12)).unwrap();
+        assert_ne!(
+            one[0],
+            bits(other.elevation()),
+            "seeds 11 and 12 give one terrain"
+        );
+    }
+
+    #[test]
+    fn grids_terms_and_errors() {
+        let w = small(3);
+        assert_eq!(w.grid().crs(), Some(&amun_raster::Crs::WGS84));
+        assert!((w.grid().pixel_width() - 0.01).abs() < 1e-12);
+        let coarse = w.coarse_lst(1, 3, 10).unwrap();
+        assert_eq!(w.grid().refinement_of(coarse.grid()).unwrap(), 10);
+        // The coarse field is the block mean of the fine one.
+        let fine = w.lst(1, 3).unwrap();
+        let block = fine.data().slice(ndarray::s![10..20, 30..40]);
+        let mean = block.iter().map(|&v| f64::from(v)).sum::<f64>() / 100.0;
+        assert!((f64::from(coarse.data()[(1, 3)]) - mean).abs() < 1e-3);
+        // The terms add up to the LST.
+        let terms = w.lst_terms(1, 3).unwrap();
+        assert_eq!(terms.names(), LST_TERMS);
+        for (r, c) in [(0, 0), (50, 70), (159, 159)] {
+            let sum: f64 = terms
+                .bands()
+                .iter()
+                .map(|b| f64::from(b.data()[(r, c)]))
+                .sum();
+            assert!((sum - f64::from(fine.data()[(r, c)])).abs() < 1e-3);
+        }
+        // The noise term has the documented amplitude.
+        let noise = terms.band("noise").unwrap().stats().unwrap();
+        assert!((noise.std - w.noise_std()).abs() < 1e-3 && noise.mean.abs() < 1e-3);
+        assert!(matches!(
+            w.lst(13, 0),
+            Err(Error::InvalidMonth { month: 13 })
+        ));
+        assert!(matches!(w.lst(0, 0), Err(Error::InvalidMonth { month: 0 })));
+        assert!(matches!(w.lst(1, 24), Err(Error::InvalidHour { hour: 24 })));
+        assert!(matches!(
+            w.coarse_lst(1, 0, 7),
+            Err(Error::InvalidFactor { k: 7, .. })
+        ));
+        assert!(matches!(
+            World::generate(&WorldParams::new().res_deg(0.0)),
+            Err(Error::InvalidParameter {
+                name: "res_deg",
+                ..
+            })
+        ));
+    }
+
+    /// Mean of `v` over pixels where `keep` holds.
+    fn mean_where(v: &Raster, keep: impl Fn(usize, usize) -> bool) -> f64 {
+        let (mut s, mut n) = (0.0, 0usize);
+        for ((r, c), &x) in v.data().indexed_iter() {
+            if keep(r, c) && !x.is_nan() {
+                s += f64::from(x);
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no pixel selected");
+        s / n as f64
+    }
+
+    #[test]
+    fn physics_has_the_documented_signs() {
+        let w = small(5);
+        let lc = w.landcover().data();
+        let is = |class: Igbp| move |r: usize, c: usize| lc[(r, c)] as u8 == class.code();
+        let (jan_night, jul_noon) = (w.lst(1, 2).unwrap(), w.lst(7, 13).unwrap());
+        let jul_night = w.lst(7, 2).unwrap();
+        let all = |_: usize, _: usize| true;
+        // Seasons and days: July noon ≫ July night > January night (34° N).
+        assert!(mean_where(&jul_noon, all) > mean_where(&jul_night, all) + 5.0);
+        assert!(mean_where(&jul_night, all) > mean_where(&jan_night, all) + 10.0);
+        // Water's diurnal range is much smaller than land's.
+        let range = |class| mean_where(&jul_noon, is(class)) - mean_where(&jul_night, is(class));
+        assert!(range(Igbp::Water) < 0.4 * range(Igbp::Cropland));
+        // Lapse rate: the lapse term is −6.5 K/km × elevation exactly.
+        let terms = w.lst_terms(7, 13).unwrap();
+        let z = w.elevation().data()[(80, 80)];
+        let lapse = terms.band("lapse").unwrap().data()[(80, 80)];
+        assert!((f64::from(lapse) + 6.5e-3 * f64::from(z)).abs() < 1e-3);
+        // Sunlit (south-facing, steep) slopes gain heat at noon; north-facing ones lose it.
+        let (slope, aspect) = (w.slope().data(), w.aspect().data());
+        let solar = terms.band("solar").unwrap();
+        let south = mean_where(solar, |r, c| {
+            slope[(r, c)] > 5.0 && (aspect[(r, c)] - 180.0).abs() < 30.0
+        });
+        let north = mean_where(solar, |r, c| {
+            slope[(r, c)] > 5.0 && (aspect[(r, c)] < 30.0 || aspect[(r, c)] > 330.0)
+        });
+        assert!(south > 0.0 && north < 0.0, "south {south}, north {north}");
+        // Urban heat and vegetation cooling by day; pooling only at night.
+        let urban = terms.band("urban").unwrap();
+        assert!(mean_where(urban, is(Igbp::UrbanBuiltUp)) > 2.0);
+        assert!(mean_where(terms.band("vegetation").unwrap(), is(Igbp::MixedForest)) < -3.0);
+        assert!(terms.band("pooling").unwrap().stats().unwrap().min.abs() < 1e-9);
+        let night = w.lst_terms(7, 2).unwrap();
+        assert!(night.band("pooling").unwrap().stats().unwrap().min < -1.0);
+        // Snow never exceeds the melting point.
+        let snowy = World::generate(
+            &WorldParams::new()
+                .seed(5)
+                .size(64, 64)
+                .snow_line_m(1000.0)
+                .treeline_m(900.0),
+        )
+        .unwrap();
+        let hot = snowy.lst(7, 13).unwrap();
+        let snow = snowy.landcover().data();
+        for ((r, c), &t) in hot.data().indexed_iter() {
+            if snow[(r, c)] as u8 == Igbp::SnowIce.code() {
+                assert!(f64::from(t) <= MELT_K + 1e-3);
+            }
+        }
+    }
+
+    /// Least squares `y ≈ X b` by the normal equations (Gaussian elimination with partial
+    /// pivoting); returns R².
+    fn r_squared(x: &[Vec<f64>], y: &[f64]) -> f64 {
+        let p = x[0].len();
+        let mut a = vec![vec![0.0; p + 1]; p];
+        for (row, &t) in x.iter().zip(y) {
+            for i in 0..p {
+                for j in 0..p {
+                    a[i][j] += row[i] * row[j];
+                }
+                a[i][p] += row[i] * t;
+            }
+        }
+        for i in 0..p {
+            a[i][i] += 1e-9;
+        }
+        for col in 0..p {
+            let piv = (col..p)
+                .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+                .unwrap();
+            a.swap(col, piv);
+            for r in 0..p {
+                if r != col {
+                    let f = a[r][col] / a[col][col];
+                    for k in col..=p {
+                        a[r][k] -= f * a[col][k];
+                    }
+                }
+            }
+        }
+        let b: Vec<f64> = (0..p).map(|i| a[i][p] / a[i][i]).collect();
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        let (mut ss_res, mut ss_tot) = (0.0, 0.0);
+        for (row, &t) in x.iter().zip(y) {
+            let pred: f64 = row.iter().zip(&b).map(|(u, v)| u * v).sum();
+            ss_res += (t - pred).powi(2);
+            ss_tot += (t - mean).powi(2);
+        }
+        1.0 - ss_res / ss_tot
+    }
+
+    #[test]
+    fn world_is_learnable_and_not_trivial() {
+        // Bilinear upsampling of the 10× coarse LST must leave ≥ 1 K RMSE, and an ordinary
+        // least-squares fit of that residual on the fine covariates' anomalies (fine minus
+        // bilinear of their block means) must explain a clear part of it.
+        let w = small(7);
+        let (month, hour) = (7, 13);
+        let truth = w.lst(month, hour).unwrap();
+        let up = |r: &Raster| {
+            resample(
+                &r.block_mean(10, 0.0).unwrap(),
+                w.grid(),
+                Resampling::Bilinear,
+            )
+            .unwrap()
+        };
+        let base = up(&truth);
+        let cov = w.covariates(month).unwrap();
+        let mut features: Vec<Raster> = Vec::new();
+        for name in ["ndvi", "reflectance", "mndwi", "ndbi", "slope"] {
+            features.push(cov.band(name).unwrap().clone());
+        }
+        features.push(w.elevation().clone());
+        let aspect = cov.band("aspect").unwrap();
+        let slope = cov.band("slope").unwrap();
+        // Southness × slope: the sunlit-slope signal a linear model can use.
+        let southness = Raster::from_fn(w.grid().clone(), |(r, c)| {
+            -aspect.data()[(r, c)].to_radians().cos() * slope.data()[(r, c)]
+        });
+        features.push(southness);
+        let anomalies: Vec<Raster> = features
+            .iter()
+            .map(|f| {
+                let mut a = f.clone();
+                let u = up(f);
+                ndarray::Zip::from(a.data_mut())
+                    .and(u.data())
+                    .for_each(|x, &m| *x -= m);
+                a
+            })
+            .collect();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for ((r, c), &t) in truth.data().indexed_iter() {
+            let row: Vec<f64> = std::iter::once(1.0)
+                .chain(anomalies.iter().map(|a| f64::from(a.data()[(r, c)])))
+                .collect();
+            if row.iter().all(|v| v.is_finite()) {
+                x.push(row);
+                y.push(f64::from(t - base.data()[(r, c)]));
+            }
+        }
+        let rmse = (y.iter().map(|v| v * v).sum::<f64>() / y.len() as f64).sqrt();
+        assert!(
+            rmse >= 1.0,
+            "bilinear RMSE {rmse} K: the world is too smooth"
+        );
+        let r2 = r_squared(&x, &y);
+        eprintln!("bilinear RMSE {rmse:.3} K, residual R² of the linear model {r2:.3}");
+        assert!(
+            r2 > 0.3,
+            "linear model explains only R² = {r2} of the residual"
+        );
+        assert!(r2 < 0.99, "R² = {r2}: the residual is trivially linear");
+    }
+}
