@@ -720,6 +720,7 @@ mod tests {
 
     /// Least squares `y ≈ X b` by the normal equations (Gaussian elimination with partial
     /// pivoting); returns R².
+    #[allow(clippy::needless_range_loop)] // dense linear algebra reads best with indices
     fn r_squared(x: &[Vec<f64>], y: &[f64]) -> f64 {
         let p = x[0].len();
         let mut a = vec![vec![0.0; p + 1]; p];
