@@ -21,7 +21,7 @@ pub enum Acquisition {
 
 impl Default for Acquisition {
     fn default() -> Self {
-        Acquisition::ExpectedImprovement { xi: 0.01 }
+        Acquisition::ExpectedImprovement { xi: 0.0 }
     }
 }
 

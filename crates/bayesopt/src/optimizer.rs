@@ -614,10 +614,14 @@ impl<'a> Scorer<'a> {
                 base: best_u.clone(),
             };
             let start: Vec<f64> = self.real.iter().map(|&(i, _)| logit(best_u[i])).collect();
-            let solver = LBFGS::new(MoreThuenteLineSearch::new(), 5);
-            let run = Executor::new(problem, solver)
-                .configure(|s| s.param(start).max_iters(POLISH_ITERS))
-                .run();
+            let run = LBFGS::new(MoreThuenteLineSearch::new(), 5)
+                .with_tolerance_grad(1e-6)
+                .and_then(|s| s.with_tolerance_cost(1e-10))
+                .and_then(|solver| {
+                    Executor::new(problem, solver)
+                        .configure(|s| s.param(start).max_iters(POLISH_ITERS))
+                        .run()
+                });
             // Any termination reason is acceptable here: the best point seen is kept only if
             // it beats the start, and a failed run leaves the start in place.
             if let Ok(res) = run {
