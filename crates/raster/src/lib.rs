@@ -9,6 +9,9 @@ mod raster;
 mod resample;
 mod stack;
 
+#[cfg(test)]
+mod fixture_tests;
+
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
@@ -16,5 +19,5 @@ pub use gtiff::{
     Compression, DataType, FileInfo, Interleave, ReadOptions, WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
-pub use resample::{resample, Resampling};
+pub use resample::{average, resample, Averaged, Resampling};
 pub use stack::Stack;

@@ -572,7 +572,7 @@ mod tests {
             Crs::Epsg(31985),
             Crs::modis_sinusoidal(),
             Crs::Proj("+proj=utm +zone=25 +south +ellps=GRS80 +units=m +no_defs".into()),
-            Crs::Proj("+proj=longlat +datum=WGS84 +no_defs".into()),
+            Crs::Proj("+proj=longlat +ellps=GRS80 +no_defs".into()),
             Crs::Proj(
                 "+proj=laea +lat_0=52 +lon_0=10 +x_0=4321000 +y_0=3210000 +ellps=GRS80 +units=m +no_defs"
                     .into(),
@@ -584,6 +584,9 @@ mod tests {
         ] {
             assert_eq!(round_trip(&crs).as_ref(), Some(&crs));
         }
+        // Geographic WGS 84 is written with its EPSG code, so it reads back as one.
+        let ll = Crs::Proj("+proj=longlat +datum=WGS84 +no_defs".into());
+        assert_eq!(round_trip(&ll), Some(Crs::Epsg(4326)));
     }
 
     #[test]
