@@ -10,7 +10,7 @@ mod ridge;
 
 pub use downscale::{
     residual_correct, DownscaleParams, DownscaleValidParams, FittedDownscaler, Model, ModelParams,
-    ResidualCorrection, SupervisedDownscaler, TrainingScene,
+    ResidualCorrection, SupervisedDownscaler, SupervisedTarget, TrainingScene,
 };
 pub use error::{Error, Result};
 pub use features::CategoricalEncoding;
