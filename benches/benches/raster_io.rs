@@ -10,7 +10,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use amun_raster::{read, resample, write, Crs, GeoTransform, Grid, Raster, Resampling, Stack, WriteOptions};
+use amun_raster::{
+    read, resample, write, Crs, GeoTransform, Grid, Raster, Resampling, Stack, WriteOptions,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const SIDE: usize = 4096;
@@ -34,14 +36,18 @@ fn field(side: usize) -> Raster {
     Raster::from_fn(grid, |(r, c)| {
         let (x, y) = (c as f32 / 300.0, r as f32 / 300.0);
         // Land surface temperature in kelvin: smooth relief plus 0.1 K of sensor noise.
-        295.0 + 8.0 * x.sin() * y.cos() + 3.0 * (2.7 * x + 1.3 * y).sin()
+        295.0
+            + 8.0 * x.sin() * y.cos()
+            + 3.0 * (2.7 * x + 1.3 * y).sin()
             + 0.1 * noise((r * side + c) as u64)
     })
 }
 
 fn io(c: &mut Criterion) {
     let raster = field(SIDE);
-    let stack = Stack::new(raster.grid().clone()).with("lst", raster).unwrap();
+    let stack = Stack::new(raster.grid().clone())
+        .with("lst", raster)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lst.tif");
     let opts = WriteOptions::default();

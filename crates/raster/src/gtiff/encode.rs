@@ -36,7 +36,7 @@ pub fn write(path: impl AsRef<Path>, stack: &Stack, opts: &WriteOptions) -> Resu
 /// Writes one raster as a single-band GeoTIFF (no band description).
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_raster(path: impl AsRef<Path>, raster: &Raster, opts: &WriteOptions) -> Result<()> {
     write_bands(path.as_ref(), raster.grid(), &[(None, raster)], opts)
 }
