@@ -1,7 +1,10 @@
 //! Times GeoTIFF write and read of a seeded 4096×4096 `f32` field (the data of the
 //! `raster_io` criterion bench) and leaves the file for a `gdal_translate` comparison.
 //!
-//! `cargo run --release -p amun-raster --example io_throughput -- OUT_DIR [REPEATS]`
+//! `cargo run --release -p amun-raster --example io_throughput -- OUT_DIR [REPEATS] [MODE]`
+//!
+//! MODE is `both` (default), `gen` (only build the field), `write` or `read` (one kind of
+//! operation, so that `/usr/bin/time` can report its CPU time).
 
 use std::time::Instant;
 
@@ -18,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| ".".into()));
     let repeats: usize = args.next().map_or(Ok(5), |s| s.parse())?;
+    let mode = args.next().unwrap_or_else(|| "both".into());
     let side = 4096;
     let grid = Grid::new(
         side,
@@ -33,6 +37,9 @@ fn main() -> anyhow::Result<()> {
             + 0.1 * noise((r * side + c) as u64)
     });
     let stack = Stack::new(grid).with("lst", raster)?;
+    if mode == "gen" {
+        return Ok(());
+    }
     let mb = (side * side * 4) as f64 / 1e6;
     for (name, opts) in [
         ("predictor3", WriteOptions::default()),
@@ -40,23 +47,33 @@ fn main() -> anyhow::Result<()> {
     ] {
         let path = dir.join(format!("amun_{name}.tif"));
         let mut best_w = f64::MAX;
-        for _ in 0..repeats {
+        if mode == "read" && !path.exists() {
+            write(&path, &stack, &opts)?;
+        }
+        for _ in 0..if mode == "read" { 0 } else { repeats } {
             let t = Instant::now();
             write(&path, &stack, &opts)?;
             best_w = best_w.min(t.elapsed().as_secs_f64());
         }
         let mut best_r = f64::MAX;
-        for _ in 0..repeats {
+        for _ in 0..if mode == "write" { 0 } else { repeats } {
             let t = Instant::now();
             let s = read(&path)?;
             best_r = best_r.min(t.elapsed().as_secs_f64());
             assert_eq!(s.len(), 1);
         }
         let size = std::fs::metadata(&path)?.len() as f64 / 1e6;
+        let rate = |t: f64| {
+            if t == f64::MAX {
+                "-".to_string()
+            } else {
+                format!("{t:.3} s = {:.0} MB/s", mb / t)
+            }
+        };
         println!(
-            "{name}: file {size:.1} MB; write {best_w:.3} s = {:.0} MB/s; read {best_r:.3} s = {:.0} MB/s (best of {repeats}, {mb:.1} MB of f32)",
-            mb / best_w,
-            mb / best_r
+            "{name}: file {size:.1} MB; write {}; read {} (best of {repeats}, {mb:.1} MB of f32)",
+            rate(best_w),
+            rate(best_r)
         );
     }
     Ok(())
