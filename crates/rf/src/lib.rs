@@ -15,4 +15,6 @@ pub use downscale::{
 pub use error::{Error, Result};
 pub use features::CategoricalEncoding;
 pub use forest::{Mtry, RandomForest, RfParams, RfValidParams};
+/// The `ndarray` version of this crate's array arguments.
+pub use ndarray;
 pub use ridge::{RidgeModel, RidgeParams, RidgeValidParams};
