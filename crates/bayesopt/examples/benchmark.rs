@@ -86,7 +86,10 @@ fn main() -> anyhow::Result<()> {
     println!("| function | budget | amun-bayesopt median regret | share < 0.01 | random search median | skopt gp_minimize median | amun time/run |");
     println!("|---|---|---|---|---|---|---|");
     let only: Option<String> = std::env::args().nth(1);
-    for p in problems.iter().filter(|p| only.as_deref().is_none_or(|o| o == p.name)) {
+    for p in problems
+        .iter()
+        .filter(|p| only.as_deref().is_none_or(|o| o == p.name))
+    {
         let mut ours = Vec::new();
         let mut rand = Vec::new();
         let start = Instant::now();

@@ -115,7 +115,11 @@ mod tests {
     fn ei_matches_formula_and_integral() {
         // Closed form σ(zΦ(z) + φ(z)) (Jones et al. 1998, eq. 15) against a midpoint-rule
         // integral of max(best − xi − y, 0) N(y; μ, σ²) over μ ± 12σ.
-        for &(mu, sd, best, xi) in &[(0.0, 1.0, 0.5, 0.0), (1.0, 0.3, 0.2, 0.01), (-2.0, 2.0, -1.0, 0.1)] {
+        for &(mu, sd, best, xi) in &[
+            (0.0, 1.0, 0.5, 0.0),
+            (1.0, 0.3, 0.2, 0.01),
+            (-2.0, 2.0, -1.0, 0.1),
+        ] {
             let ei = expected_improvement(mu, sd, best, xi);
             let steps = 200_000;
             let (lo, hi) = (mu - 12.0 * sd, mu + 12.0 * sd);
@@ -140,7 +144,10 @@ mod tests {
             let (a, da) = log_h(z - 1e-9);
             let (b, db) = log_h(z + 1e-9);
             assert!((a - b).abs() < 1e-6, "value jump at {z}: {a} vs {b}");
-            assert!((da - db).abs() < 1e-5 * da.abs(), "slope jump at {z}: {da} vs {db}");
+            assert!(
+                (da - db).abs() < 1e-5 * da.abs(),
+                "slope jump at {z}: {da} vs {db}"
+            );
         }
         // Far tail: h(z) ≈ φ(z)/z², so ln h ≈ −z²/2 − ln√(2π) − 2 ln|z| (Mills ratio series).
         let z = -100.0_f64;
@@ -151,7 +158,10 @@ mod tests {
         for &z in &[2.0, 0.3, -0.5, -3.0, -12.0, -40.0] {
             let h = 1e-6;
             let fd = (log_h(z + h).0 - log_h(z - h).0) / (2.0 * h);
-            assert!((fd - log_h(z).1).abs() < 1e-5 * (1.0 + fd.abs()), "z={z}: {fd}");
+            assert!(
+                (fd - log_h(z).1).abs() < 1e-5 * (1.0 + fd.abs()),
+                "z={z}: {fd}"
+            );
         }
     }
 

@@ -29,7 +29,7 @@ const SQRT5: f64 = 2.236_067_977_499_79;
 const LN_2PI: f64 = 1.837_877_066_409_345_3;
 
 /// Prior on each `ln l_d`: normal with this mean (l ≈ 0.5 of the unit cube) …
-const PRIOR_LN_LENGTHSCALE_MEAN: f64 = -0.693_147_180_559_945_3;
+const PRIOR_LN_LENGTHSCALE_MEAN: f64 = -std::f64::consts::LN_2;
 /// … and this standard deviation.
 const PRIOR_LN_LENGTHSCALE_SD: f64 = 1.5;
 /// Prior on `ln s²` (outputs are standardised, so `s² ≈ 1`): mean 0 and this deviation.
@@ -357,10 +357,26 @@ impl Gp {
 
     /// A GP with given hyperparameters (no fitting), on standardised `y`; for tests.
     #[cfg(test)]
-    pub(crate) fn with_theta(x: Vec<f64>, m: usize, y: &[f64], theta: Vec<f64>, floor: f64) -> Result<Self> {
+    pub(crate) fn with_theta(
+        x: Vec<f64>,
+        m: usize,
+        y: &[f64],
+        theta: Vec<f64>,
+        floor: f64,
+    ) -> Result<Self> {
         let (y_mean, y_std) = standardisation(y);
         let z = y.iter().map(|v| (v - y_mean) / y_std).collect();
-        Self::build(x, y.len(), m, z, y_mean, y_std, theta, floor, FitReport::default())
+        Self::build(
+            x,
+            y.len(),
+            m,
+            z,
+            y_mean,
+            y_std,
+            theta,
+            floor,
+            FitReport::default(),
+        )
     }
 
     /// Posterior mean and latent variance at input `x`, in the original output units.
@@ -646,6 +662,9 @@ pub(crate) fn log_prior(theta: &[f64]) -> (f64, Vec<f64>) {
     (lp, grad)
 }
 
+/// `(θ, cost, gradient)` of the last evaluation.
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
+
 /// argmin problem: negative log posterior of `θ`. Cost and gradient come from one
 /// factorisation, cached for the last `θ` (argmin asks for them separately).
 struct NegLogPosterior<'a> {
@@ -654,7 +673,7 @@ struct NegLogPosterior<'a> {
     m: usize,
     z: &'a [f64],
     floor: f64,
-    cache: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    cache: RefCell<Option<Evaluation>>,
 }
 
 impl NegLogPosterior<'_> {
@@ -675,7 +694,8 @@ impl NegLogPosterior<'_> {
         // quadratic penalty pulls back: the cost stays finite and continuous, so L-BFGS's
         // line search can backtrack from an overlong first step instead of failing.
         let inside = clamp_theta(theta, self.m);
-        let (lml, g_lml) = log_marginal_likelihood(self.x, self.n, self.m, self.z, &inside, self.floor)?;
+        let (lml, g_lml) =
+            log_marginal_likelihood(self.x, self.n, self.m, self.z, &inside, self.floor)?;
         let (lp, g_lp) = log_prior(&inside);
         let mut cost = -(lml + lp);
         let mut grad: Vec<f64> = g_lml.iter().zip(&g_lp).map(|(a, b)| -(a + b)).collect();
@@ -734,15 +754,29 @@ mod tests {
         let det = a * d - b * b;
         let kinv = [d / det, -b / det, -b / det, a / det];
         let xs = 0.5;
-        let ks = [s2 * matern52((xs - 0.2_f64).abs() / l), s2 * matern52((xs - 0.9_f64).abs() / l)];
+        let ks = [
+            s2 * matern52((xs - 0.2_f64).abs() / l),
+            s2 * matern52((xs - 0.9_f64).abs() / l),
+        ];
         let z = [-1.0, 1.0];
-        let kz = [kinv[0] * z[0] + kinv[1] * z[1], kinv[2] * z[0] + kinv[3] * z[1]];
+        let kz = [
+            kinv[0] * z[0] + kinv[1] * z[1],
+            kinv[2] * z[0] + kinv[3] * z[1],
+        ];
         let mu = ks[0] * kz[0] + ks[1] * kz[1];
-        let kk = [kinv[0] * ks[0] + kinv[1] * ks[1], kinv[2] * ks[0] + kinv[3] * ks[1]];
+        let kk = [
+            kinv[0] * ks[0] + kinv[1] * ks[1],
+            kinv[2] * ks[0] + kinv[3] * ks[1],
+        ];
         let var = s2 - (ks[0] * kk[0] + ks[1] * kk[1]);
 
         let p = gp.predict(&[xs]).unwrap();
-        assert!((p.mean - (4.0 + mu)).abs() < 1e-10, "{} vs {}", p.mean, 4.0 + mu);
+        assert!(
+            (p.mean - (4.0 + mu)).abs() < 1e-10,
+            "{} vs {}",
+            p.mean,
+            4.0 + mu
+        );
         assert!((p.variance - var).abs() < 1e-10, "{} vs {var}", p.variance);
         // At a training input the mean nearly interpolates (noise is small).
         assert!((gp.predict(&[0.2]).unwrap().mean - 3.0).abs() < 0.05);
@@ -774,7 +808,11 @@ mod tests {
             let fp = log_marginal_likelihood(&x, n, m, &z, &tp, floor).unwrap().0;
             let fm = log_marginal_likelihood(&x, n, m, &z, &tm, floor).unwrap().0;
             let fd = (fp - fm) / (2.0 * h);
-            assert!((fd - grad[p]).abs() < 1e-5 * (1.0 + fd.abs()), "θ{p}: {fd} vs {}", grad[p]);
+            assert!(
+                (fd - grad[p]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "θ{p}: {fd} vs {}",
+                grad[p]
+            );
             // … and of the prior.
             let fd = (log_prior(&tp).0 - log_prior(&tm).0) / (2.0 * h);
             assert!((fd - grad_prior[p]).abs() < 1e-6, "prior θ{p}");
@@ -821,7 +859,12 @@ mod tests {
         let flat: Vec<f64> = x.iter().flatten().copied().collect();
         let start = Gp::with_theta(flat, 2, &y, default_theta(2), 1e-6).unwrap();
         let post = |g: &Gp| g.log_marginal_likelihood() + log_prior(g.theta()).0;
-        assert!(post(&gp) > post(&start) + 1.0, "{} vs {}", post(&gp), post(&start));
+        assert!(
+            post(&gp) > post(&start) + 1.0,
+            "{} vs {}",
+            post(&gp),
+            post(&start)
+        );
         let p = gp.predict(&[0.3, 0.5]).unwrap();
         assert!((p.mean - (1.8_f64).sin()).abs() < 0.1, "{p:?}");
         assert!(gp.predict(&[0.3]).is_err());
@@ -843,7 +886,11 @@ mod tests {
         // Identical outputs (std 0) and duplicated inputs: the noise floor and the jitter
         // must keep the model usable.
         let x = vec![vec![0.5], vec![0.5], vec![0.1]];
-        let gp = GpParams::new().check().unwrap().fit(&x, &[2.0, 2.0, 2.0]).unwrap();
+        let gp = GpParams::new()
+            .check()
+            .unwrap()
+            .fit(&x, &[2.0, 2.0, 2.0])
+            .unwrap();
         let p = gp.predict(&[0.3]).unwrap();
         assert!((p.mean - 2.0).abs() < 1e-6);
     }

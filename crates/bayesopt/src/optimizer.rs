@@ -126,9 +126,19 @@ impl Params {
     /// `n_candidates` or `max_gp_iters` zero, a noise floor that is not positive and finite,
     /// or a negative or non-finite acquisition parameter.
     pub fn check(&self) -> Result<ValidParams> {
-        let bad = |name, value: String, reason| Err(Error::InvalidParam { name, value, reason });
+        let bad = |name, value: String, reason| {
+            Err(Error::InvalidParam {
+                name,
+                value,
+                reason,
+            })
+        };
         if self.n_initial < 2 {
-            return bad("n_initial", self.n_initial.to_string(), "must be at least 2");
+            return bad(
+                "n_initial",
+                self.n_initial.to_string(),
+                "must be at least 2",
+            );
         }
         if self.n_candidates == 0 {
             return bad("n_candidates", "0".into(), "must be at least 1");
@@ -334,7 +344,7 @@ impl Optimizer {
                 None => random_unit(d, &mut rng),
             }
         };
-        let point = self.space.from_unit(&u);
+        let point = self.space.point_at_unit(&u);
         self.pending.push(point.clone());
         self.n_asked += 1;
         Ok(point)
@@ -439,7 +449,11 @@ impl Optimizer {
     fn propose(&mut self, rng: &mut ChaCha8Rng) -> Result<Option<Vec<f64>>> {
         let p = self.params.0.clone();
         let space = &self.space;
-        let successes: Vec<f64> = self.trials.iter().filter_map(|t| t.outcome.value()).collect();
+        let successes: Vec<f64> = self
+            .trials
+            .iter()
+            .filter_map(|t| t.outcome.value())
+            .collect();
         if successes.len() < 2 {
             return Ok(None);
         }
@@ -476,12 +490,17 @@ impl Optimizer {
         let d = space.len();
 
         // Candidates: uniform points, plus points near the best observations.
-        let mut candidates: Vec<Vec<f64>> = (0..p.n_candidates).map(|_| random_unit(d, rng)).collect();
+        let mut candidates: Vec<Vec<f64>> =
+            (0..p.n_candidates).map(|_| random_unit(d, rng)).collect();
         let mut order: Vec<usize> = (0..self.trials.len()).collect();
         order.retain(|&i| self.trials[i].outcome.value().is_some());
         order.sort_by(|&a, &b| {
-            let (va, vb) = (self.trials[a].outcome.value(), self.trials[b].outcome.value());
-            va.unwrap_or(f64::INFINITY).total_cmp(&vb.unwrap_or(f64::INFINITY))
+            let (va, vb) = (
+                self.trials[a].outcome.value(),
+                self.trials[b].outcome.value(),
+            );
+            va.unwrap_or(f64::INFINITY)
+                .total_cmp(&vb.unwrap_or(f64::INFINITY))
         });
         let n_local = p.n_candidates / 4;
         let top = order.len().min(3);
@@ -522,7 +541,7 @@ impl Optimizer {
         Ok(polished
             .into_iter()
             .map(|(_, u)| u)
-            .find(|u| !known.contains(&space.from_unit(u))))
+            .find(|u| !known.contains(&space.point_at_unit(u))))
     }
 }
 
@@ -571,7 +590,10 @@ impl<'a> Scorer<'a> {
             acquisition,
             best,
             real,
-            scratch: RefCell::new((Scratch::new(gp.n_observations()), vec![0.0; space.n_features()])),
+            scratch: RefCell::new((
+                Scratch::new(gp.n_observations()),
+                vec![0.0; space.n_features()],
+            )),
         }
     }
 
@@ -580,7 +602,9 @@ impl<'a> Scorer<'a> {
         let (scratch, feat) = &mut *guard;
         self.space.features(u, feat);
         let (mu, var) = self.gp.posterior(feat, scratch, None);
-        self.acquisition.value(mu, var.max(1e-12).sqrt(), self.best).0
+        self.acquisition
+            .value(mu, var.max(1e-12).sqrt(), self.best)
+            .0
     }
 
     /// Score and gradient with respect to the real coordinates of `u`.
@@ -590,8 +614,14 @@ impl<'a> Scorer<'a> {
         self.space.features(u, feat);
         let dims: Vec<usize> = self.real.iter().map(|&(_, f)| f).collect();
         let (mut dmu, mut dvar) = (vec![0.0; dims.len()], vec![0.0; dims.len()]);
-        let (mu, var) = self.gp.posterior(feat, scratch, Some((&dims, &mut dmu, &mut dvar)));
-        let (sigma, clamped) = if var > 1e-12 { (var.sqrt(), false) } else { (1e-6, true) };
+        let (mu, var) = self
+            .gp
+            .posterior(feat, scratch, Some((&dims, &mut dmu, &mut dvar)));
+        let (sigma, clamped) = if var > 1e-12 {
+            (var.sqrt(), false)
+        } else {
+            (1e-6, true)
+        };
         let (a, da_dmu, da_dsigma) = self.acquisition.value(mu, sigma, self.best);
         let grad = dmu
             .iter()
@@ -743,7 +773,11 @@ mod tests {
         // 20 evaluations, few candidates to keep the test fast: the best value must be far
         // below what the 8-point initial design alone reaches typically (Branin's global
         // minimum is 0.397887, mean over the box is about 54).
-        let params = Params::new().n_initial(8).n_candidates(300).check().unwrap();
+        let params = Params::new()
+            .n_initial(8)
+            .n_candidates(300)
+            .check()
+            .unwrap();
         let mut opt = Optimizer::new(branin_space(), params).unwrap();
         opt.run(branin, 20).unwrap();
         assert_eq!(opt.history().len(), 20);
@@ -756,7 +790,12 @@ mod tests {
 
     #[test]
     fn resumed_run_continues_identically() {
-        let params = Params::new().n_initial(5).n_candidates(200).seed(11).check().unwrap();
+        let params = Params::new()
+            .n_initial(5)
+            .n_candidates(200)
+            .seed(11)
+            .check()
+            .unwrap();
         let mut a = Optimizer::new(branin_space(), params).unwrap();
         a.run(branin, 8).unwrap();
         // Leave one point pending across the save, too.
@@ -781,7 +820,12 @@ mod tests {
 
     #[test]
     fn same_seed_same_run_and_pending_points_differ() {
-        let params = Params::new().n_initial(4).n_candidates(100).seed(5).check().unwrap();
+        let params = Params::new()
+            .n_initial(4)
+            .n_candidates(100)
+            .seed(5)
+            .check()
+            .unwrap();
         let mut a = Optimizer::new(branin_space(), params.clone()).unwrap();
         let mut b = Optimizer::new(branin_space(), params).unwrap();
         a.run(branin, 6).unwrap();
@@ -806,25 +850,44 @@ mod tests {
                 Ok(branin(p))
             }
         };
-        let params = Params::new().n_initial(6).n_candidates(200).seed(2).check().unwrap();
+        let params = Params::new()
+            .n_initial(6)
+            .n_candidates(200)
+            .seed(2)
+            .check()
+            .unwrap();
         let mut opt = Optimizer::new(branin_space(), params).unwrap();
         opt.run(objective, 18).unwrap();
-        let failures = opt.history().iter().filter(|t| t.outcome.value().is_none()).count();
+        let failures = opt
+            .history()
+            .iter()
+            .filter(|t| t.outcome.value().is_none())
+            .count();
         assert!(failures >= 1);
         let late_failures = opt.history()[6..]
             .iter()
             .filter(|t| t.outcome.value().is_none())
             .count();
-        assert!(late_failures <= 4, "{late_failures} of 12 model-driven points failed");
+        assert!(
+            late_failures <= 4,
+            "{late_failures} of 12 model-driven points failed"
+        );
         // NaN is a failure too.
         opt.tell(opt.history()[0].point.clone(), f64::NAN).unwrap();
-        assert!(matches!(opt.history().last().unwrap().outcome, Outcome::Failed { .. }));
+        assert!(matches!(
+            opt.history().last().unwrap().outcome,
+            Outcome::Failed { .. }
+        ));
     }
 
     #[test]
     fn mixed_space_asks_admissible_points() {
         let space = SearchSpace::amun_paper();
-        let params = Params::new().n_initial(5).n_candidates(200).check().unwrap();
+        let params = Params::new()
+            .n_initial(5)
+            .n_candidates(200)
+            .check()
+            .unwrap();
         let mut opt = Optimizer::new(space.clone(), params).unwrap();
         // A synthetic validation error: best with adam, lr ≈ 1e-3, about 100 epochs.
         let objective = |p: &Point| {

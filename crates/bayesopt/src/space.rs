@@ -285,7 +285,13 @@ impl SearchSpace {
     /// # Errors
     /// [`Error::InvalidBounds`] if `low >= high` or `scale` is [`Scale::Log`] and `low <= 0`;
     /// [`Error::DuplicateDimension`] if `name` is taken.
-    pub fn integer(self, name: impl Into<String>, low: i64, high: i64, scale: Scale) -> Result<Self> {
+    pub fn integer(
+        self,
+        name: impl Into<String>,
+        low: i64,
+        high: i64,
+        scale: Scale,
+    ) -> Result<Self> {
         self.push(Dimension {
             name: name.into(),
             domain: Domain::Integer { low, high, scale },
@@ -418,16 +424,18 @@ impl SearchSpace {
         self.dims
             .iter()
             .map(|dim| {
-                let value = point.get(&dim.name).ok_or_else(|| Error::MissingDimension {
-                    name: dim.name.clone(),
-                })?;
+                let value = point
+                    .get(&dim.name)
+                    .ok_or_else(|| Error::MissingDimension {
+                        name: dim.name.clone(),
+                    })?;
                 unit_of(dim, value)
             })
             .collect()
     }
 
     /// The point whose unit encoding is (nearest to) `u`; coordinates are clamped to `[0, 1]`.
-    pub(crate) fn from_unit(&self, u: &[f64]) -> Point {
+    pub(crate) fn point_at_unit(&self, u: &[f64]) -> Point {
         let mut point = Point::new();
         for (dim, &ui) in self.dims.iter().zip(u) {
             let ui = clamp_unit(ui);
@@ -449,7 +457,7 @@ impl SearchSpace {
     }
 
     /// Snaps a unit encoding onto admissible values (integers rounded, categories binned), so
-    /// that `snap(u)` is the unit encoding of `from_unit(u)` up to rounding of reals.
+    /// that `snap(u)` is the unit encoding of `point_at_unit(u)` up to rounding of reals.
     pub(crate) fn snap(&self, u: &mut [f64]) {
         for (dim, ui) in self.dims.iter().zip(u.iter_mut()) {
             *ui = clamp_unit(*ui);
@@ -748,7 +756,7 @@ mod tests {
         assert!((u[1] - 2.0 / 3.0).abs() < 1e-12);
         assert!((u[2] - 0.5).abs() < 1e-12);
         assert!((u[3] - 0.5).abs() < 1e-12);
-        let back = space.from_unit(&u);
+        let back = space.point_at_unit(&u);
         assert!((back.real("lr").unwrap() - 1e-3).abs() < 1e-15);
         assert_eq!(back.integer("n"), Some(8));
         assert_eq!(back.category("c"), Some("b"));
@@ -785,7 +793,10 @@ mod tests {
         space.snap(&mut u);
         assert!((u[2] - 0.5).abs() < 1e-12);
         assert!((u[3] - 5.0 / 6.0).abs() < 1e-12);
-        assert_eq!(space.real_feature_indices(), vec![Some(0), Some(1), None, None]);
+        assert_eq!(
+            space.real_feature_indices(),
+            vec![Some(0), Some(1), None, None]
+        );
     }
 
     #[test]
@@ -794,7 +805,8 @@ mod tests {
         let json = serde_json::to_string(&space).unwrap();
         let back: SearchSpace = serde_json::from_str(&json).unwrap();
         assert_eq!(back, space);
-        let bad = r#"[{"name":"x","domain":{"kind":"real","low":2.0,"high":1.0,"scale":"linear"}}]"#;
+        let bad =
+            r#"[{"name":"x","domain":{"kind":"real","low":2.0,"high":1.0,"scale":"linear"}}]"#;
         assert!(serde_json::from_str::<SearchSpace>(bad).is_err());
         let p = Point::new().with("a", 1.5).with("b", 3_i64).with("c", "s");
         let back: Point = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();

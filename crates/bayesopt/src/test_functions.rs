@@ -70,7 +70,9 @@ pub fn branin_space() -> SearchSpace {
 /// Search space of [`hartmann6`]: reals `x0` … `x5` in `[0, 1]`.
 pub fn hartmann6_space() -> SearchSpace {
     (0..6)
-        .try_fold(SearchSpace::new(), |s, i| s.real(format!("x{i}"), 0.0, 1.0, Scale::Linear))
+        .try_fold(SearchSpace::new(), |s, i| {
+            s.real(format!("x{i}"), 0.0, 1.0, Scale::Linear)
+        })
         // Constant, valid bounds: cannot fail (checked by `spaces_are_valid`).
         .unwrap_or_default()
 }
@@ -134,7 +136,11 @@ mod tests {
         assert_eq!(branin_space().len(), 2);
         assert_eq!(hartmann6_space().len(), 6);
         assert_eq!(mixed_space().len(), 4);
-        let p = Point::new().with("x1", 1.0).with("x2", 2.0).with("k", 3_i64).with("c", "a");
+        let p = Point::new()
+            .with("x1", 1.0)
+            .with("x2", 2.0)
+            .with("k", 3_i64)
+            .with("c", "a");
         mixed_space().validate(&p).unwrap();
         assert!(mixed_at(&p).is_finite());
         assert!(branin_at(&Point::new()).is_nan());
