@@ -72,7 +72,11 @@ fn panel(
         for x in 0..MAP {
             let (row, col) = (y as usize * h / MAP as usize, x as usize * w / MAP as usize);
             let v = r.data()[(row, col)];
-            let c = if v.is_nan() { BLACK } else { colour(f64::from(v)) };
+            let c = if v.is_nan() {
+                BLACK
+            } else {
+                colour(f64::from(v))
+            };
             area.draw_pixel((10 + x as i32, 22 + y as i32), &c)?;
         }
     }
@@ -88,7 +92,11 @@ fn panel(
         let style = ("sans-serif", 12).into_text_style(area);
         area.draw_text(&format!("{lo:.1}"), &style, (10, y0 + 13))?;
         let right = format!("{hi:.1} {unit}");
-        area.draw_text(&right, &style, (MAP as i32 - 6 * right.len() as i32 + 10, y0 + 13))?;
+        area.draw_text(
+            &right,
+            &style,
+            (MAP as i32 - 6 * right.len() as i32 + 10, y0 + 13),
+        )?;
     }
     Ok(())
 }
@@ -100,9 +108,10 @@ fn range(r: &Raster) -> (f64, f64) {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let out = args.get(1).cloned().unwrap_or_else(|| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/docs/quicklook.png").to_string()
-    });
+    let out = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/docs/quicklook.png").to_string());
     let seed: u64 = args.get(2).map_or(Ok(42), |s| s.parse())?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
         .map_err(|_| anyhow::anyhow!("cannot load the DejaVu font"))?;
@@ -122,15 +131,55 @@ fn main() -> anyhow::Result<()> {
     root.fill(&WHITE)?;
     let panels = root.split_evenly((2, 3));
     let (zlo, zhi) = range(world.elevation());
-    panel(&panels[0], "elevation", world.elevation(), &|v| ramp(&TERRAIN, (v - zlo) / (zhi - zlo)), Some((zlo, zhi, "m")))?;
-    panel(&panels[1], "land cover (IGBP)", world.landcover(), &|v| class_colour(v as f32), None)?;
-    panel(&panels[2], "NDVI, July", cov.band("ndvi")?, &|v| ramp(&NDVI, (v + 0.2) / 1.2), Some((-0.2, 1.0, "")))?;
+    panel(
+        &panels[0],
+        "elevation",
+        world.elevation(),
+        &|v| ramp(&TERRAIN, (v - zlo) / (zhi - zlo)),
+        Some((zlo, zhi, "m")),
+    )?;
+    panel(
+        &panels[1],
+        "land cover (IGBP)",
+        world.landcover(),
+        &|v| class_colour(v as f32),
+        None,
+    )?;
+    panel(
+        &panels[2],
+        "NDVI, July",
+        cov.band("ndvi")?,
+        &|v| ramp(&NDVI, (v + 0.2) / 1.2),
+        Some((-0.2, 1.0, "")),
+    )?;
     let (tlo, thi) = range(&fine);
     let heat = |v: f64| ramp(&HEAT, (v - tlo) / (thi - tlo));
-    panel(&panels[3], "LST 0.01°, July 13:00", &fine, &heat, Some((tlo, thi, "K")))?;
-    panel(&panels[4], "LST 0.1° (10× block mean)", &coarse, &heat, Some((tlo, thi, "K")))?;
-    panel(&panels[5], "truth − bilinear(coarse)", &detail, &|v| ramp(&DIVERGING, (v + 6.0) / 12.0), Some((-6.0, 6.0, "K")))?;
+    panel(
+        &panels[3],
+        "LST 0.01°, July 13:00",
+        &fine,
+        &heat,
+        Some((tlo, thi, "K")),
+    )?;
+    panel(
+        &panels[4],
+        "LST 0.1° (10× block mean)",
+        &coarse,
+        &heat,
+        Some((tlo, thi, "K")),
+    )?;
+    panel(
+        &panels[5],
+        "truth − bilinear(coarse)",
+        &detail,
+        &|v| ramp(&DIVERGING, (v + 6.0) / 12.0),
+        Some((-6.0, 6.0, "K")),
+    )?;
     root.present()?;
-    println!("wrote {out} (world {}×{}, seed {seed})", world.grid().width(), world.grid().height());
+    println!(
+        "wrote {out} (world {}×{}, seed {seed})",
+        world.grid().width(),
+        world.grid().height()
+    );
     Ok(())
 }

@@ -46,7 +46,11 @@ fn main() -> anyhow::Result<()> {
         .skip(1)
         .map(|s| s.parse())
         .collect::<Result<_, _>>()?;
-    let sizes = if sizes.is_empty() { vec![256, 1024] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![256, 1024]
+    } else {
+        sizes
+    };
     println!("threads: {}", rayon::current_num_threads());
     println!("wall: median; CPU: user + system over all threads, mean per run");
     println!("| size | generate wall / CPU (s) | covariates wall / CPU (s) | lst wall / CPU (s) | all three, Mpixel per wall s |");

@@ -328,6 +328,7 @@ impl World {
 
     /// Soil moisture index (0–1), the hidden driver of vegetation and evaporative cooling.
     pub fn moisture(&self) -> Raster {
+        // The field was computed on this grid's shape in `generate`, so this cannot fail.
         Raster::new(self.grid.clone(), self.moisture.clone())
             .expect("moisture has the grid's shape")
     }
