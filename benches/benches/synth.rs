@@ -34,10 +34,16 @@ fn scene(c: &mut Criterion) {
             b.iter(|| w.covariates(black_box(7)).expect("valid month"))
         });
         group.bench_with_input(BenchmarkId::new("lst", size), &world, |b, w| {
-            b.iter(|| w.lst(black_box(7), black_box(13)).expect("valid month and hour"))
+            b.iter(|| {
+                w.lst(black_box(7), black_box(13))
+                    .expect("valid month and hour")
+            })
         });
         group.bench_with_input(BenchmarkId::new("coarse_lst_8x", size), &world, |b, w| {
-            b.iter(|| w.coarse_lst(black_box(7), black_box(13), 8).expect("factor divides"))
+            b.iter(|| {
+                w.coarse_lst(black_box(7), black_box(13), 8)
+                    .expect("factor divides")
+            })
         });
     }
     group.finish();
