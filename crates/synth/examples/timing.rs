@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     println!("wall: median; CPU: user + system over all threads, mean per run");
     println!("| size | generate wall / CPU (s) | covariates wall / CPU (s) | lst wall / CPU (s) | all three, Mpixel per wall s |");
     println!("|---|---|---|---|---|");
+    let mut notes = Vec::new();
     for size in sizes {
         let runs = if size <= 1024 { 5 } else { 1 };
         let p = WorldParams::new().seed(42).size(size, size);
@@ -62,6 +63,12 @@ fn main() -> anyhow::Result<()> {
         let world = World::generate(&p)?;
         let cov = time(runs, || Ok(world.covariates(7)?))?;
         let lst = time(runs, || Ok(world.lst(7, 13)?))?;
+        let horn = time(runs, || {
+            Ok(amun_indices::slope_aspect(
+                world.elevation(),
+                &amun_indices::SlopeParams::new(),
+            )?)
+        })?;
         let mpx = (size * size) as f64 / 1e6;
         println!(
             "| {size}×{size} | {:.3} / {:.2} | {:.3} / {:.2} | {:.3} / {:.2} | {:.2} |",
@@ -73,6 +80,15 @@ fn main() -> anyhow::Result<()> {
             lst.1,
             mpx / (gen.0 + cov.0 + lst.0)
         );
+        notes.push(format!(
+            "amun_indices::slope_aspect {size}×{size}: {:.3} s wall / {:.2} s CPU ({:.1} Mpixel per CPU s)",
+            horn.0,
+            horn.1,
+            mpx / horn.1
+        ));
+    }
+    for n in notes {
+        println!("{n}");
     }
     Ok(())
 }

@@ -652,6 +652,23 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn southern_and_tiny_worlds() {
+        // South of the equator January is summer; a 16×16 world (the smallest) works.
+        let p = WorldParams::new().seed(9).size(16, 16).center(-35.0, 20.0);
+        let w = World::generate(&p).unwrap();
+        let jan = w.lst(1, 14).unwrap().stats().unwrap().mean;
+        let jul = w.lst(7, 14).unwrap().stats().unwrap().mean;
+        assert!(jan > jul + 10.0, "January {jan} K vs July {jul} K at 35° S");
+        assert_eq!(w.covariates(1).unwrap().len(), 7);
+        // No water and no urban when the fractions are zero.
+        let dry = World::generate(&p.clone().water_fraction(0.0).urban_fraction(0.0)).unwrap();
+        let codes = dry.landcover().data();
+        assert!(codes
+            .iter()
+            .all(|&c| c as u8 != Igbp::Water.code() && c as u8 != Igbp::UrbanBuiltUp.code()));
+    }
+
     /// Mean of `v` over pixels where `keep` holds.
     fn mean_where(v: &Raster, keep: impl Fn(usize, usize) -> bool) -> f64 {
         let (mut s, mut n) = (0.0, 0usize);
