@@ -163,6 +163,41 @@ impl Covariates {
     }
 }
 
+/// Re-encodes the `landcover` band of a stack (e.g. one from `Covariates::build` or a
+/// synthetic world, which hold IGBP codes) as `encoding`, keeping the band order: the
+/// encoded band(s) take the place of `landcover`. A stack without `landcover` is returned
+/// unchanged.
+///
+/// # Errors
+/// [`Error::InvalidClassCode`] for bad codes; [`Error::NotCategorical`] if `landcover` is
+/// not categorical.
+pub fn encode_landcover(stack: &Stack, encoding: &LandcoverEncoding) -> Result<Stack> {
+    let mut out = Stack::new(stack.grid().clone());
+    for (name, band) in stack.iter() {
+        if name != Covariate::Landcover.name() {
+            out.push(name, band.clone())?;
+            continue;
+        }
+        if band.kind() != BandKind::Categorical {
+            return Err(Error::NotCategorical {
+                band: name.into(),
+                operation: "land-cover encoding",
+            });
+        }
+        let lc = landcover_raster(band.clone())?;
+        match encoding {
+            LandcoverEncoding::Codes => out.push(name, lc)?,
+            LandcoverEncoding::Scaled => out.push(name, encode_scaled(&lc)?)?,
+            LandcoverEncoding::OneHot(classes) => {
+                for (n, b) in class_fractions(&lc, 1, classes)?.iter() {
+                    out.push(n, b.clone())?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Aggregates a stack to `grid.coarsen(k)`: continuous bands by block mean ignoring missing
 /// pixels (a coarse pixel needs at least `min_coverage`, 0–1, of its fine pixels), categorical
 /// bands by [`block_mode`] — never by a mean.
@@ -245,6 +280,33 @@ mod tests {
             )
             .build();
         assert!(matches!(cat, Err(Error::CategoricalInput { .. })));
+    }
+
+    #[test]
+    fn re_encoding_keeps_the_order() {
+        let s = Covariates::new()
+            .with(Covariate::Ndvi, Raster::filled(g(), 0.5))
+            .with(Covariate::Landcover, Raster::filled(g(), 17.0))
+            .with(Covariate::Slope, Raster::filled(g(), 2.0))
+            .build()
+            .unwrap();
+        let one = encode_landcover(
+            &s,
+            &LandcoverEncoding::OneHot(vec![Igbp::Water, Igbp::Barren]),
+        )
+        .unwrap();
+        assert_eq!(one.names(), ["ndvi", "lc_water", "lc_barren", "slope"]);
+        assert_eq!(one.band("lc_water").unwrap().get(0, 0), Some(1.0));
+        let scaled = encode_landcover(&s, &LandcoverEncoding::Scaled).unwrap();
+        assert_eq!(scaled.band("landcover").unwrap().get(1, 1), Some(1.0));
+        let mut bad = s.clone();
+        let lc = bad.remove("landcover").unwrap();
+        bad.push("landcover", lc.with_kind(BandKind::Continuous))
+            .unwrap();
+        assert!(matches!(
+            encode_landcover(&bad, &LandcoverEncoding::Scaled),
+            Err(Error::NotCategorical { .. })
+        ));
     }
 
     #[test]
