@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p amun-net --example accuracy -- [--epochs N] [--minutes M]
 //!     [--no-elevation] [--ablation] [--preset small|paper] [--size 320] [--seed 7]
+//!     [--stride 32] [--lr 3e-4] [--batch 8]
 //! ```
 
 use std::time::Instant;
@@ -32,6 +33,7 @@ struct Args {
     seed: u64,
     stride: usize,
     lr: f64,
+    batch: usize,
 }
 
 fn parse() -> anyhow::Result<Args> {
@@ -44,7 +46,8 @@ fn parse() -> anyhow::Result<Args> {
         size: 320,
         seed: 7,
         stride: 32,
-        lr: 1e-3,
+        lr: 3e-4,
+        batch: 8,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,6 +62,7 @@ fn parse() -> anyhow::Result<Args> {
             "--seed" => a.seed = val()?.parse()?,
             "--stride" => a.stride = val()?.parse()?,
             "--lr" => a.lr = val()?.parse()?,
+            "--batch" => a.batch = val()?.parse()?,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -117,7 +121,7 @@ fn main() -> anyhow::Result<()> {
         learning_rate: args.lr,
         lr_drop_every: (args.epochs / 3).max(1),
         epochs: args.epochs,
-        batch_size: 34,
+        batch_size: args.batch,
         l2: 1e-4,
         loss: LossKind::Mse,
         seed: args.seed,
