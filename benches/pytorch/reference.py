@@ -5,12 +5,15 @@ PyTorch on CPU: sgemm peak, per-layer GFLOP/s of the AMUN `small` and `paper` pr
 34, 32x32), U-Net and AMUN training steps (batch 34, 32x32, SGD) and inference (1x256x256).
 
     pip install torch            # optional; never needed by the Rust tests
-    python3 benches/pytorch/reference.py [reps] [threads]
+    python3 benches/pytorch/reference.py [reps] [threads] [sections]
+
+`sections` is a comma-separated subset of `sgemm,small,paper,unet,amun` (default: all).
 
 Every figure is the median of `reps` (default 7) timed runs after one warm-up run, with the best
 run in parentheses (on a shared machine the best run is the closer estimate of the uncontended
 speed).
 """
+import math
 import statistics
 import sys
 import time
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 
 REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
 THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+SECTIONS = (sys.argv[3] if len(sys.argv) > 3 else "sgemm,small,paper,unet,amun").split(",")
 torch.set_num_threads(THREADS)
 torch.manual_seed(0)
 
@@ -36,9 +40,14 @@ def median_time(f, reps=REPS):
     return statistics.median(ts), min(ts)
 
 
+def sig(v):
+    """Three significant digits."""
+    return f"{v:.{max(0, min(6, 2 - math.floor(math.log10(max(abs(v), 1e-9)))))}f}"
+
+
 def rate(work, t):
     """`work / t` for the median and the best time, as 'median (best)'."""
-    return f"{work / t[0]:.1f} ({work / t[1]:.1f})"
+    return f"{sig(work / t[0])} ({sig(work / t[1])})"
 
 
 def preset_layers(c, g, widths, bridge):
@@ -180,18 +189,20 @@ def train_and_infer(net, c_in):
     tile = torch.randn(1, c_in, 256, 256)
     with torch.no_grad():
         t_inf = median_time(lambda: net(tile))
-    return t_step, (256 * 256 / t_inf[0] / 1e6, 256 * 256 / t_inf[1] / 1e6)
+    return t_step, rate(256 * 256 / 1e6, t_inf)
 
 
 def main():
     print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}")
     n = 2048
     a = torch.randn(n, n)
-    t = median_time(lambda: a @ a)
+    t = median_time(lambda: a @ a) if "sgemm" in SECTIONS else (1, 1)
     print(f"\nsgemm peak (torch.mm, {n}^3): {rate(2 * n**3 / 1e9, t)} GFLOP/s, median (best)")
 
     presets = [("small", 16, 16, [16, 32, 64, 128], 256), ("paper", 64, 32, [52, 104, 208, 416], 832)]
     for name, c, g, widths, bridge in presets:
+        if name not in SECTIONS:
+            continue
         print(f"\n### `{name}` preset, batch 34, PyTorch GFLOP/s, median (best)\n")
         print("| layer (c_in→c_out, k, side) | torch fwd | torch f+b |")
         print("|---|---|---|")
@@ -204,12 +215,16 @@ def main():
     print("| model | step (s), median (best) | inference (Mpx/s), median (best) |")
     print("|---|---|---|")
     for c_in, widths, bridge in [(8, [32, 64, 128, 256], 512), (16, [16, 32, 64, 128], 256), (64, [52, 104, 208, 416], 832)]:
+        if "unet" not in SECTIONS:
+            break
         s, i = train_and_infer(UNet(c_in, widths, bridge), c_in)
-        print(f"| U-Net {c_in}; {widths} + {bridge} | {s[0]:.3f} ({s[1]:.3f}) | {i[0]:.3f} ({i[1]:.3f}) |")
+        print(f"| U-Net {c_in}; {widths} + {bridge} | {s[0]:.3f} ({s[1]:.3f}) | {i} |")
     # AMUN with the seven paper covariates, aspect as cos/sin: 8 covariate channels.
     for name, c, g, widths, bridge in presets:
+        if "amun" not in SECTIONS:
+            break
         s, i = train_and_infer(Amun(8, c, g, widths, bridge), 9)
-        print(f"| AMUN `{name}` | {s[0]:.3f} ({s[1]:.3f}) | {i[0]:.3f} ({i[1]:.3f}) |")
+        print(f"| AMUN `{name}` | {s[0]:.3f} ({s[1]:.3f}) | {i} |")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 //! `paper` presets (batch 34, 32×32 patches), and a U-Net training step and inference.
 //!
 //! ```text
-//! cargo run --release -p amun-kernels --example compare -- [reps]
+//! cargo run --release -p amun-kernels [--features avx512] --example compare -- [reps] [sections]
 //! ```
+//!
+//! `sections` is a comma-separated subset of `sgemm,small,paper,unet` (default: all);
+//! `RAYON_NUM_THREADS` sets the thread count.
 //!
 //! Every figure is the median of `reps` (default 7) timed runs after one warm-up run, with the
 //! best run in parentheses.
@@ -28,9 +31,13 @@ fn median_time(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f
     Ok((t[t.len() / 2], t[0]))
 }
 
-/// `work / t` for the median and the best time, as `median (best)`.
+/// `work / t` for the median and the best time, as `median (best)`, three significant digits.
 fn rate(work: f64, (median, best): (f64, f64)) -> String {
-    format!("{:.1} ({:.1})", work / median, work / best)
+    let sig = |v: f64| {
+        let decimals = (2 - v.abs().max(1e-9).log10().floor() as i32).clamp(0, 6) as usize;
+        format!("{v:.decimals$}")
+    };
+    format!("{} ({})", sig(work / median), sig(work / best))
 }
 
 /// One layer shape: `(c_in, c_out, k, side)` (`k = 2` means the 2×2 stride-2 transposed conv,
@@ -219,6 +226,9 @@ fn main() -> Result<()> {
         ("paper", 64, 32, &[52, 104, 208, 416], 832),
     ];
     for (name, c, g, widths, bridge) in presets {
+        if !want(name) {
+            continue;
+        }
         println!("\n### `{name}` preset, batch 34, GFLOP/s, median (best)\n");
         println!("| layer (c_in→c_out, k, side) | candle fwd | fast fwd | candle f+b | fast f+b |");
         println!("|---|---|---|---|---|");
@@ -233,12 +243,15 @@ fn main() -> Result<()> {
                 format!("{0}×{0}", l.2)
             };
             println!(
-                "| {}→{}, {kind}, {} | {cf:.1} | {ff:.1} | {cb:.1} | {fb:.1} |",
+                "| {}→{}, {kind}, {} | {cf} | {ff} | {cb} | {fb} |",
                 l.0, l.1, l.3
             );
         }
     }
 
+    if !want("unet") {
+        return Ok(());
+    }
     println!("\n### U-Net training step (batch 34, 32×32, SGD) and inference (1×256×256), median (best)\n");
     println!("| U-Net (c_in; widths + bridge) | candle step (s) | fast step (s) | candle inference (Mpx/s) | fast inference (Mpx/s) |");
     println!("|---|---|---|---|---|");
