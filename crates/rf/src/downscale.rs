@@ -798,4 +798,40 @@ mod tests {
         let e20 = rmse(&many.block_mean(K, 0.0).unwrap(), &coarse);
         assert!(e20 < 0.01 && e20 < e1 / 10.0, "{e1} -> {e20}");
     }
+
+    /// The acceptance check on a (small) synthetic world at 10×: the supervised RF
+    /// beats bilinear upsampling in RMSE against the fine truth of an unseen month, and the
+    /// corrected output aggregates back to the coarse input within 0.05 K. The full-size run
+    /// is `examples/synthetic.rs` (numbers in docs/benchmarks/amun-rf.md).
+    #[test]
+    fn synthetic_world_supervised_rf_beats_bilinear() {
+        use amun_synth::{World, WorldParams};
+        let world = World::generate(&WorldParams::new().seed(42).size(100, 100)).unwrap();
+        let scene = |m: u32| {
+            (
+                world.coarse_lst(m, 13, 10).unwrap(),
+                world.covariates(m).unwrap(),
+                world.lst(m, 13).unwrap(),
+            )
+        };
+        let train = [scene(1), scene(5), scene(9)];
+        let scenes: Vec<_> = train
+            .iter()
+            .map(|(c, s, t)| TrainingScene {
+                coarse_lst: c,
+                covariates: s,
+                truth: t,
+            })
+            .collect();
+        let model = DownscaleParams::random_forest(RfParams::new().n_trees(20).seed(1))
+            .fit_supervised(&scenes)
+            .unwrap();
+        let (coarse, cov, truth) = scene(7);
+        let pred = model.predict(&coarse, &cov).unwrap();
+        let bilinear = resample(&coarse, truth.grid(), Resampling::Bilinear).unwrap();
+        let (e_rf, e_bl) = (rmse(&pred, &truth), rmse(&bilinear, &truth));
+        assert!(e_rf < e_bl, "RF {e_rf} K vs bilinear {e_bl} K");
+        let back = rmse(&pred.block_mean(10, 0.0).unwrap(), &coarse);
+        assert!(back < 0.05, "aggregated back: {back} K");
+    }
 }
