@@ -881,6 +881,28 @@ mod tests {
     }
 
     #[test]
+    fn lower_confidence_bound_also_descends() {
+        // Same budget as `minimize_finds_branin_basin`, with the LCB acquisition.
+        let params = Params::new()
+            .n_initial(8)
+            .n_candidates(300)
+            .acquisition(Acquisition::LowerConfidenceBound { kappa: 1.96 })
+            .check()
+            .unwrap();
+        let mut opt = Optimizer::new(branin_space(), params).unwrap();
+        opt.run(branin, 20).unwrap();
+        let design_best = opt.history()[..8]
+            .iter()
+            .filter_map(|t| t.outcome.value())
+            .fold(f64::INFINITY, f64::min);
+        let best = opt.best().unwrap().outcome.value().unwrap();
+        assert!(
+            best < design_best && best < 3.0,
+            "best {best}, design {design_best}"
+        );
+    }
+
+    #[test]
     fn mixed_space_asks_admissible_points() {
         let space = SearchSpace::amun_paper();
         let params = Params::new()
