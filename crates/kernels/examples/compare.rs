@@ -209,17 +209,23 @@ fn main() -> Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
+    let sections = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "sgemm,small,paper,unet".into());
+    let want = |s: &str| sections.split(',').any(|x| x == s);
     let dev = Device::Cpu;
     println!("threads: {}", rayon::current_num_threads());
 
-    let n = 2048;
-    let a = Tensor::randn(0f32, 1.0, (n, n), &dev)?;
-    let t = median_time(reps, || a.matmul(&a).map(|_| ()))?;
-    let flops = 2.0 * (n * n * n) as f64 / 1e9;
-    println!(
-        "\nsgemm peak (candle matmul = gemm crate, {n}³): {} GFLOP/s, median (best)",
-        rate(flops, t)
-    );
+    if want("sgemm") {
+        let n = 2048;
+        let a = Tensor::randn(0f32, 1.0, (n, n), &dev)?;
+        let t = median_time(reps, || a.matmul(&a).map(|_| ()))?;
+        let flops = 2.0 * (n * n * n) as f64 / 1e9;
+        println!(
+            "\nsgemm peak (candle matmul = gemm crate, {n}³): {} GFLOP/s, median (best)",
+            rate(flops, t)
+        );
+    }
 
     let presets: [(&str, usize, usize, &[usize], usize); 2] = [
         ("small", 16, 16, &[16, 32, 64, 128], 256),
