@@ -44,17 +44,15 @@ fn friedman(n: usize, seed: u64) -> (Array2<f32>, Array1<f32>) {
     (x, y)
 }
 
-/// User + system CPU seconds of this process so far.
+/// User + system CPU seconds of this process so far (all threads).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 14th field
-    // overall, stime the 15th, in clock ticks (100 per second on Linux).
+    // After the command name (in parentheses) come the state (field 3), …, utime (field 14)
+    // and stime (field 15), in clock ticks (100 per second on Linux).
     let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn main() -> anyhow::Result<()> {

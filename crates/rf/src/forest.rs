@@ -13,8 +13,11 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use crate::error::{Error, Result};
 
 /// Number of smartcore sub-forests a forest is split into (at most one per tree). Fixed, so
-/// that a seed gives the same forest whatever the number of threads.
-const SUB_FORESTS: usize = 16;
+/// that a seed gives the same forest whatever the number of threads. One tree per
+/// sub-forest (up to 128 trees) makes prediction tree-major within a row chunk (smartcore
+/// predicts row by row over a sub-forest's trees): 2.3× less CPU than 16 sub-forests, for
+/// 1.7× more fit CPU (each sub-forest sorts the features once), measured on 20 000 rows.
+const SUB_FORESTS: usize = 128;
 /// Rows predicted per task.
 const PREDICT_CHUNK: usize = 8192;
 
@@ -562,7 +565,7 @@ mod tests {
         assert_eq!(s.len(), 10);
         assert!(s.windows(2).all(|w| w[0] < w[1]));
         let jobs = split_trees(100, 0);
-        assert_eq!(jobs.len(), SUB_FORESTS);
+        assert_eq!(jobs.len(), 100, "one tree per sub-forest");
         assert_eq!(jobs.iter().map(|j| j.0).sum::<usize>(), 100);
         assert_eq!(split_trees(3, 0).len(), 3);
     }
