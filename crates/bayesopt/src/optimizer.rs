@@ -265,6 +265,9 @@ pub struct Optimizer {
     /// Kernel hyperparameters of the last fit (warm start of the next).
     theta: Option<Vec<f64>>,
     last_fit: Option<FitReport>,
+    /// Why the model could not be used at the last ask, if it could not.
+    #[serde(default)]
+    model_error: Option<String>,
 }
 
 impl Optimizer {
@@ -284,6 +287,7 @@ impl Optimizer {
             n_asked: 0,
             theta: None,
             last_fit: None,
+            model_error: None,
         })
     }
 
@@ -321,11 +325,18 @@ impl Optimizer {
         self.last_fit
     }
 
-    /// The next point to evaluate.
+    /// Why the surrogate model could not be fitted at the last model-driven ask (which then
+    /// returned a random point instead), or `None` if it could.
+    pub fn model_error(&self) -> Option<&str> {
+        self.model_error.as_deref()
+    }
+
+    /// The next point to evaluate. If the surrogate model cannot be fitted (not expected in
+    /// practice: the noise floor and the jitter guard against it), a random point is returned
+    /// and the reason kept in [`model_error`](Optimizer::model_error).
     ///
     /// # Errors
-    /// [`Error::NotPositiveDefinite`] or [`Error::Solver`] if the surrogate model cannot be
-    /// fitted at all (not expected in practice: the noise floor and jitter guard against it).
+    /// None at present; the `Result` leaves room for future failure modes.
     pub fn ask(&mut self) -> Result<Point> {
         let p = &self.params.0;
         let d = self.space.len();
@@ -339,9 +350,18 @@ impl Optimizer {
             // `n_seen < n_initial == design.len()`, so the index is in range.
             design.swap_remove(n_seen)
         } else {
-            match self.propose(&mut rng)? {
-                Some(u) => u,
-                None => random_unit(d, &mut rng),
+            match self.propose(&mut rng) {
+                Ok(Some(u)) => {
+                    self.model_error = None;
+                    u
+                }
+                Ok(None) => random_unit(d, &mut rng),
+                // A model that cannot be fitted must not end a long tuning run: ask a random
+                // point and keep the reason for `model_error`.
+                Err(e) => {
+                    self.model_error = Some(e.to_string());
+                    random_unit(d, &mut rng)
+                }
             }
         };
         let point = self.space.point_at_unit(&u);
