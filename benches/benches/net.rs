@@ -6,8 +6,8 @@
 
 use amun_kernels::Backend;
 use amun_net::{
-    Amun, AmunConfig, ChannelStats, Checkpoint, CheckpointMeta, Normalization, Optim,
-    OptimConfig, SeededVarMap, Solver, TileParams,
+    Amun, AmunConfig, ChannelStats, Checkpoint, CheckpointMeta, Normalization, Optim, OptimConfig,
+    SeededVarMap, Solver, TileParams,
 };
 use amun_raster::{Grid, Raster, Stack};
 use candle_core::{Device, Module, Tensor};
@@ -35,7 +35,10 @@ fn train_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("net_train_step");
     g.sample_size(10);
     g.throughput(Throughput::Elements(BATCH as u64));
-    for (name, cfg) in [("small", AmunConfig::small()), ("paper", AmunConfig::paper())] {
+    for (name, cfg) in [
+        ("small", AmunConfig::small()),
+        ("paper", AmunConfig::paper()),
+    ] {
         let ch = 1 + cfg.n_aux();
         let x = Tensor::from_vec(
             values(BATCH * ch * PATCH * PATCH, 1),
@@ -111,21 +114,24 @@ fn inference(c: &mut Criterion) {
     g.throughput(Throughput::Elements((side * side) as u64));
     for backend in [Backend::Candle, Backend::Fast] {
         amun_kernels::set_backend(backend);
-        g.bench_function(BenchmarkId::new("small_256px_tile128", format!("{backend:?}")), |b| {
-            b.iter(|| {
-                ck.predict(
-                    &coarse,
-                    &cov,
-                    &TileParams {
-                        tile: 128,
-                        halo: None,
-                        batch: 2,
-                    },
-                    |_, _| {},
-                )
-                .unwrap()
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new("small_256px_tile128", format!("{backend:?}")),
+            |b| {
+                b.iter(|| {
+                    ck.predict(
+                        &coarse,
+                        &cov,
+                        &TileParams {
+                            tile: 128,
+                            halo: None,
+                            batch: 2,
+                        },
+                        |_, _| {},
+                    )
+                    .unwrap()
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -147,7 +147,11 @@ impl Checkpoint {
     ) -> Result<Self> {
         let vars = SeededVarMap::new(0);
         {
-            let mut data = vars.varmap().data().lock().unwrap_or_else(|e| e.into_inner());
+            let mut data = vars
+                .varmap()
+                .data()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             for (n, t) in tensors {
                 data.insert(n, Var::from_tensor(&t.to_device(device)?)?);
             }
@@ -226,10 +230,13 @@ impl Checkpoint {
     pub(crate) fn copy_weights_into(&self, target: &SeededVarMap) -> Result<()> {
         let mine = self.vars.sorted_vars();
         for (name, var) in target.sorted_vars() {
-            let (_, src) = mine.iter().find(|(n, _)| *n == name).ok_or_else(|| Error::BadCheckpoint {
-                path: self.dir.clone(),
-                detail: format!("no weight `{name}`"),
-            })?;
+            let (_, src) =
+                mine.iter()
+                    .find(|(n, _)| *n == name)
+                    .ok_or_else(|| Error::BadCheckpoint {
+                        path: self.dir.clone(),
+                        detail: format!("no weight `{name}`"),
+                    })?;
             var.set(&src.as_tensor().to_device(var.device())?)?;
         }
         Ok(())
@@ -258,7 +265,9 @@ impl Checkpoint {
             }
         } else {
             let state: HashMap<String, Tensor> = self.optimizer_state.iter().cloned().collect();
-            write_atomic(&optim_path, |p| Ok(candle_core::safetensors::save(&state, p)?))?;
+            write_atomic(&optim_path, |p| {
+                Ok(candle_core::safetensors::save(&state, p)?)
+            })?;
         }
         let meta_path = dir.join(META_FILE);
         write_atomic(&meta_path, |p| {
@@ -287,10 +296,11 @@ impl Checkpoint {
         let dir = dir.as_ref();
         let meta_path = dir.join(META_FILE);
         let bytes = std::fs::read(&meta_path).map_err(io(&meta_path))?;
-        let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-            path: meta_path.clone(),
-            source,
-        })?;
+        let meta: CheckpointMeta =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+                path: meta_path.clone(),
+                source,
+            })?;
         if meta.format_version > FORMAT_VERSION {
             return Err(Error::BadCheckpoint {
                 path: dir.to_path_buf(),
@@ -311,10 +321,11 @@ impl Checkpoint {
             });
         }
         let wpath = dir.join(WEIGHTS_FILE);
-        let tensors = candle_core::safetensors::load(&wpath, device).map_err(|e| Error::BadCheckpoint {
-            path: wpath.clone(),
-            detail: e.to_string(),
-        })?;
+        let tensors =
+            candle_core::safetensors::load(&wpath, device).map_err(|e| Error::BadCheckpoint {
+                path: wpath.clone(),
+                detail: e.to_string(),
+            })?;
         let opath = dir.join(OPTIM_FILE);
         let optimizer_state = if opath.exists() {
             let mut v: Vec<(String, Tensor)> = candle_core::safetensors::load(&opath, device)
@@ -365,12 +376,23 @@ mod tests {
         let back = Checkpoint::load(dir.path()).unwrap();
         assert_eq!(back.meta(), ck.meta());
         assert_eq!(back.meta().crate_version, env!("CARGO_PKG_VERSION"));
-        assert_eq!(back.meta().aux_channels, ["ndvi", "height", "aspect:northness", "aspect:eastness"]);
+        assert_eq!(
+            back.meta().aux_channels,
+            ["ndvi", "height", "aspect:northness", "aspect:eastness"]
+        );
         let sc = scene(64, 4, 1.0);
-        let tiles = TileParams { tile: 32, ..TileParams::default() };
-        let a = ck.predict(&sc.coarse_lst, &sc.covariates, &tiles, |_, _| {}).unwrap();
-        let b = back.predict(&sc.coarse_lst, &sc.covariates, &tiles, |_, _| {}).unwrap();
-        let bits = |r: &amun_raster::Raster| r.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let tiles = TileParams {
+            tile: 32,
+            ..TileParams::default()
+        };
+        let a = ck
+            .predict(&sc.coarse_lst, &sc.covariates, &tiles, |_, _| {})
+            .unwrap();
+        let b = back
+            .predict(&sc.coarse_lst, &sc.covariates, &tiles, |_, _| {})
+            .unwrap();
+        let bits =
+            |r: &amun_raster::Raster| r.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b));
         // Saving again over an existing checkpoint works (rename replaces).
         back.save(dir.path()).unwrap();
@@ -387,11 +409,19 @@ mod tests {
         let mut meta = ck.meta().clone();
         meta.config.channels = 5;
         meta.aux_channels = meta.config.aux_channels();
-        std::fs::write(dir.path().join(META_FILE), serde_json::to_vec(&meta).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join(META_FILE),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
         assert!(Checkpoint::load(dir.path()).is_err());
         meta = ck.meta().clone();
         meta.format_version = FORMAT_VERSION + 1;
-        std::fs::write(dir.path().join(META_FILE), serde_json::to_vec(&meta).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join(META_FILE),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
         let e = Checkpoint::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("newer"), "{e}");
     }

@@ -227,7 +227,10 @@ impl AmunConfig {
     /// a zero width, or an empty U-Net.
     pub fn validate(&self) -> Result<()> {
         if self.covariates.is_empty() {
-            return Err(Error::config("covariates", "at least one covariate is needed"));
+            return Err(Error::config(
+                "covariates",
+                "at least one covariate is needed",
+            ));
         }
         for (i, n) in self.covariates.iter().enumerate() {
             if self.covariates[..i].contains(n) {
@@ -290,7 +293,11 @@ mod tests {
             unet_widths: vec![],
             ..AmunConfig::small()
         };
-        assert!(cfg.validate().unwrap_err().to_string().contains("unet_widths"));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("unet_widths"));
         assert!(AmunConfig::paper().validate().is_ok());
     }
 

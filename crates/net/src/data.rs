@@ -91,14 +91,21 @@ impl Moments {
 
     fn stats(&self) -> ChannelStats {
         if self.n < 1.0 {
-            return ChannelStats { mean: 0.0, std: 1.0 };
+            return ChannelStats {
+                mean: 0.0,
+                std: 1.0,
+            };
         }
         let mean = self.s / self.n;
         let var = (self.ss / self.n - mean * mean).max(0.0);
         let std = var.sqrt();
         ChannelStats {
             mean,
-            std: if std > 1e-6 * mean.abs().max(1.0) { std } else { 1.0 },
+            std: if std > 1e-6 * mean.abs().max(1.0) {
+                std
+            } else {
+                1.0
+            },
         }
     }
 }
@@ -214,7 +221,12 @@ impl Dihedral {
 
     /// Row/column offsets and counts of a lattice of `k`-pixel cells inside a `p`-pixel
     /// square after the symmetry: `(o_r, n_r, o_c, n_c)`.
-    fn apply_cells(&self, p: usize, k: usize, cells: (usize, usize, usize, usize)) -> (usize, usize, usize, usize) {
+    fn apply_cells(
+        &self,
+        p: usize,
+        k: usize,
+        cells: (usize, usize, usize, usize),
+    ) -> (usize, usize, usize, usize) {
         let (mut or, mut nr, mut oc, mut nc) = cells;
         if self.transpose {
             (or, nr, oc, nc) = (oc, nc, or, nr);
@@ -355,7 +367,13 @@ pub(crate) fn build_dataset(
             NodataPolicy::Drop => (p * p) as f64,
             NodataPolicy::Mask { min_valid } => (min_valid * (p * p) as f64).max(1.0),
         };
-        let vb = val_blocks(h, w, settings.split_block, settings.val_fraction, settings.seed);
+        let vb = val_blocks(
+            h,
+            w,
+            settings.split_block,
+            settings.val_fraction,
+            settings.seed,
+        );
         let blk = settings.split_block;
         for &r in &positions(h, p, settings.stride) {
             for &c in &positions(w, p, settings.stride) {
@@ -462,7 +480,10 @@ fn compute_norm(
 }
 
 /// Normalised network inputs `[1 + n_aux, H, W]` (missing → 0) and the validity mask.
-pub(crate) fn normalise_inputs(enc: &EncodedInputs, norm: &Normalization) -> (Array3<f32>, Array2<bool>) {
+pub(crate) fn normalise_inputs(
+    enc: &EncodedInputs,
+    norm: &Normalization,
+) -> (Array3<f32>, Array2<bool>) {
     let (h, w) = enc.bilinear.dim();
     let n = 1 + enc.aux.len();
     let mut x = Array3::<f32>::zeros((n, h, w));
@@ -512,7 +533,12 @@ fn prepare_scene(
         }
         if cfg.residual {
             // mean(bilinear + σ·out + μ) = coarse  ⇔  mean(out) = (coarse − mean(bil) − μ)/σ
-            let mb = enc.bilinear.slice(win).iter().map(|&v| f64::from(v)).sum::<f64>()
+            let mb = enc
+                .bilinear
+                .slice(win)
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum::<f64>()
                 / (k * k) as f64;
             ((f64::from(cv) - mb - norm.target.mean) / norm.target.std) as f32
         } else {
@@ -622,7 +648,12 @@ pub(crate) fn assemble(
 }
 
 /// Rotates/reflects the aspect direction consistently with the image symmetry.
-fn transform_aspect(chans: &mut [Array2<f32>], aspect: AspectChannels, d: Dihedral, norm: &Normalization) {
+fn transform_aspect(
+    chans: &mut [Array2<f32>],
+    aspect: AspectChannels,
+    d: Dihedral,
+    norm: &Normalization,
+) {
     match aspect {
         AspectChannels::None => {}
         AspectChannels::CosSin { north, east } => {
@@ -657,7 +688,9 @@ mod tests {
         let s = seed as f32;
         let ndvi = Raster::from_fn(fine.clone(), |(r, c)| ((r * 7 + c * 3) % 11) as f32 / 11.0);
         let aspect = Raster::from_fn(fine.clone(), |(r, c)| ((r * 13 + c * 29) % 360) as f32);
-        let label = Raster::from_fn(fine.clone(), |(r, c)| 290.0 + s + 0.1 * r as f32 - 0.05 * c as f32);
+        let label = Raster::from_fn(fine.clone(), |(r, c)| {
+            290.0 + s + 0.1 * r as f32 - 0.05 * c as f32
+        });
         let coarse_lst = label.block_mean(k, 1.0).unwrap();
         let covariates = Stack::new(fine)
             .with("ndvi", ndvi)
@@ -733,10 +766,14 @@ mod tests {
         let p = 16;
         let mut tr = Array2::from_elem((96, 96), false);
         for pr in &ds.train {
-            tr.slice_mut(s![pr.row..pr.row + p, pr.col..pr.col + p]).fill(true);
+            tr.slice_mut(s![pr.row..pr.row + p, pr.col..pr.col + p])
+                .fill(true);
         }
         for pr in &ds.val {
-            assert!(!tr.slice(s![pr.row..pr.row + p, pr.col..pr.col + p]).iter().any(|&v| v));
+            assert!(!tr
+                .slice(s![pr.row..pr.row + p, pr.col..pr.col + p])
+                .iter()
+                .any(|&v| v));
         }
         let frac = ds.val.len() as f64 / (ds.val.len() + ds.train.len()) as f64;
         assert!((0.03..0.4).contains(&frac), "validation fraction {frac}");
@@ -745,7 +782,8 @@ mod tests {
         assert_eq!(again.val, ds.val);
         // Other seeds draw other validation blocks.
         let differs = (4..10).any(|seed| {
-            let o = build_dataset(&cfg(), &PatchSettings { seed, ..settings() }, &scenes, None).unwrap();
+            let o = build_dataset(&cfg(), &PatchSettings { seed, ..settings() }, &scenes, None)
+                .unwrap();
             o.val != ds.val
         });
         assert!(differs);
@@ -759,12 +797,15 @@ mod tests {
         let ndvi = scenes[0].covariates.band("ndvi").unwrap().data();
         let mut cov = Array2::from_elem((96, 96), false);
         for pr in &ds.train {
-            cov.slice_mut(s![pr.row..pr.row + 16, pr.col..pr.col + 16]).fill(true);
+            cov.slice_mut(s![pr.row..pr.row + 16, pr.col..pr.col + 16])
+                .fill(true);
         }
         let (n, sum) = cov
             .indexed_iter()
             .filter(|(_, &c)| c)
-            .fold((0.0, 0.0), |(n, s), (ix, _)| (n + 1.0, s + f64::from(ndvi[ix])));
+            .fold((0.0, 0.0), |(n, s), (ix, _)| {
+                (n + 1.0, s + f64::from(ndvi[ix]))
+            });
         assert!((ds.norm.aux[0].mean - sum / n).abs() < 1e-9);
         // The target is the residual over bilinear: its mean is near zero here (a plane).
         assert!(ds.norm.target.mean.abs() < 0.05, "{:?}", ds.norm.target);
@@ -813,16 +854,29 @@ mod tests {
             // Norm of (E, N) is 1 per pixel before and after: rotations keep unit vectors.
             let x: Vec<Vec<Vec<f32>>> = aug.x.squeeze(0).unwrap().to_vec3().unwrap();
             let (sn, se) = (ds.norm.aux[1], ds.norm.aux[2]);
-            for r in 0..16 {
-                for c in 0..16 {
-                    let n = sn.denorm(x[2][r][c]);
-                    let e = se.denorm(x[3][r][c]);
+            for (nr, er) in x[2].iter().zip(&x[3]) {
+                for (&nv, &ev) in nr.iter().zip(er) {
+                    let (n, e) = (sn.denorm(nv), se.denorm(ev));
                     assert!((n * n + e * e - 1.0).abs() < 1e-3);
                 }
             }
             // The LST channel and the target are moved, not changed: same sums.
-            let s0 = base.x.narrow(1, 0, 1).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            let s1 = aug.x.narrow(1, 0, 1).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            let s0 = base
+                .x
+                .narrow(1, 0, 1)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let s1 = aug
+                .x
+                .narrow(1, 0, 1)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!((s0 - s1).abs() < 1e-3);
         }
     }
@@ -831,7 +885,9 @@ mod tests {
     fn missing_covariate_is_named() {
         let sc = scene(0, 4, 24, 24);
         let cfg = AmunConfig::small().with_covariates(&["ndvi", "elevation"]);
-        let e = build_dataset(&cfg, &settings(), &[sc], None).unwrap_err().to_string();
+        let e = build_dataset(&cfg, &settings(), &[sc], None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("elevation") && e.contains("ndvi, aspect"), "{e}");
     }
 }

@@ -67,7 +67,11 @@ fn reflect(i: isize, n: usize) -> usize {
 /// (crop: 1 inside `[halo, len − halo)`, 0 outside).
 fn weight_1d(i: usize, len: usize, halo: usize, crop: bool) -> f32 {
     if crop {
-        return if i >= halo && i < len - halo { 1.0 } else { 0.0 };
+        return if i >= halo && i < len - halo {
+            1.0
+        } else {
+            0.0
+        };
     }
     if halo == 0 {
         return 1.0;
@@ -98,7 +102,10 @@ impl Checkpoint {
         let cfg = self.config();
         let m = cfg.size_multiple();
         if tiles.tile == 0 || tiles.tile % m != 0 {
-            return Err(Error::config("tile", format!("must be a positive multiple of {m}, got {}", tiles.tile)));
+            return Err(Error::config(
+                "tile",
+                format!("must be a positive multiple of {m}, got {}", tiles.tile),
+            ));
         }
         if tiles.batch == 0 {
             return Err(Error::config("batch", "must be ≥ 1"));
@@ -115,14 +122,18 @@ impl Checkpoint {
         let wts: Vec<f32> = (0..win).map(|i| weight_1d(i, win, halo, crop)).collect();
         let mut acc = Array2::<f32>::zeros((h, w));
         let mut wsum = Array2::<f32>::zeros((h, w));
-        let origins: Vec<(usize, usize)> = (0..ty).flat_map(|a| (0..tx).map(move |b| (a, b))).collect();
+        let origins: Vec<(usize, usize)> =
+            (0..ty).flat_map(|a| (0..tx).map(move |b| (a, b))).collect();
         let total = origins.len();
         let mut done = 0;
         for chunk in origins.chunks(tiles.batch) {
             let nb = chunk.len();
             let mut buf = Array3::<f32>::zeros((nb * n_ch, win, win));
             for (bi, &(a, b)) in chunk.iter().enumerate() {
-                let (r0, c0) = ((a * t) as isize - halo as isize, (b * t) as isize - halo as isize);
+                let (r0, c0) = (
+                    (a * t) as isize - halo as isize,
+                    (b * t) as isize - halo as isize,
+                );
                 let rows: Vec<usize> = (0..win).map(|i| reflect(r0 + i as isize, h)).collect();
                 let cols: Vec<usize> = (0..win).map(|j| reflect(c0 + j as isize, w)).collect();
                 for c in 0..n_ch {
@@ -140,7 +151,10 @@ impl Checkpoint {
             let out = self.model().forward(&input)?; // [B, 1, H, W]
             let out: Vec<f32> = out.flatten_all()?.to_vec1()?;
             for (bi, &(a, b)) in chunk.iter().enumerate() {
-                let (r0, c0) = ((a * t) as isize - halo as isize, (b * t) as isize - halo as isize);
+                let (r0, c0) = (
+                    (a * t) as isize - halo as isize,
+                    (b * t) as isize - halo as isize,
+                );
                 let o = &out[bi * win * win..(bi + 1) * win * win];
                 for i in 0..win {
                     let r = r0 + i as isize;
@@ -227,8 +241,8 @@ mod tests {
 #[cfg(test)]
 mod scene_tests {
     use super::*;
-    use crate::data::{ChannelStats, Normalization};
     use crate::checkpoint::CheckpointMeta;
+    use crate::data::{ChannelStats, Normalization};
     use crate::init::SeededVarMap;
     use crate::model::Amun;
     use crate::testutil::{scene, tiny_config};
@@ -240,16 +254,31 @@ mod scene_tests {
         let cfg = tiny_config();
         let vars = SeededVarMap::new(5);
         Amun::new(&cfg, vars.var_builder(&Device::Cpu)).unwrap();
-        let st = ChannelStats { mean: 0.0, std: 1.0 };
+        let st = ChannelStats {
+            mean: 0.0,
+            std: 1.0,
+        };
         let norm = Normalization {
-            lst: ChannelStats { mean: 285.0, std: 3.0 },
+            lst: ChannelStats {
+                mean: 285.0,
+                std: 3.0,
+            },
             aux: vec![
-                ChannelStats { mean: 0.5, std: 0.2 },
-                ChannelStats { mean: 500.0, std: 150.0 },
+                ChannelStats {
+                    mean: 0.5,
+                    std: 0.2,
+                },
+                ChannelStats {
+                    mean: 500.0,
+                    std: 150.0,
+                },
                 st,
                 st,
             ],
-            target: ChannelStats { mean: 0.0, std: 2.0 },
+            target: ChannelStats {
+                mean: 0.0,
+                std: 2.0,
+            },
         };
         let meta = CheckpointMeta::new(cfg, norm, None, vec![], 0, None);
         Checkpoint::from_parts(meta, &vars.sorted_vars(), vec![], &Device::Cpu).unwrap()
@@ -262,10 +291,19 @@ mod scene_tests {
         let run = |tile| {
             let mut calls = 0;
             let r = ck
-                .predict(&sc.coarse_lst, &sc.covariates, &TileParams { tile, halo: None, batch: 3 }, |d, t| {
-                    calls += 1;
-                    assert!(d <= t);
-                })
+                .predict(
+                    &sc.coarse_lst,
+                    &sc.covariates,
+                    &TileParams {
+                        tile,
+                        halo: None,
+                        batch: 3,
+                    },
+                    |d, t| {
+                        calls += 1;
+                        assert!(d <= t);
+                    },
+                )
                 .unwrap();
             (r, calls)
         };
@@ -297,7 +335,10 @@ mod scene_tests {
             }
         }
         let ratio = (border / nb) / (inner / ni);
-        assert!((ratio - 1.0).abs() < 0.05 || max_diff < 1e-5, "border/interior gradient ratio {ratio}");
+        assert!(
+            (ratio - 1.0).abs() < 0.05 || max_diff < 1e-5,
+            "border/interior gradient ratio {ratio}"
+        );
     }
 
     #[test]
@@ -313,13 +354,24 @@ mod scene_tests {
             cov.push(name, b).unwrap();
         }
         sc.covariates = cov;
-        let tiles = TileParams { tile: 32, halo: Some(8), batch: 1 };
-        let out = ck.predict(&sc.coarse_lst, &sc.covariates, &tiles, |_, _| {}).unwrap();
+        let tiles = TileParams {
+            tile: 32,
+            halo: Some(8),
+            batch: 1,
+        };
+        let out = ck
+            .predict(&sc.coarse_lst, &sc.covariates, &tiles, |_, _| {})
+            .unwrap();
         assert!(out.data()[(10, 20)].is_nan());
         assert_eq!(out.valid_count(), 64 * 64 - 1);
         assert_eq!(out.grid(), sc.covariates.grid());
         let e = ck
-            .predict(&sc.coarse_lst, &sc.covariates, &TileParams { tile: 30, ..tiles }, |_, _| {})
+            .predict(
+                &sc.coarse_lst,
+                &sc.covariates,
+                &TileParams { tile: 30, ..tiles },
+                |_, _| {},
+            )
             .unwrap_err();
         assert!(e.to_string().contains("tile"), "{e}");
     }

@@ -109,7 +109,12 @@ impl candle_nn::var_builder::SimpleBackend for SeededVarMap {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let data = self.map.data().lock().unwrap_or_else(|e| e.into_inner());
         match data.get(name) {
             Some(v) => v.as_tensor().to_dtype(dtype),
@@ -138,10 +143,24 @@ mod tests {
         let x1 = vb
             .get_with_hints((3, 4), "x", Init::Uniform { lo: -1., up: 1. })
             .unwrap();
-        let _ = vb.get_with_hints(5, "y", Init::Randn { mean: 0., stdev: 1. });
+        let _ = vb.get_with_hints(
+            5,
+            "y",
+            Init::Randn {
+                mean: 0.,
+                stdev: 1.,
+            },
+        );
         let b = SeededVarMap::new(7);
         let vb = b.var_builder(&dev);
-        let _ = vb.get_with_hints(5, "y", Init::Randn { mean: 0., stdev: 1. });
+        let _ = vb.get_with_hints(
+            5,
+            "y",
+            Init::Randn {
+                mean: 0.,
+                stdev: 1.,
+            },
+        );
         let x2 = vb
             .get_with_hints((3, 4), "x", Init::Uniform { lo: -1., up: 1. })
             .unwrap();

@@ -49,7 +49,11 @@ impl Conv {
             candle_core::bail!("Conv: kernel size must be odd, got {k}");
         }
         let b = scale * he_bound(c_in * k * k);
-        let weight = vb.get_with_hints((c_out, c_in, k, k), "weight", Init::Uniform { lo: -b, up: b })?;
+        let weight = vb.get_with_hints(
+            (c_out, c_in, k, k),
+            "weight",
+            Init::Uniform { lo: -b, up: b },
+        )?;
         let bias = vb.get_with_hints(c_out, "bias", Init::Const(0.0))?;
         Ok(Self {
             weight,
@@ -83,7 +87,11 @@ impl UpConv {
     pub fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
         // Each output pixel receives one tap from each input channel.
         let b = he_bound(c_in);
-        let weight = vb.get_with_hints((c_in, c_out, 2, 2), "weight", Init::Uniform { lo: -b, up: b })?;
+        let weight = vb.get_with_hints(
+            (c_in, c_out, 2, 2),
+            "weight",
+            Init::Uniform { lo: -b, up: b },
+        )?;
         let bias = vb.get_with_hints(c_out, "bias", Init::Const(0.0))?;
         Ok(Self { weight, bias })
     }
@@ -473,7 +481,8 @@ mod tests {
                 p += conv_params(prev, w, 3) + conv_params(w, w, 3);
                 prev = w;
             }
-            p += conv_params(prev, cfg.unet_bridge, 3) + conv_params(cfg.unet_bridge, cfg.unet_bridge, 3);
+            p += conv_params(prev, cfg.unet_bridge, 3)
+                + conv_params(cfg.unet_bridge, cfg.unet_bridge, 3);
             let mut below = cfg.unet_bridge;
             for &w in ws.iter().rev() {
                 p += below * w * 4 + w; // transposed 2×2
@@ -518,7 +527,10 @@ mod tests {
         assert!((1_900_000..2_100_000).contains(&small), "small: {small}");
         let paper = count_parameters(&build(&AmunConfig::paper()).1.sorted_vars());
         let mb = paper as f64 * 4.0 / 1e6;
-        assert!((80.0..88.0).contains(&mb), "paper: {paper} params, {mb:.1} MB");
+        assert!(
+            (80.0..88.0).contains(&mb),
+            "paper: {paper} params, {mb:.1} MB"
+        );
     }
 
     #[test]
@@ -548,8 +560,12 @@ mod tests {
         }
         let (m, _) = build(&tiny());
         // Wrong channel count and a side that is not a multiple of 4 are refused.
-        assert!(m.forward(&Tensor::ones((1, 8, 8, 8), DType::F32, &dev).unwrap()).is_err());
-        assert!(m.forward(&Tensor::ones((1, 9, 8, 10), DType::F32, &dev).unwrap()).is_err());
+        assert!(m
+            .forward(&Tensor::ones((1, 8, 8, 8), DType::F32, &dev).unwrap())
+            .is_err());
+        assert!(m
+            .forward(&Tensor::ones((1, 9, 8, 10), DType::F32, &dev).unwrap())
+            .is_err());
     }
 
     #[test]
@@ -629,7 +645,9 @@ mod grad_tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
             })
             .collect::<Vec<_>>()
@@ -680,7 +698,11 @@ mod grad_tests {
             let fd = (f(&Tensor::from_vec(p, (2, 3, 4, 6), &dev).unwrap())
                 - f(&Tensor::from_vec(m, (2, 3, 4, 6), &dev).unwrap()))
                 / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-6, "element {i}: autograd {} vs fd {fd}", g[i]);
+            assert!(
+                (fd - g[i]).abs() < 1e-6,
+                "element {i}: autograd {} vs fd {fd}",
+                g[i]
+            );
             if fd.abs() > 1e-3 {
                 nonzero += 1;
             }
@@ -694,9 +716,15 @@ mod grad_tests {
     #[test]
     fn layer_chain_gradient_matches_finite_differences() {
         let dev = Device::Cpu;
-        let x = Tensor::from_vec(rand_tensor(2 * 2 * 8 * 8, 3, &[2, 2, 8, 8]), (2, 2, 8, 8), &dev).unwrap();
+        let x = Tensor::from_vec(
+            rand_tensor(2 * 2 * 8 * 8, 3, &[2, 2, 8, 8]),
+            (2, 2, 8, 8),
+            &dev,
+        )
+        .unwrap();
         let wv = rand_tensor(3 * 2 * 9, 4, &[3, 2, 3, 3]);
-        let wt = Tensor::from_vec(rand_tensor(3 * 2 * 4, 5, &[3, 2, 2, 2]), (3, 2, 2, 2), &dev).unwrap();
+        let wt =
+            Tensor::from_vec(rand_tensor(3 * 2 * 4, 5, &[3, 2, 2, 2]), (3, 2, 2, 2), &dev).unwrap();
         let f = |w: &Tensor| -> candle_core::Result<Tensor> {
             let y = amun_kernels::conv2d(&x, w, None, 1)?.relu()?;
             let y = amun_kernels::max_pool2x2(&y)?;
@@ -727,7 +755,11 @@ mod grad_tests {
                     .unwrap()
             };
             let fd = (v(p) - v(m)) / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()), "weight {i}: autograd {} vs fd {fd}", g[i]);
+            assert!(
+                (fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "weight {i}: autograd {} vs fd {fd}",
+                g[i]
+            );
         }
         let _ = DType::F64;
     }

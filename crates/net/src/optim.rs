@@ -315,7 +315,13 @@ mod tests {
         let cv = [0.0, 1.0, 0.5];
         let mut v = [0.0f64; 3];
         for _ in 0..2 {
-            let loss = ((w.as_tensor() - &c).unwrap().sqr().unwrap().sum_all().unwrap() * 0.5)
+            let loss = ((w.as_tensor() - &c)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                * 0.5)
                 .unwrap();
             let grads = loss.backward().unwrap();
             // The autograd gradient is w − c (finite-difference free: the formula).
@@ -357,7 +363,10 @@ mod tests {
             "{got:?}"
         );
         let gb = vals(&b);
-        assert!((gb[0] - 0.9).abs() < 1e-12 && (gb[1] - 1.9).abs() < 1e-12, "{gb:?}");
+        assert!(
+            (gb[0] - 0.9).abs() < 1e-12 && (gb[1] - 1.9).abs() < 1e-12,
+            "{gb:?}"
+        );
     }
 
     /// All three solvers minimise a quadratic; Adam's first step has size lr per coordinate

@@ -154,10 +154,16 @@ impl TrainConfig {
         self.solver.validate()?;
         let pos = |v: f64| v > 0.0 && v.is_finite();
         if !pos(self.learning_rate) {
-            return Err(Error::config("learning_rate", format!("must be positive, got {}", self.learning_rate)));
+            return Err(Error::config(
+                "learning_rate",
+                format!("must be positive, got {}", self.learning_rate),
+            ));
         }
         if !pos(self.lr_drop_factor) || self.lr_drop_factor > 1.0 {
-            return Err(Error::config("lr_drop_factor", format!("must be in (0, 1], got {}", self.lr_drop_factor)));
+            return Err(Error::config(
+                "lr_drop_factor",
+                format!("must be in (0, 1], got {}", self.lr_drop_factor),
+            ));
         }
         if self.epochs == 0 {
             return Err(Error::config("epochs", "must be ≥ 1"));
@@ -169,21 +175,33 @@ impl TrainConfig {
             return Err(Error::config("l2", format!("must be ≥ 0, got {}", self.l2)));
         }
         if !(self.degradation_weight >= 0.0 && self.degradation_weight.is_finite()) {
-            return Err(Error::config("degradation_weight", format!("must be ≥ 0, got {}", self.degradation_weight)));
+            return Err(Error::config(
+                "degradation_weight",
+                format!("must be ≥ 0, got {}", self.degradation_weight),
+            ));
         }
         if let LossKind::Charbonnier { eps } = self.loss {
             if !pos(eps) {
-                return Err(Error::config("loss", format!("Charbonnier ε must be positive, got {eps}")));
+                return Err(Error::config(
+                    "loss",
+                    format!("Charbonnier ε must be positive, got {eps}"),
+                ));
             }
         }
         if self.patch == 0 || self.patch % 16 != 0 {
-            return Err(Error::config("patch", format!("must be a positive multiple of 16, got {}", self.patch)));
+            return Err(Error::config(
+                "patch",
+                format!("must be a positive multiple of 16, got {}", self.patch),
+            ));
         }
         if self.stride == 0 {
             return Err(Error::config("stride", "must be ≥ 1"));
         }
         if !(0.0..1.0).contains(&self.val_fraction) {
-            return Err(Error::config("val_fraction", format!("must be in [0, 1), got {}", self.val_fraction)));
+            return Err(Error::config(
+                "val_fraction",
+                format!("must be in [0, 1), got {}", self.val_fraction),
+            ));
         }
         if self.split_block < self.patch {
             return Err(Error::config(
@@ -193,11 +211,17 @@ impl TrainConfig {
         }
         if let NodataPolicy::Mask { min_valid } = self.nodata {
             if !(min_valid > 0.0 && min_valid <= 1.0) {
-                return Err(Error::config("nodata", format!("min_valid must be in (0, 1], got {min_valid}")));
+                return Err(Error::config(
+                    "nodata",
+                    format!("min_valid must be in (0, 1], got {min_valid}"),
+                ));
             }
         }
-        if !(self.divergence_factor > 1.0) {
-            return Err(Error::config("divergence_factor", format!("must be > 1, got {}", self.divergence_factor)));
+        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
+            return Err(Error::config(
+                "divergence_factor",
+                format!("must be > 1, got {}", self.divergence_factor),
+            ));
         }
         Ok(ValidTrainConfig(self.clone()))
     }
@@ -298,7 +322,10 @@ impl Trainer {
         let tc = tc.check()?;
         let m = cfg.size_multiple();
         if tc.patch % m != 0 {
-            return Err(Error::config("patch", format!("must be a multiple of {m} for this model, got {}", tc.patch)));
+            return Err(Error::config(
+                "patch",
+                format!("must be a multiple of {m} for this model, got {}", tc.patch),
+            ));
         }
         let device = tc.device.device()?;
         let settings = PatchSettings {
@@ -309,7 +336,12 @@ impl Trainer {
             split_block: tc.split_block,
             seed: tc.seed,
         };
-        let data = build_dataset(cfg, &settings, scenes, from.map(|c| &c.meta().normalization))?;
+        let data = build_dataset(
+            cfg,
+            &settings,
+            scenes,
+            from.map(|c| &c.meta().normalization),
+        )?;
         let vars = SeededVarMap::new(tc.seed);
         let model = Amun::new(cfg, vars.var_builder(&device))?;
         let opt_cfg = OptimConfig {
@@ -322,14 +354,21 @@ impl Trainer {
         if let Some(ck) = from {
             ck.copy_weights_into(&vars)?;
             let meta = ck.meta();
-            let om = meta.optimizer.as_ref().ok_or_else(|| Error::BadCheckpoint {
-                path: ck.dir().to_path_buf(),
-                detail: "no optimiser state: cannot resume".into(),
-            })?;
+            let om = meta
+                .optimizer
+                .as_ref()
+                .ok_or_else(|| Error::BadCheckpoint {
+                    path: ck.dir().to_path_buf(),
+                    detail: "no optimiser state: cannot resume".into(),
+                })?;
             if om.solver.name() != tc.solver.name() {
                 return Err(Error::BadCheckpoint {
                     path: ck.dir().to_path_buf(),
-                    detail: format!("saved with {}, resumed with {}", om.solver.name(), tc.solver.name()),
+                    detail: format!(
+                        "saved with {}, resumed with {}",
+                        om.solver.name(),
+                        tc.solver.name()
+                    ),
                 });
             }
             opt.set_state(ck.optimizer_state(), om.steps)?;
@@ -400,7 +439,11 @@ impl Trainer {
         let lr = self.tc.learning_rate_at(epoch);
         self.opt.set_learning_rate(lr);
         // A generator per epoch: resuming at epoch e reproduces the same order.
-        let mut rng = ChaCha8Rng::seed_from_u64(self.tc.seed.wrapping_add(0x9e37_79b9_7f4a_7c15u64.wrapping_mul(epoch as u64 + 1)));
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            self.tc
+                .seed
+                .wrapping_add(0x9e37_79b9_7f4a_7c15u64.wrapping_mul(epoch as u64 + 1)),
+        );
         let mut order: Vec<PatchRef> = self.data.train.clone();
         order.shuffle(&mut rng);
         let bs = self.tc.batch_size;
@@ -408,13 +451,27 @@ impl Trainer {
         let (mut loss_sum, mut sq_sum, mut px) = (0.0, 0.0, 0.0);
         let with_cells = self.tc.degradation_weight > 0.0;
         for (bi, chunk) in order.chunks(bs).enumerate() {
-            let aug = if self.tc.augment { Some(&mut rng) } else { None };
-            let batch = assemble(&self.data, chunk, self.tc.patch, self.aspect, aug, with_cells, &self.device)?;
+            let aug = if self.tc.augment {
+                Some(&mut rng)
+            } else {
+                None
+            };
+            let batch = assemble(
+                &self.data,
+                chunk,
+                self.tc.patch,
+                self.aspect,
+                aug,
+                with_cells,
+                &self.device,
+            )?;
             let out = self.model.forward(&batch.x)?;
             let loss = self.loss(&out, &batch)?;
             let lv = f64::from(loss.to_scalar::<f32>()?);
             let reference = self.reference_loss.unwrap_or(f64::NAN);
-            if !lv.is_finite() || (reference.is_finite() && lv > self.tc.divergence_factor * reference.max(1e-6)) {
+            if !lv.is_finite()
+                || (reference.is_finite() && lv > self.tc.divergence_factor * reference.max(1e-6))
+            {
                 return Err(Error::Diverged {
                     epoch,
                     batch: bi,
@@ -449,7 +506,10 @@ impl Trainer {
             val_rmse_k,
             seconds: start.elapsed().as_secs_f64(),
         };
-        if self.tc.keep_best && val_rmse_k.is_finite() && self.best.as_ref().is_none_or(|(b, _)| val_rmse_k < *b) {
+        if self.tc.keep_best
+            && val_rmse_k.is_finite()
+            && self.best.as_ref().is_none_or(|(b, _)| val_rmse_k < *b)
+        {
             let snapshot = self
                 .vars
                 .sorted_vars()
@@ -474,7 +534,15 @@ impl Trainer {
         }
         let (mut sq, mut px) = (0.0, 0.0);
         for chunk in self.data.val.chunks(self.tc.batch_size) {
-            let batch = assemble(&self.data, chunk, self.tc.patch, self.aspect, None, false, &self.device)?;
+            let batch = assemble(
+                &self.data,
+                chunk,
+                self.tc.patch,
+                self.aspect,
+                None,
+                false,
+                &self.device,
+            )?;
             let out = self.model.forward(&batch.x)?;
             let s = ((out - &batch.y)?.sqr()? * &batch.m)?.sum_all()?;
             sq += f64::from(s.to_scalar::<f32>()?);
@@ -540,12 +608,20 @@ fn degradation_term(out: &Tensor, batch: &Batch) -> candle_core::Result<Option<T
         if nr == 0 || nc == 0 {
             continue;
         }
-        let valid: Vec<f32> = ct.values.iter().map(|v| if v.is_finite() { 1.0 } else { 0.0 }).collect();
+        let valid: Vec<f32> = ct
+            .values
+            .iter()
+            .map(|v| if v.is_finite() { 1.0 } else { 0.0 })
+            .collect();
         let cnt = valid.iter().filter(|&&v| v > 0.0).count();
         if cnt == 0 {
             continue;
         }
-        let target: Vec<f32> = ct.values.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
+        let target: Vec<f32> = ct
+            .values
+            .iter()
+            .map(|v| if v.is_finite() { *v } else { 0.0 })
+            .collect();
         let dev = out.device();
         let o = out
             .get(i)?
@@ -625,13 +701,31 @@ mod tests {
         assert!(events.0 >= 2);
         let h = a.history();
         assert_eq!(h.len(), 2);
-        assert!(h.iter().all(|r| r.train_rmse_k.is_finite() && r.val_rmse_k.is_finite()));
+        assert!(h
+            .iter()
+            .all(|r| r.train_rmse_k.is_finite() && r.val_rmse_k.is_finite()));
         // The model starts near the bilinear baseline (small output layer), so the first
         // validation RMSE is of the order of the residual's spread, in kelvin.
-        assert!(h[0].val_rmse_k < 5.0 * a.normalization().target.std, "{h:?}");
+        assert!(
+            h[0].val_rmse_k < 5.0 * a.normalization().target.std,
+            "{h:?}"
+        );
         let b = train(&tiny_config(), &quick(), &scenes(), |_| {}).unwrap();
-        assert_eq!(weights(&a), weights(&b), "same seed must give the same weights");
-        let c = train(&tiny_config(), &TrainConfig { seed: 12, ..quick() }, &scenes(), |_| {}).unwrap();
+        assert_eq!(
+            weights(&a),
+            weights(&b),
+            "same seed must give the same weights"
+        );
+        let c = train(
+            &tiny_config(),
+            &TrainConfig {
+                seed: 12,
+                ..quick()
+            },
+            &scenes(),
+            |_| {},
+        )
+        .unwrap();
         assert_ne!(weights(&a), weights(&c));
     }
 
@@ -639,7 +733,15 @@ mod tests {
     fn resume_from_a_checkpoint_equals_an_uninterrupted_run() {
         let straight = train(&tiny_config(), &quick(), &scenes(), |_| {}).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut t = Trainer::new(&tiny_config(), &TrainConfig { epochs: 1, ..quick() }, &scenes()).unwrap();
+        let mut t = Trainer::new(
+            &tiny_config(),
+            &TrainConfig {
+                epochs: 1,
+                ..quick()
+            },
+            &scenes(),
+        )
+        .unwrap();
         t.run(|_| {}).unwrap();
         t.checkpoint().unwrap().save(dir.path()).unwrap();
         let ck = Checkpoint::load(dir.path()).unwrap();
@@ -651,7 +753,14 @@ mod tests {
         assert_eq!(weights(&resumed), weights(&straight));
         assert_eq!(resumed.history().len(), 2);
         // Another solver cannot take over the saved state.
-        let e = Trainer::resume(&ck, &TrainConfig { solver: Solver::SGDM, ..quick() }, &scenes());
+        let e = Trainer::resume(
+            &ck,
+            &TrainConfig {
+                solver: Solver::SGDM,
+                ..quick()
+            },
+            &scenes(),
+        );
         assert!(matches!(e, Err(Error::BadCheckpoint { .. })));
     }
 
@@ -672,11 +781,41 @@ mod tests {
     #[test]
     fn config_check_names_the_field() {
         for (tc, field) in [
-            (TrainConfig { patch: 20, ..quick() }, "patch"),
-            (TrainConfig { batch_size: 0, ..quick() }, "batch_size"),
-            (TrainConfig { val_fraction: 1.0, ..quick() }, "val_fraction"),
-            (TrainConfig { learning_rate: 0.0, ..quick() }, "learning_rate"),
-            (TrainConfig { split_block: 8, ..quick() }, "split_block"),
+            (
+                TrainConfig {
+                    patch: 20,
+                    ..quick()
+                },
+                "patch",
+            ),
+            (
+                TrainConfig {
+                    batch_size: 0,
+                    ..quick()
+                },
+                "batch_size",
+            ),
+            (
+                TrainConfig {
+                    val_fraction: 1.0,
+                    ..quick()
+                },
+                "val_fraction",
+            ),
+            (
+                TrainConfig {
+                    learning_rate: 0.0,
+                    ..quick()
+                },
+                "learning_rate",
+            ),
+            (
+                TrainConfig {
+                    split_block: 8,
+                    ..quick()
+                },
+                "split_block",
+            ),
         ] {
             let e = tc.check().unwrap_err().to_string();
             assert!(e.contains(field), "{e}");
