@@ -37,15 +37,26 @@ type Layer = (usize, usize, usize, usize);
 /// features, GMFCA, FFRDB, fusion, U-Net.
 fn preset_layers(cfg: &AmunConfig) -> Vec<Layer> {
     let (c, g) = (cfg.channels, cfg.rdb_growth);
-    let mut v = vec![(1, c, 3, 32), (c, c, 3, 32), (c, 1, 3, 32), (2 * c, c, 1, 32)];
+    let mut v = vec![
+        (1, c, 3, 32),
+        (c, c, 3, 32),
+        (c, 1, 3, 32),
+        (2 * c, c, 1, 32),
+    ];
     v.extend((0..cfg.rdb_layers).map(|l| (c + l * g, g, 3, 32)));
-    v.extend([(c + cfg.rdb_layers * g, c, 1, 32), (cfg.rdb_count * c, c, 1, 32)]);
+    v.extend([
+        (c + cfg.rdb_layers * g, c, 1, 32),
+        (cfg.rdb_count * c, c, 1, 32),
+    ]);
     let (mut prev, mut side) = (c, 32);
     for &w in &cfg.unet_widths {
         v.extend([(prev, w, 3, side), (w, w, 3, side)]);
         (prev, side) = (w, side / 2);
     }
-    v.extend([(prev, cfg.unet_bridge, 3, side), (cfg.unet_bridge, cfg.unet_bridge, 3, side)]);
+    v.extend([
+        (prev, cfg.unet_bridge, 3, side),
+        (cfg.unet_bridge, cfg.unet_bridge, 3, side),
+    ]);
     let mut below = cfg.unet_bridge;
     for &w in cfg.unet_widths.iter().rev() {
         v.push((below, w, 2, side));
@@ -66,14 +77,21 @@ fn preset_layers(cfg: &AmunConfig) -> Vec<Layer> {
 fn layers(c: &mut Criterion) {
     let dev = Device::Cpu;
     let b = 34;
-    for (preset, cfg) in [("small", AmunConfig::small()), ("paper", AmunConfig::paper())] {
+    for (preset, cfg) in [
+        ("small", AmunConfig::small()),
+        ("paper", AmunConfig::paper()),
+    ] {
         let mut g = c.benchmark_group(format!("kernels/layer/{preset}"));
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2));
         for (ci, co, k, side) in preset_layers(&cfg) {
             let x = Var::randn(0f32, 1.0, (b, ci, side, side), &dev).unwrap();
-            let wshape = if k == 2 { (ci, co, 2, 2) } else { (co, ci, k, k) };
+            let wshape = if k == 2 {
+                (ci, co, 2, 2)
+            } else {
+                (co, ci, k, k)
+            };
             let w = Var::randn(0f32, 0.1, wshape, &dev).unwrap();
             let bias = Var::zeros(co, DType::F32, &dev).unwrap();
             let fwd = || {
@@ -89,7 +107,9 @@ fn layers(c: &mut Criterion) {
             for (bname, backend) in BACKENDS {
                 set_backend(backend);
                 g.throughput(Throughput::Elements(flops));
-                g.bench_function(BenchmarkId::new(format!("fwd/{bname}"), &name), |bn| bn.iter(fwd));
+                g.bench_function(BenchmarkId::new(format!("fwd/{bname}"), &name), |bn| {
+                    bn.iter(fwd)
+                });
                 g.throughput(Throughput::Elements(3 * flops));
                 g.bench_function(BenchmarkId::new(format!("fwd+bwd/{bname}"), &name), |bn| {
                     bn.iter(|| fwd().sum_all().unwrap().backward().unwrap())
@@ -102,7 +122,10 @@ fn layers(c: &mut Criterion) {
 
 fn amun(c: &mut Criterion) {
     let dev = Device::Cpu;
-    for (preset, cfg) in [("small", AmunConfig::small()), ("paper", AmunConfig::paper())] {
+    for (preset, cfg) in [
+        ("small", AmunConfig::small()),
+        ("paper", AmunConfig::paper()),
+    ] {
         let vm = VarMap::new();
         let net = Amun::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         let mut opt = SGD::new(vm.all_vars(), 1e-4).unwrap();
@@ -117,7 +140,12 @@ fn amun(c: &mut Criterion) {
             g.throughput(Throughput::Elements(34 * 32 * 32));
             g.bench_function(BenchmarkId::new("train_step", bname), |b| {
                 b.iter(|| {
-                    let loss = (net.forward(&x).unwrap() - &y).unwrap().sqr().unwrap().mean_all().unwrap();
+                    let loss = (net.forward(&x).unwrap() - &y)
+                        .unwrap()
+                        .sqr()
+                        .unwrap()
+                        .mean_all()
+                        .unwrap();
                     opt.backward_step(&loss).unwrap();
                 })
             });
