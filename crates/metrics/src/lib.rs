@@ -1,1 +1,25 @@
-//! Work in progress.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(clippy::float_cmp)]
+
+mod error;
+mod metrics;
+mod scatter;
+mod score;
+mod ssim;
+mod stations;
+mod terrain;
+
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use scatter::{histogram2d, scatter_data, LinearFit, ScatterData};
+pub use score::{
+    aggregated_back, score, score_by_class, score_grouped, ClassMetrics, GroupMetrics, Scene,
+    Season,
+};
+pub use ssim::{ssim, ssim_map, SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA};
+pub use stations::{
+    read_stations, sample_point, score_stations, Sampling, SkipCounts, SkipReason, SkippedStation,
+    Station, StationReport, StationResidual,
+};
+pub use terrain::{local_relief, terrain_classes, TerrainClass, TerrainThresholds};

@@ -44,6 +44,61 @@ pub enum Error {
         /// What is missing.
         detail: String,
     },
+    /// The TIFF structure could be parsed but the `tiff` crate reported an error.
+    #[error("{path}: TIFF error: {source}")]
+    Tiff {
+        /// The file concerned.
+        path: PathBuf,
+        /// The error reported by the `tiff` crate.
+        #[source]
+        source: tiff::TiffError,
+    },
+    /// Pixel data in the file is damaged: a chunk does not decompress or is too short.
+    #[error("{path}: corrupt {what} {index}: {detail}")]
+    Corrupt {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is damaged (`tile`, `strip`, tag name, …).
+        what: &'static str,
+        /// Index of the damaged chunk (0 for tags).
+        index: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Reading would exceed a safety limit (see [`crate::ReadOptions`]).
+    #[error("{path}: {what} is {value}, above the limit of {limit}")]
+    LimitExceeded {
+        /// The file concerned.
+        path: PathBuf,
+        /// The quantity that is too large.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A value cannot be written in the requested data type.
+    #[error("{path}: band {band}: value {value} does not fit data type {data_type}")]
+    ValueOutOfRange {
+        /// The file being written.
+        path: PathBuf,
+        /// The 1-based band.
+        band: usize,
+        /// The offending value.
+        value: f64,
+        /// The target data type.
+        data_type: String,
+    },
+    /// Missing pixels cannot be written to an integer file without a nodata value.
+    #[error("{path}: band {band} has missing pixels but no nodata value; integer type {data_type} cannot store NaN")]
+    NodataRequired {
+        /// The file being written.
+        path: PathBuf,
+        /// The 1-based band.
+        band: usize,
+        /// The integer data type.
+        data_type: String,
+    },
     /// A geotransform with rotation or shear terms, which amun does not support.
     #[error("rotated or sheared geotransform (row rotation {row_rotation}, column rotation {col_rotation}); only north-up grids are supported")]
     RotatedTransform {

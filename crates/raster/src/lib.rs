@@ -4,12 +4,20 @@
 
 mod error;
 mod grid;
+mod gtiff;
 mod raster;
 mod resample;
 mod stack;
 
+#[cfg(test)]
+mod fixture_tests;
+
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
+pub use gtiff::{
+    inspect, read, read_band, read_bytes, read_with, write, write_raster, BandInfo, ChunkLayout,
+    Compression, DataType, FileInfo, Interleave, ReadOptions, WriteOptions,
+};
 pub use raster::{BandKind, Raster, Stats};
-pub use resample::{resample, Resampling};
+pub use resample::{average, resample, Averaged, Resampling};
 pub use stack::Stack;

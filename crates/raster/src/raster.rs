@@ -95,6 +95,8 @@ impl Raster {
         if let Some(nd) = nodata {
             if !nd.is_nan() {
                 let nd32 = nd as f32;
+                // The nodata sentinel is matched exactly, as GDAL does.
+                #[allow(clippy::float_cmp)]
                 self.data
                     .mapv_inplace(|v| if v == nd32 { f32::NAN } else { v });
             }

@@ -1,0 +1,390 @@
+//! The first image directory of a TIFF: pixel layout and the raw GeoTIFF/GDAL tags.
+//!
+//! The `tiff` crate parses the header and the directory (classic and BigTIFF, both byte
+//! orders) and reads tag values within limits; everything is then validated here so that
+//! the decoder can index chunks without further checks.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use tiff::decoder::{Decoder, Limits};
+use tiff::tags::Tag;
+use tiff::{TiffError, TiffFormatError};
+
+use super::{Compression, DataType, ReadOptions};
+use crate::error::{Error, Result};
+
+/// GDAL's private tag holding an XML block of metadata (band names, …).
+pub(crate) const TAG_GDAL_METADATA: u16 = 42112;
+/// GDAL's private tag holding the nodata value as ASCII.
+pub(crate) const TAG_GDAL_NODATA: u16 = 42113;
+
+/// Where and how the pixels of the first image are stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    pub width: usize,
+    pub height: usize,
+    /// Samples per pixel (bands).
+    pub samples: usize,
+    pub data_type: DataType,
+    pub compression: Compression,
+    /// TIFF predictor: 1 none, 2 horizontal, 3 floating point.
+    pub predictor: u16,
+    /// `true` for PlanarConfiguration = 2 (band-interleaved: one set of chunks per band).
+    pub planar: bool,
+    pub tiled: bool,
+    /// Chunk size: tile size, or (image width, rows per strip).
+    pub chunk_w: usize,
+    pub chunk_h: usize,
+    pub offsets: Vec<u64>,
+    pub byte_counts: Vec<u64>,
+    pub little_endian: bool,
+    pub bigtiff: bool,
+    /// File length in bytes.
+    pub file_len: u64,
+}
+
+impl Layout {
+    /// Chunks across and down one plane.
+    pub fn chunks_across(&self) -> usize {
+        self.width.div_ceil(self.chunk_w)
+    }
+
+    pub fn chunks_down(&self) -> usize {
+        self.height.div_ceil(self.chunk_h)
+    }
+
+    pub fn chunks_per_plane(&self) -> usize {
+        self.chunks_across() * self.chunks_down()
+    }
+
+    /// Samples stored per pixel inside one chunk.
+    pub fn samples_per_chunk_pixel(&self) -> usize {
+        if self.planar {
+            1
+        } else {
+            self.samples
+        }
+    }
+
+    /// Rows of pixel data stored in chunk row `cy`: tiles are always full (padded); the last
+    /// strip holds only the rows left.
+    pub fn stored_rows(&self, cy: usize) -> usize {
+        if self.tiled {
+            self.chunk_h
+        } else {
+            self.chunk_h.min(self.height - cy * self.chunk_h)
+        }
+    }
+
+    /// Bytes of one decoded row of a chunk.
+    pub fn chunk_row_bytes(&self) -> usize {
+        self.chunk_w * self.samples_per_chunk_pixel() * self.data_type.size()
+    }
+
+    /// Chunk kind for messages.
+    pub fn chunk_name(&self) -> &'static str {
+        if self.tiled {
+            "tile"
+        } else {
+            "strip"
+        }
+    }
+}
+
+/// Raw GeoTIFF and GDAL tag values (not yet interpreted).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawTags {
+    pub geokeys: Option<Vec<u16>>,
+    pub geo_doubles: Option<Vec<f64>>,
+    pub geo_ascii: Option<String>,
+    pub pixel_scale: Option<Vec<f64>>,
+    pub tiepoints: Option<Vec<f64>>,
+    pub transformation: Option<Vec<f64>>,
+    pub nodata: Option<String>,
+    pub gdal_metadata: Option<String>,
+}
+
+/// An opened TIFF: its decoder (for raw reads through `inner()`), layout and tags.
+pub(crate) struct Opened<R: Read + Seek> {
+    pub decoder: Decoder<R>,
+    pub layout: Layout,
+    pub tags: RawTags,
+}
+
+/// Maps a `tiff` error to ours, keeping the path.
+pub(crate) fn tiff_error(path: &Path, e: TiffError) -> Error {
+    match e {
+        TiffError::FormatError(
+            TiffFormatError::TiffSignatureNotFound | TiffFormatError::TiffSignatureInvalid,
+        ) => Error::NotTiff {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        TiffError::UnsupportedError(u) => Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "TIFF feature",
+            detail: u.to_string(),
+        },
+        TiffError::LimitsExceeded => Error::LimitExceeded {
+            path: path.to_path_buf(),
+            what: "a TIFF tag value (bytes)",
+            value: 0,
+            limit: 0,
+        },
+        TiffError::IoError(source) => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => Error::Tiff {
+            path: path.to_path_buf(),
+            source: other,
+        },
+    }
+}
+
+fn corrupt_tag(path: &Path, detail: impl Into<String>) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        what: "tag",
+        index: 0,
+        detail: detail.into(),
+    }
+}
+
+/// Reads the header and first directory of a TIFF.
+pub(crate) fn open<R: Read + Seek>(
+    mut reader: R,
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<Opened<R>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file_len = reader.seek(SeekFrom::End(0)).map_err(io)?;
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut header = [0u8; 4];
+    if file_len < 8 || reader.read_exact(&mut header).is_err() {
+        return Err(Error::NotTiff {
+            path: path.to_path_buf(),
+            detail: format!("{file_len} bytes, too short for a TIFF header"),
+        });
+    }
+    let little_endian = match &header[..2] {
+        b"II" => true,
+        b"MM" => false,
+        _ => {
+            return Err(Error::NotTiff {
+                path: path.to_path_buf(),
+                detail: "no II/MM byte-order mark".into(),
+            })
+        }
+    };
+    let magic = if little_endian {
+        u16::from_le_bytes([header[2], header[3]])
+    } else {
+        u16::from_be_bytes([header[2], header[3]])
+    };
+    let bigtiff = magic == 43;
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+
+    let mut limits = Limits::default();
+    limits.ifd_value_size = opts.max_tag_bytes;
+    let decoder = Decoder::new(reader).map_err(|e| tiff_error(path, e))?;
+    let mut decoder = decoder.with_limits(limits);
+
+    let (width, height) = decoder.dimensions().map_err(|e| tiff_error(path, e))?;
+    let (width, height) = (width as usize, height as usize);
+
+    let find = |dec: &mut Decoder<R>, tag: Tag| dec.find_tag(tag).map_err(|e| tiff_error(path, e));
+
+    let samples = match find(&mut decoder, Tag::SamplesPerPixel)? {
+        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
+        None => 1,
+    } as usize;
+    let bits = match find(&mut decoder, Tag::BitsPerSample)? {
+        Some(v) => v.into_u16_vec().map_err(|e| tiff_error(path, e))?,
+        None => vec![1],
+    };
+    let formats = match find(&mut decoder, Tag::SampleFormat)? {
+        Some(v) => v.into_u16_vec().map_err(|e| tiff_error(path, e))?,
+        None => vec![1],
+    };
+    let (Some(&b0), Some(&f0)) = (bits.first(), formats.first()) else {
+        return Err(corrupt_tag(path, "empty BitsPerSample or SampleFormat"));
+    };
+    if bits.iter().any(|&b| b != b0) || formats.iter().any(|&f| f != f0) {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "mixed sample types",
+            detail: format!("BitsPerSample {bits:?}, SampleFormat {formats:?}"),
+        });
+    }
+    let data_type = DataType::from_tiff(f0, b0).ok_or_else(|| Error::Unsupported {
+        path: path.to_path_buf(),
+        what: "sample type",
+        detail: format!(
+            "{b0}-bit {}",
+            match f0 {
+                1 => "unsigned integer",
+                2 => "signed integer",
+                3 => "float",
+                _ => "unknown format",
+            }
+        ),
+    })?;
+    let compression = Compression::from_code(match find(&mut decoder, Tag::Compression)? {
+        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
+        None => 1,
+    });
+    let predictor = match find(&mut decoder, Tag::Predictor)? {
+        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
+        None => 1,
+    };
+    let planar = match find(&mut decoder, Tag::PlanarConfiguration)? {
+        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))? == 2,
+        None => false,
+    } && samples > 1;
+
+    let tile_w = find(&mut decoder, Tag::TileWidth)?;
+    let tiled = tile_w.is_some();
+    let (chunk_w, chunk_h, offsets, byte_counts) = if let Some(tw) = tile_w {
+        let tw = tw.into_u32().map_err(|e| tiff_error(path, e))? as usize;
+        let th = match find(&mut decoder, Tag::TileLength)? {
+            Some(v) => v.into_u32().map_err(|e| tiff_error(path, e))? as usize,
+            None => return Err(corrupt_tag(path, "TileWidth without TileLength")),
+        };
+        let off = find(&mut decoder, Tag::TileOffsets)?;
+        let cnt = find(&mut decoder, Tag::TileByteCounts)?;
+        let (Some(off), Some(cnt)) = (off, cnt) else {
+            return Err(corrupt_tag(
+                path,
+                "tiled image without TileOffsets/TileByteCounts",
+            ));
+        };
+        (
+            tw,
+            th,
+            off.into_u64_vec().map_err(|e| tiff_error(path, e))?,
+            cnt.into_u64_vec().map_err(|e| tiff_error(path, e))?,
+        )
+    } else {
+        let rps = match find(&mut decoder, Tag::RowsPerStrip)? {
+            Some(v) => v.into_u32().map_err(|e| tiff_error(path, e))? as usize,
+            None => height,
+        };
+        let off = find(&mut decoder, Tag::StripOffsets)?;
+        let cnt = find(&mut decoder, Tag::StripByteCounts)?;
+        let (Some(off), Some(cnt)) = (off, cnt) else {
+            return Err(corrupt_tag(
+                path,
+                "image without StripOffsets/StripByteCounts",
+            ));
+        };
+        (
+            width,
+            rps.clamp(1, height.max(1)),
+            off.into_u64_vec().map_err(|e| tiff_error(path, e))?,
+            cnt.into_u64_vec().map_err(|e| tiff_error(path, e))?,
+        )
+    };
+    if width == 0 || height == 0 || chunk_w == 0 || chunk_h == 0 || samples == 0 {
+        return Err(corrupt_tag(
+            path,
+            format!("empty image or chunk: {width}×{height}, chunk {chunk_w}×{chunk_h}, {samples} samples"),
+        ));
+    }
+    let layout = Layout {
+        width,
+        height,
+        samples,
+        data_type,
+        compression,
+        predictor,
+        planar,
+        tiled,
+        chunk_w,
+        chunk_h,
+        offsets,
+        byte_counts,
+        little_endian,
+        bigtiff,
+        file_len,
+    };
+    let planes = if planar { samples } else { 1 };
+    let want = layout
+        .chunks_per_plane()
+        .checked_mul(planes)
+        .ok_or_else(|| corrupt_tag(path, "chunk count overflows"))?;
+    if layout.offsets.len() != want || layout.byte_counts.len() != want {
+        return Err(corrupt_tag(
+            path,
+            format!(
+                "{} offsets and {} byte counts for {want} {}s",
+                layout.offsets.len(),
+                layout.byte_counts.len(),
+                layout.chunk_name()
+            ),
+        ));
+    }
+    if !matches!(predictor, 1..=3) {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "predictor",
+            detail: predictor.to_string(),
+        });
+    }
+    if predictor == 3 && !data_type.is_float() {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "predictor",
+            detail: format!("floating-point predictor on {data_type} samples"),
+        });
+    }
+
+    let tags = read_raw_tags(&mut decoder, path)?;
+    Ok(Opened {
+        decoder,
+        layout,
+        tags,
+    })
+}
+
+fn read_raw_tags<R: Read + Seek>(dec: &mut Decoder<R>, path: &Path) -> Result<RawTags> {
+    let mut find = |code: u16| {
+        dec.find_tag(Tag::from_u16_exhaustive(code))
+            .map_err(|e| tiff_error(path, e))
+    };
+    let err = |e| tiff_error(path, e);
+    let ascii = |v: tiff::decoder::ifd::Value| -> Result<String> {
+        let s = v.into_string().map_err(err)?;
+        Ok(s.trim_end_matches('\0').to_string())
+    };
+    let mut tags = RawTags::default();
+    if let Some(v) = find(34735)? {
+        tags.geokeys = Some(v.into_u16_vec().map_err(err)?);
+    }
+    if let Some(v) = find(34736)? {
+        tags.geo_doubles = Some(v.into_f64_vec().map_err(err)?);
+    }
+    if let Some(v) = find(34737)? {
+        tags.geo_ascii = Some(ascii(v)?);
+    }
+    if let Some(v) = find(33550)? {
+        tags.pixel_scale = Some(v.into_f64_vec().map_err(err)?);
+    }
+    if let Some(v) = find(33922)? {
+        tags.tiepoints = Some(v.into_f64_vec().map_err(err)?);
+    }
+    if let Some(v) = find(34264)? {
+        tags.transformation = Some(v.into_f64_vec().map_err(err)?);
+    }
+    if let Some(v) = find(TAG_GDAL_NODATA)? {
+        tags.nodata = Some(ascii(v)?);
+    }
+    if let Some(v) = find(TAG_GDAL_METADATA)? {
+        tags.gdal_metadata = Some(ascii(v)?);
+    }
+    Ok(tags)
+}

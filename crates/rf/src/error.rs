@@ -1,0 +1,75 @@
+//! Errors of `amun-rf`.
+
+/// Everything that can go wrong fitting or applying a downscaling model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A raster operation failed (grids not nested, CRS differ, band missing, …).
+    #[error(transparent)]
+    Raster(#[from] amun_raster::Error),
+    /// smartcore refused to fit or predict.
+    #[error("model: {0}")]
+    Model(#[from] smartcore::error::Failed),
+    /// The thread pool asked for could not be built.
+    #[error("thread pool: {0}")]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    /// A parameter is outside its valid range.
+    #[error("invalid parameter `{name}` = {value}: {reason}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// The value given, printed.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// Arrays that must agree in size do not.
+    #[error("{what}: expected {expected}, got {got}")]
+    SizeMismatch {
+        /// What was compared (`rows of x and y`, `feature columns`, …).
+        what: &'static str,
+        /// Expected size.
+        expected: usize,
+        /// Size found.
+        got: usize,
+    },
+    /// A training value is `NaN` or infinite.
+    #[error("{what} at row {row}, column {col} is not finite")]
+    NonFinite {
+        /// `feature` or `target`.
+        what: &'static str,
+        /// Row of the sample.
+        row: usize,
+        /// Column (0 for the target).
+        col: usize,
+    },
+    /// Too few samples have every feature and the target valid.
+    #[error("only {got} training sample(s) have all features and the target valid; at least {needed} needed")]
+    TooFewSamples {
+        /// Samples found.
+        got: usize,
+        /// Samples needed.
+        needed: usize,
+    },
+    /// The covariate stack given for prediction has other bands than the one used in fitting.
+    #[error(
+        "covariate bands differ from those used in fitting: expected [{expected}], got [{got}]"
+    )]
+    BandMismatch {
+        /// Bands at fit time, comma-separated.
+        expected: String,
+        /// Bands given, comma-separated.
+        got: String,
+    },
+    /// A categorical band holds a value that is not an integer class code.
+    #[error("band `{band}`: value {value} is not an integer class code")]
+    NotAClass {
+        /// The band.
+        band: String,
+        /// The value found.
+        value: f32,
+    },
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

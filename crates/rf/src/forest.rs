@@ -1,0 +1,567 @@
+//! A parallel random-forest regressor on smartcore: a forest of smartcore forests.
+
+use ndarray::{Array1, ArrayView1, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_regressor::{
+    RandomForestRegressor, RandomForestRegressorParameters,
+};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use crate::error::{Error, Result};
+
+/// Number of smartcore sub-forests a forest is split into (at most one per tree). Fixed, so
+/// that a seed gives the same forest whatever the number of threads.
+const SUB_FORESTS: usize = 16;
+/// Rows predicted per task.
+const PREDICT_CHUNK: usize = 8192;
+
+/// Features tried at each split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Mtry {
+    /// All features (scikit-learn's `RandomForestRegressor` default, `max_features=1.0`).
+    All,
+    /// `⌊√p⌋` (smartcore's and R's classification default).
+    Sqrt,
+    /// `max(1, ⌊fraction · p⌋)`, fraction in (0, 1] (R's regression default is 1/3).
+    Fraction(f64),
+    /// A fixed number, at most `p`.
+    Count(usize),
+}
+
+impl Mtry {
+    /// The number of features for `p` features.
+    fn resolve(self, p: usize) -> Result<usize> {
+        let m = match self {
+            Mtry::All => p,
+            Mtry::Sqrt => ((p as f64).sqrt().floor() as usize).max(1),
+            Mtry::Fraction(f) => ((f * p as f64).floor() as usize).max(1),
+            Mtry::Count(c) => c,
+        };
+        if m == 0 || m > p {
+            return Err(Error::InvalidParameter {
+                name: "mtry",
+                value: format!("{self:?} with {p} features"),
+                reason: "must select between 1 and the number of features",
+            });
+        }
+        Ok(m)
+    }
+}
+
+/// Random-forest hyperparameters (builder). Call [`RfParams::check`] or fit directly.
+///
+/// | field | default | meaning |
+/// |---|---|---|
+/// | `n_trees` | 100 | trees in the forest |
+/// | `mtry` | [`Mtry::All`] | features tried per split, as scikit-learn's regressor |
+/// | `min_samples_leaf` | 1 | minimum samples in a leaf |
+/// | `min_samples_split` | 2 | minimum samples to split a node |
+/// | `max_depth` | `None` | depth limit (`None`: grow until pure or too small) |
+/// | `seed` | 0 | seed of bootstrap samples and feature draws |
+/// | `max_samples` | 1 000 000 | training rows kept (a seeded uniform subsample above it) |
+/// | `n_threads` | `None` | threads (`None`: rayon's global pool, all cores) |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RfParams {
+    n_trees: usize,
+    mtry: Mtry,
+    min_samples_leaf: usize,
+    min_samples_split: usize,
+    max_depth: Option<u16>,
+    seed: u64,
+    max_samples: usize,
+    n_threads: Option<usize>,
+}
+
+impl Default for RfParams {
+    fn default() -> Self {
+        Self {
+            n_trees: 100,
+            mtry: Mtry::All,
+            min_samples_leaf: 1,
+            min_samples_split: 2,
+            max_depth: None,
+            seed: 0,
+            max_samples: 1_000_000,
+            n_threads: None,
+        }
+    }
+}
+
+/// [`RfParams`] that passed [`RfParams::check`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RfValidParams(RfParams);
+
+impl RfParams {
+    /// The defaults (see the table above).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Number of trees.
+    pub fn n_trees(mut self, n: usize) -> Self {
+        self.n_trees = n;
+        self
+    }
+    /// Features tried at each split.
+    pub fn mtry(mut self, m: Mtry) -> Self {
+        self.mtry = m;
+        self
+    }
+    /// Minimum samples in a leaf.
+    pub fn min_samples_leaf(mut self, n: usize) -> Self {
+        self.min_samples_leaf = n;
+        self
+    }
+    /// Minimum samples needed to split a node.
+    pub fn min_samples_split(mut self, n: usize) -> Self {
+        self.min_samples_split = n;
+        self
+    }
+    /// Maximum tree depth (`None`: unlimited).
+    pub fn max_depth(mut self, d: Option<u16>) -> Self {
+        self.max_depth = d;
+        self
+    }
+    /// Random seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Cap on training rows (memory): above it a seeded uniform subsample is used.
+    pub fn max_samples(mut self, n: usize) -> Self {
+        self.max_samples = n;
+        self
+    }
+    /// Number of threads (`None`: rayon's global pool).
+    pub fn n_threads(mut self, n: Option<usize>) -> Self {
+        self.n_threads = n;
+        self
+    }
+
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for zero trees, leaf size or sample cap, a split size
+    /// below 2, a zero depth or thread count, or an `mtry` fraction outside (0, 1].
+    pub fn check(self) -> Result<RfValidParams> {
+        let bad = |name, value: String, reason| {
+            Err(Error::InvalidParameter {
+                name,
+                value,
+                reason,
+            })
+        };
+        if self.n_trees == 0 {
+            return bad("n_trees", "0".into(), "must be at least 1");
+        }
+        if self.min_samples_leaf == 0 {
+            return bad("min_samples_leaf", "0".into(), "must be at least 1");
+        }
+        if self.min_samples_split < 2 {
+            return bad(
+                "min_samples_split",
+                self.min_samples_split.to_string(),
+                "must be at least 2",
+            );
+        }
+        if self.max_depth == Some(0) {
+            return bad("max_depth", "0".into(), "must be at least 1 (or None)");
+        }
+        if self.max_samples == 0 {
+            return bad("max_samples", "0".into(), "must be at least 1");
+        }
+        if self.n_threads == Some(0) {
+            return bad("n_threads", "0".into(), "must be at least 1 (or None)");
+        }
+        match self.mtry {
+            Mtry::Fraction(f) if !(f > 0.0 && f <= 1.0) => {
+                return bad("mtry", format!("{f}"), "fraction must be in (0, 1]")
+            }
+            Mtry::Count(0) => return bad("mtry", "0".into(), "must be at least 1"),
+            _ => {}
+        }
+        Ok(RfValidParams(self))
+    }
+
+    /// Checks the parameters and fits a forest (see [`RfValidParams::fit`]).
+    ///
+    /// # Errors
+    /// As [`RfParams::check`] and [`RfValidParams::fit`].
+    pub fn fit(self, x: ArrayView2<'_, f32>, y: ArrayView1<'_, f32>) -> Result<RandomForest> {
+        self.check()?.fit(x, y)
+    }
+}
+
+impl RfValidParams {
+    /// The parameters.
+    pub fn params(&self) -> &RfParams {
+        &self.0
+    }
+
+    /// Number of threads asked for.
+    pub(crate) fn n_threads(&self) -> Option<usize> {
+        self.0.n_threads
+    }
+
+    /// Sample cap.
+    pub(crate) fn max_samples(&self) -> usize {
+        self.0.max_samples
+    }
+
+    /// Seed.
+    pub(crate) fn seed(&self) -> u64 {
+        self.0.seed
+    }
+
+    /// Fits a forest on `x` (`[samples, features]`) and `y`. The trees are split into a
+    /// fixed number of smartcore forests with derived seeds, fitted in parallel; the result
+    /// depends on the seed only, not on the number of threads.
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`] if `x` and `y` differ in rows; [`Error::TooFewSamples`] with
+    /// no row; [`Error::NonFinite`] for a `NaN`/infinite value (drop missing pixels first);
+    /// [`Error::InvalidParameter`] if `mtry` exceeds the features; [`Error::Model`] if
+    /// smartcore fails.
+    pub fn fit(&self, x: ArrayView2<'_, f32>, y: ArrayView1<'_, f32>) -> Result<RandomForest> {
+        let p = &self.0;
+        let (n, n_features) = x.dim();
+        if y.len() != n {
+            return Err(Error::SizeMismatch {
+                what: "target values (rows of x)",
+                expected: n,
+                got: y.len(),
+            });
+        }
+        if n == 0 || n_features == 0 {
+            return Err(Error::TooFewSamples { got: n, needed: 1 });
+        }
+        check_finite(x, y)?;
+        let mtry = p.mtry.resolve(n_features)?;
+        let rows = subsample(n, p.max_samples, p.seed);
+        let mut values = Vec::with_capacity(rows.len() * n_features);
+        let mut target = Vec::with_capacity(rows.len());
+        for &r in &rows {
+            values.extend(x.row(r).iter().copied());
+            target.push(f64::from(y[r]));
+        }
+        let matrix = DenseMatrix::new(rows.len(), n_features, values, false)?;
+        let jobs = split_trees(p.n_trees, p.seed);
+        let fit_all = || {
+            jobs.par_iter()
+                .map(|&(n_trees, seed)| {
+                    let mut params = RandomForestRegressorParameters::default()
+                        .with_n_trees(n_trees)
+                        .with_m(mtry)
+                        .with_min_samples_leaf(p.min_samples_leaf)
+                        .with_min_samples_split(p.min_samples_split)
+                        .with_seed(seed);
+                    params.max_depth = p.max_depth;
+                    RandomForestRegressor::fit(&matrix, &target, params)
+                        .map(|f| (n_trees, f))
+                        .map_err(Error::from)
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let forests = in_pool(p.n_threads, fit_all)??;
+        Ok(RandomForest {
+            forests,
+            n_features,
+            n_trees: p.n_trees,
+            n_threads: p.n_threads,
+        })
+    }
+}
+
+/// Rejects `NaN`/infinite training values.
+fn check_finite(x: ArrayView2<'_, f32>, y: ArrayView1<'_, f32>) -> Result<()> {
+    if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "feature",
+            row,
+            col,
+        });
+    }
+    if let Some((row, _)) = y.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "target",
+            row,
+            col: 0,
+        });
+    }
+    Ok(())
+}
+
+/// All rows, or a sorted seeded uniform subsample of `cap` rows.
+pub(crate) fn subsample(n: usize, cap: usize, seed: u64) -> Vec<usize> {
+    if n <= cap {
+        return (0..n).collect();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_CAB5_0000_0001);
+    let mut idx = rand::seq::index::sample(&mut rng, n, cap).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// Splits `n_trees` into at most [`SUB_FORESTS`] groups, each with its own seed (SplitMix64
+/// of the base seed and the group index, so that smartcore's per-tree seeds `seed + i` of
+/// different groups do not overlap in practice).
+fn split_trees(n_trees: usize, seed: u64) -> Vec<(usize, u64)> {
+    let groups = n_trees.min(SUB_FORESTS);
+    (0..groups)
+        .map(|g| {
+            let n = n_trees / groups + usize::from(g < n_trees % groups);
+            (
+                n,
+                splitmix64(seed ^ (g as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            )
+        })
+        .collect()
+}
+
+/// SplitMix64 finaliser (Steele, Lea & Flood 2014).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Runs `f` in a pool of `n` threads, or in the global pool.
+pub(crate) fn in_pool<T: Send>(n: Option<usize>, f: impl FnOnce() -> T + Send) -> Result<T> {
+    match n {
+        None => Ok(f()),
+        Some(n) => Ok(rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()?
+            .install(f)),
+    }
+}
+
+type Forest = RandomForestRegressor<f32, f64, DenseMatrix<f32>, Vec<f64>>;
+
+/// A fitted random forest: the mean of its trees.
+#[derive(Debug)]
+pub struct RandomForest {
+    forests: Vec<(usize, Forest)>,
+    n_features: usize,
+    n_trees: usize,
+    n_threads: Option<usize>,
+}
+
+impl RandomForest {
+    /// Number of features the forest was fitted on.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Number of trees.
+    pub fn n_trees(&self) -> usize {
+        self.n_trees
+    }
+
+    /// Predicts every row of `x` (`[samples, features]`), in parallel over row chunks.
+    /// Rows containing `NaN` give `NaN`.
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`] if `x` has another number of features; [`Error::Model`].
+    pub fn predict(&self, x: ArrayView2<'_, f32>) -> Result<Array1<f32>> {
+        if x.ncols() != self.n_features {
+            return Err(Error::SizeMismatch {
+                what: "feature columns",
+                expected: self.n_features,
+                got: x.ncols(),
+            });
+        }
+        let n = x.nrows();
+        let run = || {
+            (0..n.div_ceil(PREDICT_CHUNK))
+                .into_par_iter()
+                .map(|c| {
+                    let rows = c * PREDICT_CHUNK..((c + 1) * PREDICT_CHUNK).min(n);
+                    let mut chunk = Vec::with_capacity(rows.len() * self.n_features);
+                    for r in rows {
+                        chunk.extend(x.row(r).iter().copied());
+                    }
+                    self.predict_rows(&chunk)
+                })
+                .collect::<Result<Vec<Vec<f32>>>>()
+        };
+        let parts = in_pool(self.n_threads, run)??;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Predicts row-major feature rows on the calling thread. Rows with a `NaN` give `NaN`.
+    ///
+    /// # Errors
+    /// [`Error::SizeMismatch`] if the length is not a multiple of the feature count;
+    /// [`Error::Model`].
+    pub fn predict_rows(&self, rows: &[f32]) -> Result<Vec<f32>> {
+        let p = self.n_features;
+        if rows.len() % p != 0 {
+            return Err(Error::SizeMismatch {
+                what: "row-major feature values (multiple of the feature count)",
+                expected: rows.len().div_ceil(p) * p,
+                got: rows.len(),
+            });
+        }
+        let n = rows.len() / p;
+        // Only complete rows go to the trees (a NaN would silently take the `false` branch).
+        let valid: Vec<usize> = (0..n)
+            .filter(|&r| rows[r * p..(r + 1) * p].iter().all(|v| v.is_finite()))
+            .collect();
+        let mut out = vec![f32::NAN; n];
+        if valid.is_empty() {
+            return Ok(out);
+        }
+        let values = if valid.len() == n {
+            rows.to_vec()
+        } else {
+            valid
+                .iter()
+                .flat_map(|&r| rows[r * p..(r + 1) * p].iter().copied())
+                .collect()
+        };
+        let m = DenseMatrix::new(valid.len(), p, values, false)?;
+        let mut sum = vec![0.0f64; valid.len()];
+        for (trees, forest) in &self.forests {
+            let y = forest.predict(&m)?;
+            for (s, v) in sum.iter_mut().zip(y) {
+                *s += v * *trees as f64;
+            }
+        }
+        for (&r, s) in valid.iter().zip(sum) {
+            out[r] = (s / self.n_trees as f64) as f32;
+        }
+        Ok(out)
+    }
+
+    /// Impurity-based feature importances (mean over trees, normalised to sum to 1).
+    ///
+    /// # Errors
+    /// [`Error::Model`] if smartcore cannot compute them.
+    pub fn feature_importances(&self) -> Result<Vec<f64>> {
+        let mut imp = vec![0.0; self.n_features];
+        for (trees, forest) in &self.forests {
+            for (a, b) in imp.iter_mut().zip(forest.compute_feature_importances()?) {
+                *a += b * *trees as f64;
+            }
+        }
+        let s: f64 = imp.iter().sum();
+        if s > 0.0 {
+            imp.iter_mut().for_each(|v| *v /= s);
+        }
+        Ok(imp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// y = 3·x0 + step(x1) + 0·x2 on a deterministic grid of points.
+    fn data(n: usize) -> (Array2<f32>, Array1<f32>) {
+        let (x, y) = clean(n);
+        // Deterministic pseudo-noise of ±0.1 so that bootstrap samples give different trees.
+        let y = y
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + 0.1 * (((i * 7919) % 201) as f32 / 100.0 - 1.0))
+            .collect();
+        (x, y)
+    }
+
+    fn clean(n: usize) -> (Array2<f32>, Array1<f32>) {
+        let x = Array2::from_shape_fn((n, 3), |(i, j)| match j {
+            0 => (i % 17) as f32 / 17.0,
+            1 => ((i * 7) % 13) as f32 / 13.0,
+            _ => ((i * 5) % 11) as f32,
+        });
+        let y = x
+            .rows()
+            .into_iter()
+            .map(|r| 3.0 * r[0] + if r[1] > 0.5 { 1.0 } else { 0.0 })
+            .collect();
+        (x, y)
+    }
+
+    #[test]
+    fn fits_a_known_function_and_is_deterministic_across_threads() {
+        let (x, y) = data(400);
+        let p = RfParams::new().n_trees(20).seed(7);
+        let f1 = p
+            .clone()
+            .n_threads(Some(1))
+            .fit(x.view(), y.view())
+            .unwrap();
+        let f2 = p.n_threads(Some(2)).fit(x.view(), y.view()).unwrap();
+        let (a, b) = (f1.predict(x.view()).unwrap(), f2.predict(x.view()).unwrap());
+        assert_eq!(a, b, "same seed, other thread count: same forest");
+        // The noise-free function is recovered to about the noise level.
+        let (_, truth) = clean(400);
+        let rmse = (a
+            .iter()
+            .zip(&truth)
+            .map(|(p, t)| (p - t).powi(2))
+            .sum::<f32>()
+            / 400.0)
+            .sqrt();
+        assert!(rmse < 0.1, "{rmse}");
+        let imp = f1.feature_importances().unwrap();
+        assert!(imp[2] < 0.05 && imp[0] > imp[2], "{imp:?}");
+        let f3 = RfParams::new()
+            .n_trees(20)
+            .seed(8)
+            .fit(x.view(), y.view())
+            .unwrap();
+        assert_ne!(
+            f3.predict(x.view()).unwrap(),
+            a,
+            "another seed, another forest"
+        );
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let (mut x, y) = data(50);
+        assert!(RfParams::new().n_trees(0).check().is_err());
+        assert!(RfParams::new().mtry(Mtry::Fraction(1.5)).check().is_err());
+        assert!(RfParams::new().min_samples_split(1).check().is_err());
+        let e = RfParams::new().mtry(Mtry::Count(4)).fit(x.view(), y.view());
+        assert!(matches!(
+            e,
+            Err(Error::InvalidParameter { name: "mtry", .. })
+        ));
+        assert!(matches!(
+            RfParams::new().fit(x.view(), y.slice(ndarray::s![..10])),
+            Err(Error::SizeMismatch { .. })
+        ));
+        x[(3, 1)] = f32::NAN;
+        assert!(matches!(
+            RfParams::new().fit(x.view(), y.view()),
+            Err(Error::NonFinite { row: 3, col: 1, .. })
+        ));
+        // NaN rows predict NaN; others are predicted.
+        let (x, y) = data(50);
+        let f = RfParams::new().n_trees(3).fit(x.view(), y.view()).unwrap();
+        let mut q = x.slice(ndarray::s![..2, ..]).to_owned();
+        q[(0, 0)] = f32::NAN;
+        let out = f.predict(q.view()).unwrap();
+        assert!(out[0].is_nan() && out[1].is_finite());
+        assert!(f.predict(x.slice(ndarray::s![.., ..2])).is_err());
+    }
+
+    #[test]
+    fn subsample_and_tree_split() {
+        assert_eq!(subsample(5, 10, 1), vec![0, 1, 2, 3, 4]);
+        let s = subsample(1000, 10, 1);
+        assert_eq!(s.len(), 10);
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        let jobs = split_trees(100, 0);
+        assert_eq!(jobs.len(), SUB_FORESTS);
+        assert_eq!(jobs.iter().map(|j| j.0).sum::<usize>(), 100);
+        assert_eq!(split_trees(3, 0).len(), 3);
+    }
+}
