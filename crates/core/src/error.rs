@@ -9,6 +9,21 @@ pub enum Error {
     /// Raster I/O, grid or resampling error.
     #[error(transparent)]
     Raster(#[from] amun_raster::Error),
+    /// Index, terrain or land-cover error.
+    #[error(transparent)]
+    Indices(#[from] amun_indices::Error),
+    /// Synthetic-world error.
+    #[error(transparent)]
+    Synth(#[from] amun_synth::Error),
+    /// Scoring error.
+    #[error(transparent)]
+    Metrics(#[from] amun_metrics::Error),
+    /// Random-forest or ridge baseline error.
+    #[error(transparent)]
+    Rf(#[from] amun_rf::Error),
+    /// Bayesian-optimisation error.
+    #[error(transparent)]
+    Bayesopt(#[from] amun_bayesopt::Error),
     /// A scene is inconsistent (missing band, grids that do not nest, …).
     #[error("scene `{scene}`: {detail}")]
     Scene {

@@ -10,17 +10,27 @@ pub use amun_raster as raster;
 pub use amun_rf as rf;
 pub use amun_synth as synth;
 
+mod baselines;
 mod conserve;
 mod downscale;
 mod error;
+mod experiment;
+mod prepare;
 mod progress;
+mod report;
 mod scene;
 
+pub use baselines::{Regression, RegressionMode};
 pub use conserve::{conserve, ConserveParams};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
+pub use experiment::{
+    paper_style, real, scale_transfer, score_method, RunOptions, RunOutput,
+};
+pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
-pub use scene::Scene;
+pub use report::{write_atomic, write_json, MethodReport, Report, SceneScore};
+pub use scene::{layout, Scene, SceneManifest};
 
 /// The types most programs need: `use amun_core::prelude::*;`.
 pub mod prelude {

@@ -144,3 +144,162 @@ impl Scene {
         Ok(resample(&self.coarse_lst, self.fine_grid(), method)?)
     }
 }
+
+/// The file names of a scene folder (see [`Scene::save`] and [`Scene::load`]).
+pub mod layout {
+    /// Scene description: name, month, hour, factor and the files below.
+    pub const MANIFEST: &str = "scene.json";
+    /// Coarse LST, one band, kelvin.
+    pub const COARSE_LST: &str = "lst_coarse.tif";
+    /// Fine covariates, one band each, named.
+    pub const COVARIATES: &str = "covariates.tif";
+    /// Fine reference LST (optional), kelvin.
+    pub const REFERENCE: &str = "lst_reference.tif";
+}
+
+/// What `scene.json` records.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SceneManifest {
+    /// Scene name.
+    pub name: String,
+    /// Month 1–12, if known.
+    pub month: Option<u32>,
+    /// Hour 0–23, if known.
+    pub hour: Option<u32>,
+    /// Coarse-to-fine factor.
+    pub factor: usize,
+    /// Covariate band names in order.
+    pub covariates: Vec<String>,
+    /// Whether `lst_reference.tif` is present.
+    pub has_reference: bool,
+    /// The amun version that wrote the folder.
+    pub amun_version: String,
+}
+
+impl Scene {
+    /// Writes the scene as a folder: `scene.json`, `lst_coarse.tif`, `covariates.tif` and,
+    /// when known, `lst_reference.tif` (float32, Deflate, tiled GeoTIFFs). Every file is
+    /// written to a temporary name and renamed into place.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the folder cannot be created; raster write errors.
+    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
+        use amun_raster::{write, write_raster, WriteOptions};
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let opts = WriteOptions::default();
+        write_raster(dir.join(layout::COARSE_LST), &self.coarse_lst, &opts)?;
+        write(dir.join(layout::COVARIATES), &self.covariates, &opts)?;
+        if let Some(r) = &self.reference {
+            write_raster(dir.join(layout::REFERENCE), r, &opts)?;
+        }
+        let manifest = SceneManifest {
+            name: self.name.clone(),
+            month: self.month,
+            hour: self.hour,
+            factor: self.factor,
+            covariates: self.covariates.names().to_vec(),
+            has_reference: self.reference.is_some(),
+            amun_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        crate::report::write_json(&dir.join(layout::MANIFEST), &manifest)
+    }
+
+    /// Reads a scene folder written by [`Scene::save`] (or `amun prepare`).
+    ///
+    /// # Errors
+    /// [`Error::Io`]/[`Error::Json`] for a missing or broken `scene.json`; raster read errors
+    /// naming the file; [`Error::Scene`] if the files do not form a consistent scene.
+    pub fn load(dir: &std::path::Path) -> Result<Self> {
+        use amun_indices::landcover_raster;
+        use amun_raster::{read, read_band, BandKind};
+        let mpath = dir.join(layout::MANIFEST);
+        let text = std::fs::read_to_string(&mpath).map_err(|source| Error::Io {
+            path: mpath.clone(),
+            source,
+        })?;
+        let m: SceneManifest = serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: mpath.clone(),
+            source,
+        })?;
+        let lst = read_band(dir.join(layout::COARSE_LST), 1)?;
+        let raw = read(dir.join(layout::COVARIATES))?;
+        // Land cover is categorical whatever the file recorded.
+        let mut covariates = Stack::new(raw.grid().clone());
+        for (name, band) in raw.iter() {
+            let band = if name == amun_indices::Covariate::Landcover.name()
+                || band.kind() == BandKind::Categorical
+            {
+                landcover_raster(band.clone()).map_err(|e| Error::Scene {
+                    scene: m.name.clone(),
+                    detail: format!("band `{name}` of {}: {e}", layout::COVARIATES),
+                })?
+            } else {
+                band.clone()
+            };
+            covariates.push(name, band)?;
+        }
+        if covariates.names() != m.covariates.as_slice() {
+            return Err(Error::Scene {
+                scene: m.name,
+                detail: format!(
+                    "{} has bands [{}] but {} lists [{}]",
+                    layout::COVARIATES,
+                    covariates.names().join(", "),
+                    layout::MANIFEST,
+                    m.covariates.join(", ")
+                ),
+            });
+        }
+        let mut scene = Scene::new(m.name.clone(), lst, covariates)?.with_time(m.month, m.hour);
+        if scene.factor != m.factor {
+            return Err(Error::Scene {
+                scene: m.name,
+                detail: format!(
+                    "grids nest by a factor {} but {} says {}",
+                    scene.factor,
+                    layout::MANIFEST,
+                    m.factor
+                ),
+            });
+        }
+        let rpath = dir.join(layout::REFERENCE);
+        if m.has_reference || rpath.exists() {
+            scene = scene.with_reference(read_band(rpath, 1)?)?;
+        }
+        Ok(scene)
+    }
+
+    /// The same scene one scale up, for training under scale invariance (DESIGN §5): the
+    /// coarse LST aggregated again by the factor becomes the input, the covariates are
+    /// aggregated to the coarse grid (mean for continuous bands, mode for land cover) and
+    /// the coarse LST becomes the reference.
+    ///
+    /// # Errors
+    /// [`Error::Scene`] if the coarse grid is not divisible by the factor (the message says
+    /// which sizes would be).
+    pub fn coarsened(&self) -> Result<Scene> {
+        let k = self.factor;
+        let (w, h) = (self.coarse_grid().width(), self.coarse_grid().height());
+        if w % k != 0 || h % k != 0 || w / k < 2 || h / k < 2 {
+            return Err(Error::Scene {
+                scene: self.name.clone(),
+                detail: format!(
+                    "the coarse grid ({w}×{h}) must be a multiple of the factor {k} and at least {} pixels wide to train one scale up",
+                    2 * k
+                ),
+            });
+        }
+        let coarser = self.coarse_lst.block_mean(k, 0.5)?;
+        let covariates =
+            amun_indices::coarsen_stack(&self.covariates, k, 0.5).map_err(|e| Error::Scene {
+                scene: self.name.clone(),
+                detail: format!("aggregating covariates to the coarse grid: {e}"),
+            })?;
+        Ok(Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
+            .with_reference(self.coarse_lst.clone())?
+            .with_time(self.month, self.hour))
+    }
+}
