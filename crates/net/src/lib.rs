@@ -1,1 +1,28 @@
-//! Work in progress.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(clippy::float_cmp)]
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod infer;
+pub mod init;
+pub mod model;
+pub mod optim;
+#[cfg(test)]
+mod testutil;
+pub mod train;
+
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use config::{Ablation, AmunConfig, AspectEncoding, PAPER_COVARIATES};
+pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
+pub use error::{Error, Result};
+pub use infer::{predict, TileParams};
+pub use init::SeededVarMap;
+pub use model::{count_parameters, Amun};
+pub use optim::{Optim, OptimConfig, Solver};
+pub use train::{
+    train, DeviceSpec, EpochRecord, LossKind, Progress, TrainConfig, Trained, Trainer,
+    ValidTrainConfig,
+};

@@ -334,7 +334,10 @@ fn categorical_kind_and_sinusoidal_crs_survive_a_file() {
             0,
         )
         .unwrap();
-    assert_eq!(f32::from(v), s.bands()[0].data()[(8, 12)]);
+    assert_eq!(
+        f32::from(v).to_bits(),
+        s.bands()[0].data()[(8, 12)].to_bits()
+    );
 }
 
 #[test]

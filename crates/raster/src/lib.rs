@@ -6,6 +6,8 @@ mod error;
 mod grid;
 mod gtiff;
 mod raster;
+#[cfg(feature = "proj")]
+mod reproject;
 mod resample;
 mod stack;
 
@@ -21,3 +23,6 @@ pub use gtiff::{
 pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, Averaged, Resampling};
 pub use stack::Stack;
+
+#[cfg(feature = "proj")]
+pub use reproject::reproject;

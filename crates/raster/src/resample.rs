@@ -85,19 +85,7 @@ impl Axis {
         // GDAL (GDALWarpKernel::PerformWarp): scale = target size / source extent covered,
         // snapped to 1/k when within 0.05 of an integer ratio.
         let (first, last) = (to_src(0.0), to_src(n_target as f64));
-        let (elo, ehi) = (first.min(last), first.max(last));
-        let raw = (n_src as f64 - elo.max(0.0).floor()).min(ehi - elo);
-        let mut scale = if raw > 0.0 {
-            n_target as f64 / raw
-        } else {
-            1.0
-        };
-        if scale < 1.0 {
-            let inv = 1.0 / scale;
-            if (inv - inv.round()).abs() < 0.05 {
-                scale = 1.0 / inv.round();
-            }
-        }
+        let scale = gdal_scale(n_target, first.min(last), first.max(last), n_src);
         Axis {
             centre,
             lo,
@@ -118,47 +106,78 @@ impl Axis {
         self.nearest(i).is_some()
     }
 
-    /// Source pixels overlapping target pixel `i`, with overlap lengths (clipped to the
-    /// source), and the footprint length. GDAL's window: `floor(lo + 1e-10)` to
-    /// `ceil(hi - 1e-10)`.
     fn overlap(&self, i: usize) -> (Vec<(usize, f64)>, f64) {
-        let (lo, hi) = (self.lo[i], self.hi[i]);
-        let imin = ((lo + 1e-10).floor().max(0.0)) as i64;
-        let mut imax = ((hi - 1e-10).ceil().min(self.n as f64)) as i64;
-        if imin == imax && imax < self.n as i64 {
-            imax += 1;
-        }
-        let mut out = Vec::new();
-        for k in imin..imax {
-            let (a, b) = (k as f64, k as f64 + 1.0);
-            let w = b.min(hi) - a.max(lo);
-            // A footprint thinner than the tolerance still gets its pixel (GDAL's +1 rule).
-            out.push((k as usize, if imax - imin == 1 { w.max(1e-12) } else { w }));
-        }
-        (out, hi - lo)
+        overlap(self.lo[i], self.hi[i], self.n)
     }
 
-    /// Taps of a separable kernel (`radius` in unscaled pixels, `filter` the weight
-    /// function) around target centre `i`; GDAL's `GWKResample`.
     fn taps(&self, i: usize, radius: f64, filter: fn(f64) -> f64, odd: bool) -> Vec<(usize, f64)> {
-        let c = self.centre[i];
-        let i0 = (c - 0.5).floor();
-        let d = c - 0.5 - i0;
-        let (r, s) = if self.scale < 1.0 {
-            ((radius / self.scale).ceil() as i64, self.scale)
-        } else {
-            (radius as i64, 1.0)
-        };
-        // The window starts one later for even-width kernels (GDAL's nFiltInit).
-        let start = if odd { -r } else { 1 - r };
-        (start..=r)
-            .filter_map(|k| {
-                let idx = i0 as i64 + k;
-                (idx >= 0 && idx < self.n as i64)
-                    .then(|| (idx as usize, filter((k as f64 - d) * s)))
-            })
-            .collect()
+        taps(self.centre[i], self.n, self.scale, radius, filter, odd)
     }
+}
+
+/// Source pixels (of `n` along an axis) overlapping the footprint `lo..hi` (source pixel
+/// coordinates), with overlap lengths clipped to the source, and the footprint length.
+/// GDAL's window: `floor(lo + 1e-10)` to `ceil(hi - 1e-10)`.
+pub(crate) fn overlap(lo: f64, hi: f64, n: usize) -> (Vec<(usize, f64)>, f64) {
+    let imin = ((lo + 1e-10).floor().max(0.0)) as i64;
+    let mut imax = ((hi - 1e-10).ceil().min(n as f64)) as i64;
+    if imin == imax && imax < n as i64 {
+        imax += 1;
+    }
+    let mut out = Vec::new();
+    for k in imin..imax {
+        let (a, b) = (k as f64, k as f64 + 1.0);
+        let w = b.min(hi) - a.max(lo);
+        // A footprint thinner than the tolerance still gets its pixel (GDAL's +1 rule).
+        out.push((k as usize, if imax - imin == 1 { w.max(1e-12) } else { w }));
+    }
+    (out, hi - lo)
+}
+
+/// Taps of a separable kernel (`radius` in unscaled pixels, `filter` the weight function)
+/// around source coordinate `c` on an axis of `n` pixels, stretched by `1/scale` when
+/// `scale < 1`; GDAL's `GWKResample`.
+pub(crate) fn taps(
+    c: f64,
+    n: usize,
+    scale: f64,
+    radius: f64,
+    filter: fn(f64) -> f64,
+    odd: bool,
+) -> Vec<(usize, f64)> {
+    let i0 = (c - 0.5).floor();
+    let d = c - 0.5 - i0;
+    let (r, s) = if scale < 1.0 {
+        ((radius / scale).ceil() as i64, scale)
+    } else {
+        (radius as i64, 1.0)
+    };
+    // The window starts one later for even-width kernels (GDAL's nFiltInit).
+    let start = if odd { -r } else { 1 - r };
+    (start..=r)
+        .filter_map(|k| {
+            let idx = i0 as i64 + k;
+            (idx >= 0 && idx < n as i64).then(|| (idx as usize, filter((k as f64 - d) * s)))
+        })
+        .collect()
+}
+
+/// GDAL's kernel scale along an axis: target size over the source extent covered
+/// (`lo..hi` in source pixels, of `n`), snapped to 1/k within 0.05 of an integer ratio.
+pub(crate) fn gdal_scale(n_target: usize, lo: f64, hi: f64, n: usize) -> f64 {
+    let raw = (n as f64 - lo.max(0.0).floor()).min(hi - lo);
+    let mut scale = if raw > 0.0 {
+        n_target as f64 / raw
+    } else {
+        1.0
+    };
+    if scale < 1.0 {
+        let inv = 1.0 / scale;
+        if (inv - inv.round()).abs() < 0.05 {
+            scale = 1.0 / inv.round();
+        }
+    }
+    scale
 }
 
 /// Whether the source pixel under target centre (c, r) exists and has a value.
@@ -169,7 +188,7 @@ fn centre_valid(d: &Array2<f32>, ax: &Axis, ay: &Axis, c: usize, r: usize) -> bo
     }
 }
 
-fn tent(x: f64) -> f64 {
+pub(crate) fn tent(x: f64) -> f64 {
     let a = x.abs();
     if a <= 1.0 {
         1.0 - a
@@ -179,7 +198,7 @@ fn tent(x: f64) -> f64 {
 }
 
 /// Keys cubic convolution kernel with a = −0.5 (GDAL's `GWKCubic`).
-fn cubic(x: f64) -> f64 {
+pub(crate) fn cubic(x: f64) -> f64 {
     let a = x.abs();
     let x2 = x * x;
     if a <= 1.0 {
@@ -348,7 +367,7 @@ pub fn average(src: &Raster, target: &Grid) -> Result<Averaged> {
 
 /// 2×2 bilinear with renormalisation over valid, in-range pixels (GDAL's
 /// `GWKBilinearResample4Sample`).
-fn bilinear4(d: &Array2<f32>, sx: f64, sy: f64) -> f32 {
+pub(crate) fn bilinear4(d: &Array2<f32>, sx: f64, sy: f64) -> f32 {
     let (x0, y0) = ((sx - 0.5).floor(), (sy - 0.5).floor());
     let (fx, fy) = (sx - 0.5 - x0, sy - 0.5 - y0);
     let (x0, y0) = (x0 as i64, y0 as i64);
@@ -388,7 +407,7 @@ fn bilinear4(d: &Array2<f32>, sx: f64, sy: f64) -> f32 {
 
 /// 4×4 cubic convolution; bilinear at the border or when any of the 16 pixels is missing
 /// (GDAL's `GWKCubicResample4Sample`).
-fn bicubic4(d: &Array2<f32>, sx: f64, sy: f64) -> f32 {
+pub(crate) fn bicubic4(d: &Array2<f32>, sx: f64, sy: f64) -> f32 {
     // GDAL truncates toward zero here; below 0.5 that is the border case anyway.
     let (x0, y0) = ((sx - 0.5) as i64, (sy - 0.5) as i64);
     let (h, w) = (d.nrows() as i64, d.ncols() as i64);
@@ -413,7 +432,7 @@ fn bicubic4(d: &Array2<f32>, sx: f64, sy: f64) -> f32 {
 }
 
 /// Separable convolution with renormalisation over valid pixels (GDAL's `GWKResample`).
-fn convolve(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> f32 {
+pub(crate) fn convolve(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> f32 {
     let (mut acc, mut wsum) = (0.0, 0.0);
     for &(y, wy) in ty {
         let (mut racc, mut rw) = (0.0, 0.0);
@@ -435,7 +454,7 @@ fn convolve(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> f32 {
 }
 
 /// Weighted mean over an overlap window; returns the mean and the valid weight.
-fn area_mean(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> (f32, f64) {
+pub(crate) fn area_mean(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> (f32, f64) {
     let (mut acc, mut wsum) = (0.0, 0.0);
     for &(y, wy) in ty {
         for &(x, wx) in tx {
@@ -454,7 +473,7 @@ fn area_mean(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> (f32,
 }
 
 /// Most frequent valid value; ties go to the value that reached the top count first.
-fn mode(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> f32 {
+pub(crate) fn mode(d: &Array2<f32>, tx: &[(usize, f64)], ty: &[(usize, f64)]) -> f32 {
     let mut counts: Vec<(u32, usize)> = Vec::new();
     let (mut best, mut best_n) = (f32::NAN, 0usize);
     for &(y, _) in ty {

@@ -59,7 +59,7 @@ impl Mtry {
 /// | `mtry` | [`Mtry::All`] | features tried per split, as scikit-learn's regressor |
 /// | `min_samples_leaf` | 1 | minimum samples in a leaf |
 /// | `min_samples_split` | 2 | minimum samples to split a node |
-/// | `max_depth` | `None` | depth limit (`None`: grow until pure or too small) |
+/// | `max_depth` | `None` | depth limit as scikit-learn counts it (a stump has depth 1; `None`: grow until pure or too small) |
 /// | `seed` | 0 | seed of bootstrap samples and feature draws |
 /// | `max_samples` | 1 000 000 | training rows kept (a seeded uniform subsample above it) |
 /// | `n_threads` | `None` | threads (`None`: rayon's global pool, all cores) |
@@ -119,7 +119,7 @@ impl RfParams {
         self.min_samples_split = n;
         self
     }
-    /// Maximum tree depth (`None`: unlimited).
+    /// Maximum tree depth, counted as scikit-learn's `max_depth` (`None`: unlimited).
     pub fn max_depth(mut self, d: Option<u16>) -> Self {
         self.max_depth = d;
         self
@@ -257,7 +257,9 @@ impl RfValidParams {
                         .with_min_samples_leaf(p.min_samples_leaf)
                         .with_min_samples_split(p.min_samples_split)
                         .with_seed(seed);
-                    params.max_depth = p.max_depth;
+                    // scikit-learn counts split levels below the root; smartcore counts
+                    // node levels with the root at 1.
+                    params.max_depth = p.max_depth.map(|d| d.saturating_add(1));
                     RandomForestRegressor::fit(&matrix, &target, params)
                         .map(|f| (n_trees, f))
                         .map_err(Error::from)
@@ -563,5 +565,73 @@ mod tests {
         assert_eq!(jobs.len(), SUB_FORESTS);
         assert_eq!(jobs.iter().map(|j| j.0).sum::<usize>(), 100);
         assert_eq!(split_trees(3, 0).len(), 3);
+    }
+
+    /// The committed Friedman #1 split (see `fixtures/rf/README.md`).
+    fn friedman() -> (Array2<f32>, Array1<f32>, Array2<f32>, Array1<f32>) {
+        let text = include_str!("../../../fixtures/rf/friedman1.csv");
+        let rows: Vec<Vec<f32>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect();
+        let part = |r: std::ops::Range<usize>| {
+            let x = Array2::from_shape_fn((r.len(), 5), |(i, j)| rows[r.start + i][j]);
+            let y = r.map(|i| rows[i][5]).collect();
+            (x, y)
+        };
+        let (xtr, ytr) = part(0..600);
+        let (xte, yte) = part(600..900);
+        (xtr, ytr, xte, yte)
+    }
+
+    fn r2(pred: &Array1<f32>, truth: &Array1<f32>) -> f64 {
+        let mean = truth.iter().map(|&v| f64::from(v)).sum::<f64>() / truth.len() as f64;
+        let ss_tot: f64 = truth.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum();
+        let ss_res: f64 = pred
+            .iter()
+            .zip(truth)
+            .map(|(&p, &t)| f64::from(p - t).powi(2))
+            .sum();
+        1.0 - ss_res / ss_tot
+    }
+
+    #[test]
+    fn test_r2_matches_scikit_learn() {
+        // Reference: fixtures/rf/make_reference.py, sklearn.ensemble.RandomForestRegressor
+        // with the same hyperparameters, test R² averaged over random_state 0..9.
+        let want: serde_json::Value =
+            serde_json::from_str(include_str!("../../../fixtures/rf/expected.json")).unwrap();
+        let (xtr, ytr, xte, yte) = friedman();
+        let configs = [
+            ("default", RfParams::new()),
+            (
+                "shallow",
+                RfParams::new()
+                    .mtry(Mtry::Fraction(0.5))
+                    .min_samples_leaf(5)
+                    .max_depth(Some(6)),
+            ),
+        ];
+        for (name, params) in configs {
+            // Mean over seeds 0..10 as for the reference (one seed's spread is ~0.004).
+            let got = (0..10)
+                .map(|seed| {
+                    let forest = params
+                        .clone()
+                        .seed(seed)
+                        .fit(xtr.view(), ytr.view())
+                        .unwrap();
+                    r2(&forest.predict(xte.view()).unwrap(), &yte)
+                })
+                .sum::<f64>()
+                / 10.0;
+            let reference = want[name]["test_r2_mean"].as_f64().unwrap();
+            eprintln!("{name}: amun-rf test R² {got:.4}, scikit-learn {reference:.4}");
+            assert!(
+                (got - reference).abs() < 0.01,
+                "{name}: amun-rf R² {got:.4} vs scikit-learn {reference:.4}"
+            );
+        }
     }
 }

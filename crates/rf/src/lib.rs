@@ -10,9 +10,11 @@ mod ridge;
 
 pub use downscale::{
     residual_correct, DownscaleParams, DownscaleValidParams, FittedDownscaler, Model, ModelParams,
-    ResidualCorrection, SupervisedDownscaler, TrainingScene,
+    ResidualCorrection, SupervisedDownscaler, SupervisedTarget, TrainingScene,
 };
 pub use error::{Error, Result};
 pub use features::CategoricalEncoding;
 pub use forest::{Mtry, RandomForest, RfParams, RfValidParams};
+/// The `ndarray` version of this crate's array arguments.
+pub use ndarray;
 pub use ridge::{RidgeModel, RidgeParams, RidgeValidParams};

@@ -58,7 +58,7 @@ impl Default for WorldParams {
             base_elevation_m: 300.0,
             relief_m: 3000.0,
             terrain_wavelength_deg: 1.0,
-            roughness: 0.7,
+            roughness: 0.8,
             water_fraction: 0.05,
             urban_fraction: 0.06,
             snow_line_m: 2900.0,

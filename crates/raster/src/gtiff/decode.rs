@@ -308,9 +308,13 @@ fn decode_chunk(
     let row_bytes = l.chunk_row_bytes();
     let rows = l.stored_rows(c.cy);
     let expected = row_bytes * rows;
-    if l.compression != super::Compression::None
-        && expected as u64 > (raw.len() as u64).saturating_mul(codec::MAX_RATIO) + 4096
-    {
+    if l.compression == super::Compression::None && raw.len() < expected {
+        return Err(corrupt(format!(
+            "{} stored bytes, {expected} needed for its pixels",
+            raw.len()
+        )));
+    }
+    if expected as u64 > (raw.len() as u64).saturating_mul(codec::MAX_RATIO) + 4096 {
         return Err(corrupt(format!(
             "{} compressed bytes cannot hold {expected} bytes of pixels",
             raw.len()

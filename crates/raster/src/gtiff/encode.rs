@@ -36,7 +36,7 @@ pub fn write(path: impl AsRef<Path>, stack: &Stack, opts: &WriteOptions) -> Resu
 /// Writes one raster as a single-band GeoTIFF (no band description).
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_raster(path: impl AsRef<Path>, raster: &Raster, opts: &WriteOptions) -> Result<()> {
     write_bands(path.as_ref(), raster.grid(), &[(None, raster)], opts)
 }
@@ -152,6 +152,14 @@ fn write_bands(
         source,
     };
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+    // Temporary files are created private (0600); the result is an ordinary data file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+    }
     {
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
         // Classic TIFF offsets are 32-bit: leave room for the directory and tags.

@@ -206,7 +206,7 @@ impl ReadOptions {
     }
 }
 
-/// How [`write`] lays a file out. Defaults: `Float32`, Deflate level 6 with a predictor,
+/// How [`write()`] lays a file out. Defaults: `Float32`, Deflate level 6 with a predictor,
 /// 256×256 tiles, classic TIFF unless the data needs BigTIFF.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,0 +1,320 @@
+//! The network's configuration: inputs, widths and the module switches of the ablations.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How the aspect band (an angle in degrees clockwise from north, as `gdaldem aspect`
+/// writes it) is fed to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AspectEncoding {
+    /// Two channels: northness `cos(aspect)` and eastness `sin(aspect)` (default). 359° and
+    /// 1° are neighbours, as they should be; flips and rotations act on them linearly.
+    #[default]
+    CosSin,
+    /// The angle in degrees as one channel (the paper's reading; 359° and 1° look far apart).
+    Degrees,
+}
+
+/// Which of the paper's modules are present (its "reliability experiment").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ablation {
+    /// GMFCA only: shallow features + GMFCA, fused, 1×1 head.
+    Gmfca,
+    /// GMFCA + FFRDB, fused, 1×1 head.
+    GmfcaFfrdb,
+    /// GMFCA + U-Net (no FFRDB).
+    GmfcaUnet,
+    /// The full AMUN: GMFCA + FFRDB + U-Net.
+    Full,
+}
+
+impl Ablation {
+    /// All four variants, in the paper's order.
+    pub const ALL: [Ablation; 4] = [
+        Ablation::Gmfca,
+        Ablation::GmfcaFfrdb,
+        Ablation::GmfcaUnet,
+        Ablation::Full,
+    ];
+
+    /// A short label (`gmfca`, `gmfca+ffrdb`, `gmfca+unet`, `full`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Ablation::Gmfca => "gmfca",
+            Ablation::GmfcaFfrdb => "gmfca+ffrdb",
+            Ablation::GmfcaUnet => "gmfca+unet",
+            Ablation::Full => "full",
+        }
+    }
+}
+
+/// The AMUN architecture (DESIGN.md §4). Every reading of the paper that it leaves open is
+/// a field here.
+///
+/// Defaults are [`AmunConfig::small`] with the paper's seven covariates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AmunConfig {
+    /// Covariate band names, in input order (default: the paper's seven, `ndvi`,
+    /// `landcover`, `reflectance`, `mndwi`, `ndbi`, `slope`, `aspect`). Any number ≥ 1.
+    pub covariates: Vec<String>,
+    /// Name of the band that holds aspect in degrees (default `aspect`); it is encoded as
+    /// [`AmunConfig::aspect_encoding`] says. Other bands are fed as they are.
+    pub aspect_band: String,
+    /// Encoding of the aspect band (default [`AspectEncoding::CosSin`]).
+    pub aspect_encoding: AspectEncoding,
+    /// Feature width `C` of the shallow features, GMFCA and FFRDB (default 16).
+    pub channels: usize,
+    /// Growth rate `G` of each residual dense block (default 16).
+    pub rdb_growth: usize,
+    /// Number of residual dense blocks in FFRDB (paper: 3).
+    pub rdb_count: usize,
+    /// Conv layers per residual dense block (paper: 3).
+    pub rdb_layers: usize,
+    /// U-Net encoder widths, one per level (default `[16, 32, 64, 128]`). Patch sides must
+    /// be multiples of `2^levels`.
+    pub unet_widths: Vec<usize>,
+    /// Width of the U-Net bridge (default 256).
+    pub unet_bridge: usize,
+    /// Predict the residual over the bilinearly upsampled coarse LST (default true):
+    /// `LST_fine = LST_bilinear + net(x)`.
+    pub residual: bool,
+    /// Include the GMFCA module (default true).
+    pub gmfca: bool,
+    /// Include the FFRDB module (default true).
+    pub ffrdb: bool,
+    /// Include the U-Net (default true). Without it a 1×1 conv maps the fused features to
+    /// the output.
+    pub unet: bool,
+}
+
+impl Default for AmunConfig {
+    fn default() -> Self {
+        Self::small()
+    }
+}
+
+/// The paper's seven covariates in its order.
+pub const PAPER_COVARIATES: [&str; 7] = [
+    "ndvi",
+    "landcover",
+    "reflectance",
+    "mndwi",
+    "ndbi",
+    "slope",
+    "aspect",
+];
+
+impl AmunConfig {
+    /// A configuration that trains on a laptop CPU in minutes: C = 16, G = 16, U-Net
+    /// `[16, 32, 64, 128]` + 256 (about 2.0 M parameters with seven covariates).
+    pub fn small() -> Self {
+        Self {
+            covariates: PAPER_COVARIATES.iter().map(|s| s.to_string()).collect(),
+            aspect_band: "aspect".into(),
+            aspect_encoding: AspectEncoding::CosSin,
+            channels: 16,
+            rdb_growth: 16,
+            rdb_count: 3,
+            rdb_layers: 3,
+            unet_widths: vec![16, 32, 64, 128],
+            unet_bridge: 256,
+            residual: true,
+            gmfca: true,
+            ffrdb: true,
+            unet: true,
+        }
+    }
+
+    /// Widths chosen so that the weights come close to the paper's 84.1 MB: C = 64, G = 32,
+    /// U-Net `[52, 104, 208, 416]` + 832 (about 21.0 M parameters, 84 MB of f32, with seven
+    /// covariates; a standard 64…1024 U-Net would be 31 M parameters, 124 MB).
+    pub fn paper() -> Self {
+        Self {
+            channels: 64,
+            rdb_growth: 32,
+            unet_widths: vec![52, 104, 208, 416],
+            unet_bridge: 832,
+            ..Self::small()
+        }
+    }
+
+    /// This configuration with other covariate bands (in input order).
+    pub fn with_covariates<S: AsRef<str>>(mut self, names: &[S]) -> Self {
+        self.covariates = names.iter().map(|s| s.as_ref().to_string()).collect();
+        self
+    }
+
+    /// This configuration with the modules of an ablation variant.
+    pub fn with_ablation(mut self, ablation: Ablation) -> Self {
+        self.gmfca = true;
+        (self.ffrdb, self.unet) = match ablation {
+            Ablation::Gmfca => (false, false),
+            Ablation::GmfcaFfrdb => (true, false),
+            Ablation::GmfcaUnet => (false, true),
+            Ablation::Full => (true, true),
+        };
+        self
+    }
+
+    /// The network's auxiliary input channels after encoding, in order: each covariate
+    /// name, except the aspect band, which becomes `aspect:northness` and `aspect:eastness`
+    /// with [`AspectEncoding::CosSin`].
+    pub fn aux_channels(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(self.covariates.len() + 1);
+        for name in &self.covariates {
+            if *name == self.aspect_band && self.aspect_encoding == AspectEncoding::CosSin {
+                out.push(format!("{name}:northness"));
+                out.push(format!("{name}:eastness"));
+            } else {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
+    /// Number of auxiliary input channels (`n_aux`); the network takes `1 + n_aux`.
+    pub fn n_aux(&self) -> usize {
+        self.aux_channels().len()
+    }
+
+    /// Patch and tile sides must be multiples of this (`2^levels` with the U-Net, else 1).
+    pub fn size_multiple(&self) -> usize {
+        if self.unet {
+            1 << self.unet_widths.len()
+        } else {
+            1
+        }
+    }
+
+    /// An upper bound of the receptive-field radius in fine pixels: an output pixel depends
+    /// on no input farther than this (in rows or columns). Tiled inference uses it as the
+    /// default halo.
+    pub fn receptive_radius(&self) -> usize {
+        // Shallow 3×3 conv: 1. GMFCA adds one 3×3 conv (w_T / s_i): 2.
+        let mut pre = if self.gmfca { 2 } else { 1 };
+        if self.ffrdb {
+            // rdb_count blocks of rdb_layers 3×3 convs, then the 3×3 of global fusion.
+            pre = pre.max(1 + self.rdb_count * self.rdb_layers + 1);
+        }
+        if !self.unet {
+            return pre;
+        }
+        let mut r = pre;
+        let mut scale = 1;
+        for _ in &self.unet_widths {
+            // Two 3×3 convs, then a 2×2 pool that reaches `scale` more pixels.
+            r += 3 * scale;
+            scale *= 2;
+        }
+        // Bridge: two 3×3 convs at the coarsest scale.
+        r += 2 * scale;
+        for _ in &self.unet_widths {
+            // 2×2 transposed conv (one input pixel covers `scale` fine pixels), two 3×3 convs.
+            scale /= 2;
+            r += 2 * scale + 2 * scale;
+        }
+        r
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field: no covariates, a duplicate covariate,
+    /// a zero width, or an empty U-Net.
+    pub fn validate(&self) -> Result<()> {
+        if self.covariates.is_empty() {
+            return Err(Error::config("covariates", "at least one covariate is needed"));
+        }
+        for (i, n) in self.covariates.iter().enumerate() {
+            if self.covariates[..i].contains(n) {
+                return Err(Error::config("covariates", format!("`{n}` listed twice")));
+            }
+        }
+        if self.channels == 0 {
+            return Err(Error::config("channels", "must be ≥ 1"));
+        }
+        if self.ffrdb && (self.rdb_growth == 0 || self.rdb_count == 0 || self.rdb_layers == 0) {
+            return Err(Error::config(
+                "rdb_growth/rdb_count/rdb_layers",
+                format!(
+                    "must all be ≥ 1 with FFRDB on, got {}/{}/{}",
+                    self.rdb_growth, self.rdb_count, self.rdb_layers
+                ),
+            ));
+        }
+        if self.unet {
+            if self.unet_widths.is_empty() || self.unet_widths.len() > 8 {
+                return Err(Error::config(
+                    "unet_widths",
+                    format!("needs 1 to 8 levels, got {}", self.unet_widths.len()),
+                ));
+            }
+            if self.unet_widths.contains(&0) || self.unet_bridge == 0 {
+                return Err(Error::config("unet_widths", "widths must be ≥ 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aspect_becomes_two_channels() {
+        let cfg = AmunConfig::small();
+        let ch = cfg.aux_channels();
+        assert_eq!(ch.len(), 8);
+        assert_eq!(ch[6], "aspect:northness");
+        assert_eq!(ch[7], "aspect:eastness");
+        let raw = AmunConfig {
+            aspect_encoding: AspectEncoding::Degrees,
+            ..AmunConfig::small()
+        };
+        assert_eq!(raw.n_aux(), 7);
+        let elev = AmunConfig::small().with_covariates(&["elevation", "ndvi"]);
+        assert_eq!(elev.aux_channels(), ["elevation", "ndvi"]);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut cfg = AmunConfig::small().with_covariates(&["a", "a"]);
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("covariates") && e.contains("twice"), "{e}");
+        cfg = AmunConfig {
+            unet_widths: vec![],
+            ..AmunConfig::small()
+        };
+        assert!(cfg.validate().unwrap_err().to_string().contains("unet_widths"));
+        assert!(AmunConfig::paper().validate().is_ok());
+    }
+
+    #[test]
+    fn json_round_trip_and_defaults() {
+        let cfg = AmunConfig::paper().with_ablation(Ablation::GmfcaUnet);
+        let s = serde_json::to_string(&cfg).unwrap();
+        let back: AmunConfig = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, cfg);
+        // Missing fields take the defaults.
+        let partial: AmunConfig = serde_json::from_str(r#"{"channels": 8}"#).unwrap();
+        assert_eq!(partial.channels, 8);
+        assert_eq!(partial.unet_widths, AmunConfig::small().unet_widths);
+    }
+
+    #[test]
+    fn size_multiple_and_receptive_field() {
+        let cfg = AmunConfig::small();
+        assert_eq!(cfg.size_multiple(), 16);
+        let no_unet = cfg.clone().with_ablation(Ablation::GmfcaFfrdb);
+        assert_eq!(no_unet.size_multiple(), 1);
+        // 1 (shallow) + 3·3 (RDB convs) + 1 (GFF 3×3) = 11.
+        assert_eq!(no_unet.receptive_radius(), 11);
+        // U-Net on top: 11 + 3·(1+2+4+8) + 2·16 + 4·(8+4+2+1) = 11 + 45 + 32 + 60.
+        assert_eq!(cfg.receptive_radius(), 148);
+    }
+}
