@@ -31,8 +31,6 @@ pub enum Palette {
     Temperature,
     /// Blue → white → red around zero, for differences.
     Diverging,
-    /// Dark → light green, for vegetation and other positive quantities.
-    Sequential,
 }
 
 impl Palette {
@@ -62,16 +60,6 @@ impl Palette {
                 (214, 96, 77),
                 (178, 24, 43),
                 (103, 0, 31),
-            ],
-            // Colour Brewer YlGn.
-            Palette::Sequential => &[
-                (255, 255, 229),
-                (217, 240, 163),
-                (173, 221, 142),
-                (120, 198, 121),
-                (65, 171, 93),
-                (35, 132, 67),
-                (0, 90, 50),
             ],
         }
     }

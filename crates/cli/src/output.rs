@@ -18,22 +18,6 @@ pub fn check_writable(path: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes bytes to `path` through a temporary file in the same directory, renamed into place.
-///
-/// # Errors
-/// If the directory cannot be written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
 /// Draws a PNG into a temporary path (the callback gets it), then renames it into place.
 ///
 /// # Errors

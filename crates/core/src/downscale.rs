@@ -66,3 +66,19 @@ impl Downscaler for Interpolation {
         scene.interpolated_lst(self.method)
     }
 }
+
+/// A borrowed downscaler is a downscaler, so a caller can keep a method (e.g. to save AMUN's
+/// checkpoint) while an experiment runs it.
+impl<T: Downscaler + ?Sized> Downscaler for &mut T {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn fit(&mut self, train: &[Scene], progress: &dyn Progress) -> Result<()> {
+        (**self).fit(train, progress)
+    }
+
+    fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {
+        (**self).predict(scene, progress)
+    }
+}

@@ -10,6 +10,7 @@ pub use amun_raster as raster;
 pub use amun_rf as rf;
 pub use amun_synth as synth;
 
+mod amun;
 mod baselines;
 mod conserve;
 mod downscale;
@@ -20,6 +21,7 @@ mod progress;
 mod report;
 mod scene;
 
+pub use amun::{run_trainer, training_scenes, AmunDownscaler};
 pub use baselines::{Regression, RegressionMode};
 pub use conserve::{conserve, ConserveParams};
 pub use downscale::{Downscaler, Interpolation};
@@ -36,6 +38,8 @@ pub use scene::{layout, Scene, SceneManifest};
 pub mod prelude {
     pub use crate::raster::{BandKind, Crs, Grid, Raster, Resampling, Stack};
     pub use crate::{
-        conserve, ConserveParams, Downscaler, Interpolation, NoProgress, Progress, Scene,
+        conserve, AmunDownscaler, ConserveParams, Downscaler, Interpolation, NoProgress,
+        Progress, Regression, RegressionMode, Scene, SceneInputs,
     };
+    pub use crate::net::{AmunConfig, TrainConfig};
 }
