@@ -1,16 +1,20 @@
-//! Convolution, transposed-convolution and pooling layers for AMUN, with a switch between
-//! candle's own operators and this crate's CPU kernels.
-//!
-//! Every function takes and returns NCHW `f32` tensors. On CPU, when [`Backend::Fast`] is
-//! selected, the work is done by this crate's kernels; everywhere else (CUDA, other dtypes,
-//! or [`Backend::Candle`]) candle's operators are used. Both give the same results to
-//! floating-point rounding.
-
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(clippy::float_cmp)]
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
+
+mod conv;
+mod convt;
+mod error;
+mod mm;
+mod ops;
+mod pool;
+mod scratch;
+
+pub use error::Error;
 
 /// Which implementation the layer functions use on CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +46,21 @@ pub fn backend() -> Backend {
     }
 }
 
+/// Whether this crate's kernels handle these tensors: [`Backend::Fast`] selected, all on CPU,
+/// all `f32`.
+fn fast(backend: Backend, ts: &[Option<&Tensor>]) -> bool {
+    backend == Backend::Fast
+        && ts
+            .iter()
+            .flatten()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
 /// 2-D convolution, stride 1, zero padding `padding` on every side.
+///
+/// With [`Backend::Fast`] on CPU `f32` tensors the kernel is this crate's (im2col over
+/// cache-sized chunks and a parallel `gemm`), bias fused, for square filters with
+/// `padding < K`; otherwise candle's `conv2d`.
 ///
 /// # Shapes
 /// - `x`: `[B, C_in, H, W]`
@@ -51,8 +69,29 @@ pub fn backend() -> Backend {
 /// - returns `[B, C_out, H + 2·padding − K + 1, W + 2·padding − K + 1]`
 ///
 /// # Errors
-/// Shape or dtype mismatches, as candle reports them.
+/// Shape or dtype mismatches: the filter's `C_in` differs from the input's, the filter is
+/// larger than the padded input, the bias length is not `C_out`.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, padding: usize) -> Result<Tensor> {
+    conv2d_with(backend(), x, w, bias, padding)
+}
+
+/// [`conv2d`] with an explicit backend.
+fn conv2d_with(
+    backend: Backend,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    padding: usize,
+) -> Result<Tensor> {
+    let square_small_pad = matches!(w.dims(), [_, _, k, kw] if k == kw && padding < *k);
+    if square_small_pad && fast(backend, &[Some(x), Some(w), bias]) {
+        let op = ops::Conv2d { padding };
+        let (x, w) = (x.contiguous()?, w.contiguous()?);
+        return match bias {
+            Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+            None => x.apply_op2(&w, op),
+        };
+    }
     let y = x.conv2d(w, padding, 1, 1, 1)?;
     match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
@@ -62,6 +101,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, padding: usize) -> 
 
 /// 2×2 transposed convolution with stride 2 (doubles height and width).
 ///
+/// With [`Backend::Fast`] on CPU `f32` tensors, one matrix product per chunk of rows and a
+/// pixel shuffle, bias fused; otherwise candle's `conv_transpose2d`.
+///
 /// # Shapes
 /// - `x`: `[B, C_in, H, W]`
 /// - `w`: `[C_in, C_out, 2, 2]` (candle's and PyTorch's layout for transposed convolutions)
@@ -69,8 +111,26 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, padding: usize) -> 
 /// - returns `[B, C_out, 2H, 2W]`
 ///
 /// # Errors
-/// Shape or dtype mismatches, as candle reports them.
+/// Shape or dtype mismatches: the filter is not `[C_in, C_out, 2, 2]`, the bias length is not
+/// `C_out`.
 pub fn conv_transpose2x2(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    conv_transpose2x2_with(backend(), x, w, bias)
+}
+
+/// [`conv_transpose2x2`] with an explicit backend.
+fn conv_transpose2x2_with(
+    backend: Backend,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
+    if fast(backend, &[Some(x), Some(w), bias]) {
+        let (x, w) = (x.contiguous()?, w.contiguous()?);
+        return match bias {
+            Some(b) => x.apply_op3(&w, &b.contiguous()?, ops::Up2x2),
+            None => x.apply_op2(&w, ops::Up2x2),
+        };
+    }
     let y = x.conv_transpose2d(w, 0, 0, 2, 1)?;
     match bias {
         Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
@@ -80,8 +140,11 @@ pub fn conv_transpose2x2(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Resul
 
 /// 2×2 max pooling with stride 2, with a correct gradient.
 ///
-/// candle 0.11.1's `max_pool2d` backward scales gradients by 1/k²; this is built from a
-/// reshape and `max`, whose gradient is exact.
+/// candle 0.11.1's `max_pool2d` backward scales gradients by 1/k². With [`Backend::Candle`] (or
+/// off CPU) this is built from a reshape and `max`, whose gradient is exact but goes to every
+/// tied maximum of a window; with [`Backend::Fast`] on CPU `f32` it is this crate's kernel, whose
+/// gradient goes to the first maximum of each window (row-major), as in PyTorch. The two agree
+/// wherever a window's maximum is unique.
 ///
 /// # Shapes
 /// - `x`: `[B, C, H, W]` with even `H` and `W`
@@ -90,10 +153,26 @@ pub fn conv_transpose2x2(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Resul
 /// # Errors
 /// If `H` or `W` is odd, or on shape errors.
 pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
+    max_pool2x2_with(backend(), x)
+}
+
+/// [`max_pool2x2`] with an explicit backend.
+fn max_pool2x2_with(backend: Backend, x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     if h % 2 != 0 || w % 2 != 0 {
-        candle_core::bail!("max_pool2x2 needs even height and width, got {h}×{w}");
+        return Err(Error::OddSize {
+            op: "max_pool2x2",
+            h,
+            w,
+        }
+        .into());
+    }
+    if fast(backend, &[Some(x)]) {
+        return x.contiguous()?.apply_op1(ops::MaxPool2x2);
     }
     // [B, C, H/2, 2, W/2, 2] -> max over the two window axes.
     x.reshape((b, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
 }
+
+#[cfg(test)]
+mod tests;

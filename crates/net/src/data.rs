@@ -231,6 +231,7 @@ impl Dihedral {
 
 /// A scene ready for training: normalised inputs (missing → 0), target, mask and the
 /// degradation targets of its coarse cells.
+#[derive(Debug)]
 pub(crate) struct PreparedScene {
     /// `[1 + n_aux, H, W]`, normalised, 0 where missing.
     pub inputs: Array3<f32>,
@@ -296,6 +297,7 @@ pub(crate) struct PatchSettings {
 }
 
 /// The data set: prepared scenes, train and validation patches, normalisation.
+#[derive(Debug)]
 pub(crate) struct Dataset {
     pub scenes: Vec<PreparedScene>,
     pub train: Vec<PatchRef>,
@@ -563,9 +565,9 @@ pub(crate) fn assemble(
 ) -> Result<Batch> {
     let b = patches.len();
     let n_ch = ds.scenes.first().map_or(0, |s| s.inputs.dim().0);
-    let mut xs = Vec::with_capacity(b * n_ch * p * p);
-    let mut ys = Vec::with_capacity(b * p * p);
-    let mut ms = Vec::with_capacity(b * p * p);
+    let mut xs: Vec<f32> = Vec::with_capacity(b * n_ch * p * p);
+    let mut ys: Vec<f32> = Vec::with_capacity(b * p * p);
+    let mut ms: Vec<f32> = Vec::with_capacity(b * p * p);
     let mut cells = Vec::new();
     let mut rng = rng;
     for pr in patches {
@@ -741,8 +743,12 @@ mod tests {
         let again = build_dataset(&cfg(), &settings(), &scenes, None).unwrap();
         assert_eq!(again.train, ds.train);
         assert_eq!(again.val, ds.val);
-        let other = build_dataset(&cfg(), &PatchSettings { seed: 4, ..settings() }, &scenes, None).unwrap();
-        assert_ne!(other.val, ds.val);
+        // Other seeds draw other validation blocks.
+        let differs = (4..10).any(|seed| {
+            let o = build_dataset(&cfg(), &PatchSettings { seed, ..settings() }, &scenes, None).unwrap();
+            o.val != ds.val
+        });
+        assert!(differs);
     }
 
     #[test]

@@ -198,7 +198,8 @@ mod tests {
     #[test]
     fn reflection_is_symmetric_and_periodic() {
         let v: Vec<usize> = (-4..8).map(|i| reflect(i, 3)).collect();
-        assert_eq!(v, [2, 1, 0, 0, 0, 1, 2, 2, 1, 0, 0, 1]);
+        // Period 2n: 0 1 2 | 2 1 0 | 0 1 2 …, read from i = −4.
+        assert_eq!(v, [2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0, 1]);
     }
 
     #[test]

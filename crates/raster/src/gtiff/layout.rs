@@ -126,12 +126,6 @@ pub(crate) fn tiff_error(path: &Path, e: TiffError) -> Error {
             what: "TIFF feature",
             detail: u.to_string(),
         },
-        TiffError::LimitsExceeded => Error::LimitExceeded {
-            path: path.to_path_buf(),
-            what: "a TIFF tag value (bytes)",
-            value: 0,
-            limit: 0,
-        },
         TiffError::IoError(source) => Error::Io {
             path: path.to_path_buf(),
             source,

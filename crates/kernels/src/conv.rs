@@ -1,0 +1,314 @@
+//! Stride-1 2-D convolution on NCHW `f32` buffers: forward, input gradient and filter gradient,
+//! by im2col over cache-sized chunks of output rows and the `gemm` crate.
+//!
+//! The output pixels of the whole batch are seen as one long axis of `B·H_out` rows of `W_out`
+//! pixels. It is cut into chunks of whole rows; each chunk's im2col matrix
+//! `[C_in·K·K, rows·W_out]` lives in a per-thread scratch buffer small enough for the L2 cache,
+//! and one matrix product with the `[C_out, C_in·K·K]` filter gives the chunk's outputs. Chunks
+//! run in parallel on rayon's pool; when there are too few of them, the product itself is
+//! parallel instead.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::mm::{matmul, threads, View};
+use crate::scratch::{with_scratch, SharedMut};
+
+/// Sizes of one stride-1 convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvGeom {
+    pub b: usize,
+    pub ci: usize,
+    pub h: usize,
+    pub w: usize,
+    pub co: usize,
+    pub k: usize,
+    pub pad: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl ConvGeom {
+    /// Checks the input `[B, C_in, H, W]` and filter `[C_out, C_in, K, K]` dimensions.
+    ///
+    /// # Errors
+    /// [`Error::Dim`] when the channel counts disagree, [`Error::Kernel`] when the filter is
+    /// not square or larger than the padded input.
+    pub fn new(op: &'static str, x: [usize; 4], wt: [usize; 4], pad: usize) -> Result<Self> {
+        let [b, ci, h, w] = x;
+        let [co, wci, kh, kw] = wt;
+        if wci != ci {
+            return Err(Error::Dim {
+                op,
+                arg: "w",
+                dim: 1,
+                expected: ci,
+                got: wci,
+            });
+        }
+        if kh != kw || kh == 0 || h + 2 * pad < kh || w + 2 * pad < kw {
+            return Err(Error::Kernel {
+                op,
+                kh,
+                kw,
+                h,
+                w,
+                padding: pad,
+            });
+        }
+        Ok(Self {
+            b,
+            ci,
+            h,
+            w,
+            co,
+            k: kh,
+            pad,
+            ho: h + 2 * pad - kh + 1,
+            wo: w + 2 * pad - kw + 1,
+        })
+    }
+
+    /// Rows of the im2col matrix.
+    fn kdim(&self) -> usize {
+        self.ci * self.k * self.k
+    }
+
+    /// Output pixels per image.
+    fn opix(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// Output rows per chunk: about `budget` floats of im2col matrix, at least `min_cols`
+    /// columns, and enough chunks to keep every thread busy when the batch allows it.
+    fn rows_per_chunk(&self, budget: usize, min_cols: usize) -> usize {
+        let units = self.b * self.ho;
+        let cols = (budget / self.kdim().max(1)).max(min_cols);
+        let by_cache = (cols / self.wo.max(1)).max(1);
+        let by_threads = units.div_ceil(2 * threads()).max(1);
+        by_cache.min(by_threads).max(1)
+    }
+
+    /// The input geometry of the input-gradient convolution: `dX = conv(dY, flip(W)ᵀ)` with
+    /// padding `K − 1 − pad` (needs `pad < K`).
+    pub fn transposed(&self) -> Option<Self> {
+        let pad = (self.k - 1).checked_sub(self.pad)?;
+        Some(Self {
+            b: self.b,
+            ci: self.co,
+            h: self.ho,
+            w: self.wo,
+            co: self.ci,
+            k: self.k,
+            pad,
+            ho: self.h,
+            wo: self.w,
+        })
+    }
+}
+
+/// Fills `col` (`[C_in·K·K, (u1 − u0)·W_out]`, row-major) with the input patches of output
+/// rows `u0..u1` (row `u` is image `u / H_out`, output row `u % H_out`); zero outside the image.
+fn im2col(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32]) {
+    let nc = (u1 - u0) * g.wo;
+    let (k, pad) = (g.k, g.pad);
+    for ci in 0..g.ci {
+        for kh in 0..k {
+            for kw in 0..k {
+                let r = (ci * k + kh) * k + kw;
+                let row = &mut col[r * nc..(r + 1) * nc];
+                // Output columns whose input column `ow + kw − pad` lies inside the image.
+                let lo = pad.saturating_sub(kw).min(g.wo);
+                let hi = (g.w + pad).saturating_sub(kw).clamp(lo, g.wo);
+                for (t, u) in (u0..u1).enumerate() {
+                    let (b, oh) = (u / g.ho, u % g.ho);
+                    let dst = &mut row[t * g.wo..(t + 1) * g.wo];
+                    let ih = (oh + kh).wrapping_sub(pad);
+                    if ih >= g.h {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &x[((b * g.ci + ci) * g.h + ih) * g.w..][..g.w];
+                    dst[..lo].fill(0.0);
+                    if lo < hi {
+                        // Here `lo + kw ≥ pad` and `hi + kw − pad ≤ W`: the range is inside `src`.
+                        dst[lo..hi].copy_from_slice(&src[lo + kw - pad..hi + kw - pad]);
+                    }
+                    dst[hi..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// Rows `u0..u1` (row `u` is image `u / h`, row `u % h`) of an NCHW buffer `[B, c, h, w]` as a
+/// `[c, (u1 − u0)·w]` matrix: a view into `src` when the rows lie in one image, else a copy
+/// gathered into `buf` (which must hold `c·(u1 − u0)·w` values).
+pub(crate) fn rows_view<'a>(
+    src: &'a [f32],
+    [c, h, w]: [usize; 3],
+    u0: usize,
+    u1: usize,
+    buf: &'a mut [f32],
+) -> View<'a> {
+    if u0 / h == (u1 - 1) / h {
+        let (b, r) = (u0 / h, u0 % h);
+        return View::rows(&src[b * c * h * w + r * w..], h * w);
+    }
+    let nc = (u1 - u0) * w;
+    for (t, u) in (u0..u1).enumerate() {
+        let (b, r) = (u / h, u % h);
+        for ch in 0..c {
+            buf[ch * nc + t * w..][..w].copy_from_slice(&src[((b * c + ch) * h + r) * w..][..w]);
+        }
+    }
+    View::rows(buf, nc)
+}
+
+/// The input as the right-hand matrix of the product for output rows `u0..u1`: the rows of
+/// `x` themselves for a 1×1 convolution, else the im2col matrix written to `col`.
+fn patches<'a>(x: &'a [f32], g: &ConvGeom, u0: usize, u1: usize, col: &'a mut [f32]) -> View<'a> {
+    if g.k == 1 && g.pad == 0 {
+        return rows_view(x, [g.ci, g.h, g.w], u0, u1, col);
+    }
+    im2col(x, g, u0, u1, col);
+    View::rows(col, (u1 - u0) * g.wo)
+}
+
+/// Forward convolution: `y = conv(x, w) + bias`, shapes `[B, C_in, H, W]`, `[C_out, C_in, K, K]`,
+/// `[C_out]` → `[B, C_out, H_out, W_out]`.
+pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
+    let (kdim, opix) = (g.kdim(), g.opix());
+    let mut y = vec![0.0f32; g.b * g.co * opix];
+    let units = g.b * g.ho;
+    if units == 0 || g.co == 0 {
+        return y;
+    }
+    let rows = g.rows_per_chunk(1 << 18, 256);
+    let chunks = units.div_ceil(rows);
+    let out = SharedMut::new(&mut y);
+    let lhs = View::rows(w, kdim);
+    let run = |c: usize, parallel: bool| {
+        let (u0, u1) = (c * rows, ((c + 1) * rows).min(units));
+        let nc = (u1 - u0) * g.wo;
+        with_scratch(kdim * nc, g.co * nc, |col, tmp| {
+            let rhs = patches(x, g, u0, u1, col);
+            matmul(g.co, nc, kdim, tmp, nc, false, lhs, rhs, parallel);
+            for (t, u) in (u0..u1).enumerate() {
+                let (b, oh) = (u / g.ho, u % g.ho);
+                for co in 0..g.co {
+                    let src = &tmp[co * nc + t * g.wo..][..g.wo];
+                    // SAFETY: output row (b, co, oh) belongs to chunk `c` alone.
+                    let dst = unsafe { out.range(((b * g.co + co) * g.ho + oh) * g.wo, g.wo) };
+                    let add = bias.map_or(0.0, |bs| bs[co]);
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d = s + add;
+                    }
+                }
+            }
+        });
+    };
+    if chunks >= threads() {
+        (0..chunks).into_par_iter().for_each(|c| run(c, false));
+    } else {
+        (0..chunks).for_each(|c| run(c, true));
+    }
+    y
+}
+
+/// Input gradient: `dx = conv(dy, flip(w)ᵀ)` with padding `K − 1 − pad`.
+///
+/// `g` is the forward geometry; returns `None` when `pad ≥ K` (not supported here).
+pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Option<Vec<f32>> {
+    let gt = g.transposed()?;
+    let k = g.k;
+    // flip(w)ᵀ[ci, co, kh, kw] = w[co, ci, K−1−kh, K−1−kw]
+    let mut wt = vec![0.0f32; w.len()];
+    for co in 0..g.co {
+        for ci in 0..g.ci {
+            for kh in 0..k {
+                for kw in 0..k {
+                    wt[((ci * g.co + co) * k + kh) * k + kw] =
+                        w[((co * g.ci + ci) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
+                }
+            }
+        }
+    }
+    Some(forward(dy, &wt, None, &gt))
+}
+
+/// Filter gradient `dw[C_out, C_in·K·K] = Σ dy_chunk · im2col(x)_chunkᵀ`.
+pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let kdim = g.kdim();
+    let units = g.b * g.ho;
+    if units == 0 {
+        return vec![0.0; g.co * kdim];
+    }
+    let rows = g.rows_per_chunk(1 << 18, 256);
+    let chunks = units.div_ceil(rows);
+    // Accumulates chunks `c0..c1` into `acc`.
+    let run = |c0: usize, c1: usize, acc: &mut [f32], parallel: bool| {
+        for c in c0..c1 {
+            let (u0, u1) = (c * rows, ((c + 1) * rows).min(units));
+            let nc = (u1 - u0) * g.wo;
+            with_scratch(kdim * nc, g.co * nc, |col, tmp| {
+                let lhs = rows_view(dy, [g.co, g.ho, g.wo], u0, u1, tmp);
+                let rhs = patches(x, g, u0, u1, col);
+                let rhs_t = View {
+                    data: rhs.data,
+                    rs: rhs.cs,
+                    cs: rhs.rs,
+                };
+                matmul(g.co, kdim, nc, acc, kdim, c > c0, lhs, rhs_t, parallel);
+            });
+        }
+    };
+    let t = threads().min(chunks);
+    if t <= 1 {
+        let mut acc = vec![0.0f32; g.co * kdim];
+        run(0, chunks, &mut acc, true);
+        return acc;
+    }
+    let per = chunks.div_ceil(t);
+    let parts: Vec<Vec<f32>> = (0..t)
+        .into_par_iter()
+        .map(|i| {
+            let mut acc = vec![0.0f32; g.co * kdim];
+            let (c0, c1) = (i * per, ((i + 1) * per).min(chunks));
+            if c0 < c1 {
+                run(c0, c1, &mut acc, false);
+            }
+            acc
+        })
+        .collect();
+    sum_parts(parts)
+}
+
+/// The element-wise sum of per-thread partial results (all of one length).
+pub(crate) fn sum_parts(parts: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut parts = parts.into_iter();
+    let mut acc = parts.next().unwrap_or_default();
+    for p in parts {
+        for (a, v) in acc.iter_mut().zip(&p) {
+            *a += v;
+        }
+    }
+    acc
+}
+
+/// Per-channel sum of `[B, C, P]` over batch and pixels (the bias gradient).
+pub(crate) fn channel_sum(dy: &[f32], b: usize, c: usize, p: usize) -> Vec<f32> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            (0..b)
+                .map(|i| {
+                    dy[(i * c + ch) * p..][..p]
+                        .iter()
+                        .map(|&v| f64::from(v))
+                        .sum::<f64>()
+                })
+                .sum::<f64>() as f32
+        })
+        .collect()
+}

@@ -1,0 +1,535 @@
+//! The candle custom ops that run this crate's kernels, with their backward passes.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+
+use crate::conv::{self, ConvGeom};
+use crate::convt::{self, UpGeom};
+use crate::error::Error;
+use crate::pool;
+
+type CResult<T> = candle_core::Result<T>;
+
+/// The contiguous `f32` data of a custom-op argument.
+fn data<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &'static str,
+    arg: &'static str,
+) -> CResult<&'a [f32]> {
+    let all = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&all[a..b]),
+        None => Err(Error::NotContiguous { op, arg }.into()),
+    }
+}
+
+/// The four dimensions of a rank-4 argument.
+fn dims4(l: &Layout, op: &'static str, arg: &'static str) -> CResult<[usize; 4]> {
+    match *l.dims() {
+        [a, b, c, d] => Ok([a, b, c, d]),
+        ref got => Err(Error::Rank {
+            op,
+            arg,
+            expected: 4,
+            got: got.to_vec(),
+        }
+        .into()),
+    }
+}
+
+/// Checks that a bias has shape `[c]`.
+fn bias<'a>(s: &'a CpuStorage, l: &Layout, op: &'static str, c: usize) -> CResult<&'a [f32]> {
+    match *l.dims() {
+        [n] if n == c => data(s, l, op, "bias"),
+        [n] => Err(Error::Dim {
+            op,
+            arg: "bias",
+            dim: 0,
+            expected: c,
+            got: n,
+        }
+        .into()),
+        ref got => Err(Error::Rank {
+            op,
+            arg: "bias",
+            expected: 1,
+            got: got.to_vec(),
+        }
+        .into()),
+    }
+}
+
+fn out(v: Vec<f32>, shape: [usize; 4]) -> (CpuStorage, Shape) {
+    (CpuStorage::F32(v), Shape::from(shape.to_vec()))
+}
+
+/// The gradient of the result, contiguous.
+fn grad(g: &Tensor) -> CResult<Tensor> {
+    g.contiguous()
+}
+
+/// The bias gradient: per-channel sums of the output gradient.
+struct ChannelSum;
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "amun-channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let [b, c, h, w] = dims4(l, self.name(), "dy")?;
+        let v = conv::channel_sum(data(s, l, self.name(), "dy")?, b, c, h * w);
+        Ok((CpuStorage::F32(v), Shape::from(c)))
+    }
+}
+
+/// Stride-1 convolution with zero padding, optional bias (argument 3).
+pub(crate) struct Conv2d {
+    pub padding: usize,
+}
+
+impl Conv2d {
+    const NAME: &'static str = "amun-conv2d";
+
+    fn fwd(
+        &self,
+        (sx, lx): (&CpuStorage, &Layout),
+        (sw, lw): (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = Self::NAME;
+        let g = ConvGeom::new(op, dims4(lx, op, "x")?, dims4(lw, op, "w")?, self.padding)?;
+        let bias = match b {
+            Some((s, l)) => Some(bias(s, l, op, g.co)?),
+            None => None,
+        };
+        let y = conv::forward(data(sx, lx, op, "x")?, data(sw, lw, op, "w")?, bias, &g);
+        Ok(out(y, [g.b, g.co, g.ho, g.wo]))
+    }
+
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad(g)?;
+        let k = w.dim(2)?;
+        let dx = if x.track_op() {
+            Some(g.apply_op2_no_bwd(
+                w,
+                &Conv2dInputGrad {
+                    padding: self.padding,
+                },
+            )?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(
+                &g,
+                &Conv2dFilterGrad {
+                    padding: self.padding,
+                    k,
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for Conv2d {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        self.grads(x, w, g)
+    }
+}
+
+impl CustomOp3 for Conv2d {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.grads(x, w, g)?;
+        let db = if b.track_op() {
+            Some(grad(g)?.apply_op1_no_bwd(&ChannelSum)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// `(dy, w) → dx` of [`Conv2d`].
+struct Conv2dInputGrad {
+    padding: usize,
+}
+
+impl CustomOp2 for Conv2dInputGrad {
+    fn name(&self) -> &'static str {
+        "amun-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = self.name();
+        let [b, co, ho, wo] = dims4(l1, op, "dy")?;
+        let wd @ [wco, ci, k, _] = dims4(l2, op, "w")?;
+        if wco != co {
+            return Err(Error::Dim {
+                op,
+                arg: "w",
+                dim: 0,
+                expected: co,
+                got: wco,
+            }
+            .into());
+        }
+        let size = |o: usize| (o + k).checked_sub(1 + 2 * self.padding);
+        let (Some(h), Some(w)) = (size(ho), size(wo)) else {
+            return Err(Error::Kernel {
+                op,
+                kh: k,
+                kw: wd[3],
+                h: ho,
+                w: wo,
+                padding: self.padding,
+            }
+            .into());
+        };
+        let g = ConvGeom::new(op, [b, ci, h, w], wd, self.padding)?;
+        let dx = conv::backward_input(data(s1, l1, op, "dy")?, data(s2, l2, op, "w")?, &g).ok_or(
+            Error::Kernel {
+                op,
+                kh: k,
+                kw: wd[3],
+                h,
+                w,
+                padding: self.padding,
+            },
+        )?;
+        Ok(out(dx, [b, ci, h, w]))
+    }
+}
+
+/// `(x, dy) → dw` of [`Conv2d`].
+struct Conv2dFilterGrad {
+    padding: usize,
+    k: usize,
+}
+
+impl CustomOp2 for Conv2dFilterGrad {
+    fn name(&self) -> &'static str {
+        "amun-conv2d-filter-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = self.name();
+        let xd @ [_, ci, _, _] = dims4(l1, op, "x")?;
+        let [_, co, _, _] = dims4(l2, op, "dy")?;
+        let g = ConvGeom::new(op, xd, [co, ci, self.k, self.k], self.padding)?;
+        let want = [g.b, g.co, g.ho, g.wo];
+        if l2.dims() != want {
+            return Err(Error::Shape {
+                op,
+                arg: "dy",
+                expected: want.to_vec(),
+                got: l2.dims().to_vec(),
+            }
+            .into());
+        }
+        let dw = conv::backward_filter(data(s1, l1, op, "x")?, data(s2, l2, op, "dy")?, &g);
+        Ok(out(dw, [co, ci, self.k, self.k]))
+    }
+}
+
+/// 2×2 stride-2 transposed convolution, optional bias (argument 3).
+pub(crate) struct Up2x2;
+
+impl Up2x2 {
+    const NAME: &'static str = "amun-conv-transpose2x2";
+
+    fn fwd(
+        &self,
+        (sx, lx): (&CpuStorage, &Layout),
+        (sw, lw): (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = Self::NAME;
+        let g = UpGeom::new(op, dims4(lx, op, "x")?, dims4(lw, op, "w")?)?;
+        let bias = match b {
+            Some((s, l)) => Some(bias(s, l, op, g.co)?),
+            None => None,
+        };
+        let y = convt::forward(data(sx, lx, op, "x")?, data(sw, lw, op, "w")?, bias, &g);
+        Ok(out(y, [g.b, g.co, 2 * g.h, 2 * g.w]))
+    }
+
+    fn grads(x: &Tensor, w: &Tensor, g: &Tensor) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad(g)?;
+        let dx = if x.track_op() {
+            Some(g.apply_op2_no_bwd(w, &Up2x2InputGrad)?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(x.apply_op2_no_bwd(&g, &Up2x2FilterGrad)?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp2 for Up2x2 {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        Self::grads(x, w, g)
+    }
+}
+
+impl CustomOp3 for Up2x2 {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = Self::grads(x, w, g)?;
+        let db = if b.track_op() {
+            Some(grad(g)?.apply_op1_no_bwd(&ChannelSum)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// The geometry of an [`Up2x2`] from its output gradient `[B, C_out, 2H, 2W]` and filter.
+fn up_geom_from_grad(op: &'static str, dy: [usize; 4], ci: usize, co: usize) -> CResult<UpGeom> {
+    let [b, dco, h2, w2] = dy;
+    if h2 % 2 != 0 || w2 % 2 != 0 {
+        return Err(Error::OddSize { op, h: h2, w: w2 }.into());
+    }
+    Ok(
+        UpGeom::new(op, [b, ci, h2 / 2, w2 / 2], [ci, co, 2, 2]).and_then(|g| {
+            if dco == co {
+                Ok(g)
+            } else {
+                Err(Error::Dim {
+                    op,
+                    arg: "dy",
+                    dim: 1,
+                    expected: co,
+                    got: dco,
+                })
+            }
+        })?,
+    )
+}
+
+/// `(dy, w) → dx` of [`Up2x2`].
+struct Up2x2InputGrad;
+
+impl CustomOp2 for Up2x2InputGrad {
+    fn name(&self) -> &'static str {
+        "amun-conv-transpose2x2-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = self.name();
+        let [ci, co, _, _] = dims4(l2, op, "w")?;
+        let g = up_geom_from_grad(op, dims4(l1, op, "dy")?, ci, co)?;
+        let dx = convt::backward_input(data(s1, l1, op, "dy")?, data(s2, l2, op, "w")?, &g);
+        Ok(out(dx, [g.b, g.ci, g.h, g.w]))
+    }
+}
+
+/// `(x, dy) → dw` of [`Up2x2`].
+struct Up2x2FilterGrad;
+
+impl CustomOp2 for Up2x2FilterGrad {
+    fn name(&self) -> &'static str {
+        "amun-conv-transpose2x2-filter-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = self.name();
+        let [b, ci, h, w] = dims4(l1, op, "x")?;
+        let [_, co, _, _] = dims4(l2, op, "dy")?;
+        let g = up_geom_from_grad(op, dims4(l2, op, "dy")?, ci, co)?;
+        if [g.b, g.h, g.w] != [b, h, w] {
+            let expected = vec![b, co, 2 * h, 2 * w];
+            return Err(Error::Shape {
+                op,
+                arg: "dy",
+                expected,
+                got: l2.dims().to_vec(),
+            }
+            .into());
+        }
+        let dw = convt::backward_filter(data(s1, l1, op, "x")?, data(s2, l2, op, "dy")?, &g);
+        Ok(out(dw, [ci, co, 2, 2]))
+    }
+}
+
+/// 2×2 max pooling, stride 2.
+pub(crate) struct MaxPool2x2;
+
+/// The pooling dimensions `[B, C, H, W]`, with even `H` and `W`.
+fn pool_dims(l: &Layout, op: &'static str) -> CResult<[usize; 4]> {
+    let d @ [_, _, h, w] = dims4(l, op, "x")?;
+    if h % 2 != 0 || w % 2 != 0 {
+        return Err(Error::OddSize { op, h, w }.into());
+    }
+    Ok(d)
+}
+
+impl CustomOp1 for MaxPool2x2 {
+    fn name(&self) -> &'static str {
+        "amun-max-pool2x2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let [b, c, h, w] = pool_dims(l, self.name())?;
+        let y = pool::forward(data(s, l, self.name(), "x")?, b * c, h, w);
+        Ok(out(y, [b, c, h / 2, w / 2]))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> CResult<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad(g)?, &MaxPool2x2Grad)?))
+    }
+}
+
+/// `(x, dy) → dx` of [`MaxPool2x2`].
+struct MaxPool2x2Grad;
+
+impl CustomOp2 for MaxPool2x2Grad {
+    fn name(&self) -> &'static str {
+        "amun-max-pool2x2-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = self.name();
+        let [b, c, h, w] = pool_dims(l1, op)?;
+        let want = [b, c, h / 2, w / 2];
+        if l2.dims() != want {
+            return Err(Error::Shape {
+                op,
+                arg: "dy",
+                expected: want.to_vec(),
+                got: l2.dims().to_vec(),
+            }
+            .into());
+        }
+        let dx = pool::backward(data(s1, l1, op, "x")?, data(s2, l2, op, "dy")?, b * c, h, w);
+        Ok(out(dx, [b, c, h, w]))
+    }
+}
