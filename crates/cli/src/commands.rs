@@ -4,28 +4,28 @@ use std::path::{Path, PathBuf};
 
 use amun_core::bayesopt::{Domain, Optimizer, Outcome, Params, Point, SearchSpace};
 use amun_core::metrics::{
-    aggregated_back, read_stations, scatter_data, score, score_by_class, score_stations,
-    Metrics, Sampling, Station,
+    aggregated_back, read_stations, scatter_data, score, score_by_class, score_stations, Metrics,
+    Sampling, Station,
 };
 use amun_core::net::{AmunConfig, Checkpoint, TileParams, TrainConfig, Trainer};
 use amun_core::raster::{inspect, read, read_band, write_raster, Raster, WriteOptions};
 use amun_core::rf::RfParams;
 use amun_core::synth::{World, WorldParams};
 use amun_core::{
-    conserve, run_trainer, training_scenes, AmunDownscaler, ConserveParams, Downscaler,
-    Regression, RegressionMode, Scene, SceneInputs,
+    conserve, run_trainer, training_scenes, AmunDownscaler, ConserveParams, Downscaler, Regression,
+    RegressionMode, Scene, SceneInputs,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use crate::figures::{self, MapPanel, Palette, ScatterPlot};
 use crate::output::check_writable;
-use amun_core::write_atomic;
 use crate::progress::Bars;
 use crate::{
     DownscaleArgs, EvaluateArgs, InfoArgs, PrepareArgs, Preset, RfArgs, Scheme, SynthArgs,
     TrainArgs, TuneArgs,
 };
+use amun_core::write_atomic;
 
 /// What every command gets: verbosity and the progress bars.
 pub struct Ctx {
@@ -179,7 +179,10 @@ pub fn info(_ctx: &Ctx, a: &InfoArgs) -> Result<()> {
         println!("No georeferencing");
     }
     if let Some(b) = out.bounds {
-        println!("Bounds: xmin {} ymin {} xmax {} ymax {}", b[0], b[1], b[2], b[3]);
+        println!(
+            "Bounds: xmin {} ymin {} xmax {} ymax {}",
+            b[0], b[1], b[2], b[3]
+        );
     }
     println!(
         "Layout: {} {} {}{}",
@@ -192,7 +195,9 @@ pub fn info(_ctx: &Ctx, a: &InfoArgs) -> Result<()> {
         println!(
             "Band {} {}Type={} ({})",
             b.band,
-            b.name.as_deref().map_or(String::new(), |n| format!("\"{n}\" ")),
+            b.name
+                .as_deref()
+                .map_or(String::new(), |n| format!("\"{n}\" ")),
             b.data_type,
             b.kind
         );
@@ -232,7 +237,10 @@ pub fn synth_stations(truth: &Raster, n: usize, seed: u64) -> Vec<Station> {
     let mut tries = 0;
     while out.len() < n && tries < 100 * n.max(1) {
         tries += 1;
-        let (c, r) = (rng.random_range(0..g.width()), rng.random_range(0..g.height()));
+        let (c, r) = (
+            rng.random_range(0..g.width()),
+            rng.random_range(0..g.height()),
+        );
         if let Some(v) = truth.get(r, c) {
             let (lon, lat) = g.pixel_center(c, r);
             out.push(Station {
@@ -274,7 +282,10 @@ pub fn synth(ctx: &Ctx, a: &SynthArgs) -> Result<()> {
         bail!("month {m} is not in 1–12");
     }
     let params = WorldParams::new().seed(a.seed).size(a.size, a.size);
-    ctx.say(&format!("generating a {0}×{0} world (seed {1})", a.size, a.seed));
+    ctx.say(&format!(
+        "generating a {0}×{0} world (seed {1})",
+        a.size, a.seed
+    ));
     let world = World::generate(&params)?;
     for &m in &a.months {
         let dir = a.out.join(format!("month-{m:02}"));
@@ -296,10 +307,26 @@ pub fn synth(ctx: &Ctx, a: &SynthArgs) -> Result<()> {
 // ---------------------------------------------------------------- prepare
 
 pub fn prepare(ctx: &Ctx, a: &PrepareArgs) -> Result<()> {
-    for p in [Some(&a.lst), a.ndvi.as_ref(), a.landcover.as_ref(), a.reflectance.as_ref(),
-        a.mndwi.as_ref(), a.ndbi.as_ref(), a.slope.as_ref(), a.aspect.as_ref(), a.dem.as_ref(),
-        a.green.as_ref(), a.red.as_ref(), a.nir.as_ref(), a.swir.as_ref(), a.reference.as_ref(),
-        a.stations.as_ref()].into_iter().flatten().chain(a.extra.iter().map(|(_, p)| p))
+    for p in [
+        Some(&a.lst),
+        a.ndvi.as_ref(),
+        a.landcover.as_ref(),
+        a.reflectance.as_ref(),
+        a.mndwi.as_ref(),
+        a.ndbi.as_ref(),
+        a.slope.as_ref(),
+        a.aspect.as_ref(),
+        a.dem.as_ref(),
+        a.green.as_ref(),
+        a.red.as_ref(),
+        a.nir.as_ref(),
+        a.swir.as_ref(),
+        a.reference.as_ref(),
+        a.stations.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(a.extra.iter().map(|(_, p)| p))
     {
         check_file(p)?;
     }
@@ -473,7 +500,11 @@ pub fn downscale(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
             ckpt.config().covariates.join(", "),
             a.scene.display(),
             scene.covariates().names().join(", "),
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let model = AmunDownscaler::from_checkpoint(ckpt).with_tiles(TileParams {
@@ -550,7 +581,11 @@ pub fn prediction_figures(
     }];
     let up;
     if let Some(c) = coarse_input {
-        up = amun_core::raster::resample(c, prediction.grid(), amun_core::raster::Resampling::Nearest)?;
+        up = amun_core::raster::resample(
+            c,
+            prediction.grid(),
+            amun_core::raster::Resampling::Nearest,
+        )?;
         panels.push(MapPanel {
             raster: &up,
             title: "Coarse input".into(),
@@ -646,7 +681,10 @@ pub fn evaluate(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
     }
     if let Some(c) = &coarse {
         out.aggregated_back = Some(aggregated_back(&pred, c, 0.5).with_context(|| {
-            format!("aggregating {} back onto the coarse grid", a.prediction.display())
+            format!(
+                "aggregating {} back onto the coarse grid",
+                a.prediction.display()
+            )
         })?);
     }
     if let Some(sp) = &a.stations {
@@ -661,7 +699,15 @@ pub fn evaluate(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
     }
     if let (Some(dir), Some(r)) = (&a.figures, &reference) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        prediction_figures(dir, "evaluation", "Prediction", &pred, r, coarse.as_ref(), a.force)?;
+        prediction_figures(
+            dir,
+            "evaluation",
+            "Prediction",
+            &pred,
+            r,
+            coarse.as_ref(),
+            a.force,
+        )?;
         ctx.say(&format!("wrote figures into {}", dir.display()));
     }
     if a.json {
@@ -732,7 +778,9 @@ fn train_config_for(point: &Point, seed: u64) -> Result<TrainConfig> {
     tc.learning_rate = point
         .real("learning_rate")
         .ok_or_else(|| anyhow!("no learning_rate"))?;
-    tc.epochs = point.integer("epochs").ok_or_else(|| anyhow!("no epochs"))? as usize;
+    tc.epochs = point
+        .integer("epochs")
+        .ok_or_else(|| anyhow!("no epochs"))? as usize;
     tc.batch_size = point
         .integer("batch_size")
         .ok_or_else(|| anyhow!("no batch_size"))? as usize;
@@ -754,7 +802,10 @@ pub fn tune(ctx: &Ctx, a: &TuneArgs) -> Result<()> {
     } else {
         Optimizer::new(
             tune_space(a.max_epochs)?,
-            Params::new().seed(a.seed).n_initial(a.trials.clamp(1, 10)).check()?,
+            Params::new()
+                .seed(a.seed)
+                .n_initial(a.trials.clamp(1, 10))
+                .check()?,
         )?
     };
     while opt.history().len() < a.trials {
@@ -782,9 +833,10 @@ pub fn tune(ctx: &Ctx, a: &TuneArgs) -> Result<()> {
         };
         ctx.say(&format!(
             "  → {}",
-            outcome
-                .value()
-                .map_or_else(|| "failed".to_string(), |v| format!("validation RMSE {v:.3} K"))
+            outcome.value().map_or_else(
+                || "failed".to_string(),
+                |v| format!("validation RMSE {v:.3} K")
+            )
         ));
         opt.tell(point, outcome)?;
         opt.save(&hist)?;
@@ -797,13 +849,17 @@ pub fn tune(ctx: &Ctx, a: &TuneArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(opt.history())?);
     } else {
-        let mut md = String::from("| rank | trial | validation RMSE (K) | parameters |\n|---|---|---|---|\n");
+        let mut md = String::from(
+            "| rank | trial | validation RMSE (K) | parameters |\n|---|---|---|---|\n",
+        );
         for (rank, (i, t)) in rows.iter().enumerate() {
             md.push_str(&format!(
                 "| {} | {} | {} | {} |\n",
                 rank + 1,
                 i + 1,
-                t.outcome.value().map_or("failed".into(), |v| format!("{v:.3}")),
+                t.outcome
+                    .value()
+                    .map_or("failed".into(), |v| format!("{v:.3}")),
                 t.point
             ));
         }

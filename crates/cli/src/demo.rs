@@ -6,8 +6,7 @@ use amun_core::net::{AmunConfig, TrainConfig};
 use amun_core::rf::{RfParams, RidgeParams};
 use amun_core::synth::{World, WorldParams};
 use amun_core::{
-    paper_style, AmunDownscaler, Downscaler, Interpolation, Regression, RegressionMode,
-    RunOptions,
+    paper_style, AmunDownscaler, Downscaler, Interpolation, Regression, RegressionMode, RunOptions,
 };
 use anyhow::{Context, Result};
 
@@ -65,23 +64,45 @@ pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     let mut amun = AmunDownscaler::new(amun_cfg, tc);
     let mut methods: Vec<Box<dyn Downscaler + '_>> = vec![
         Box::new(Interpolation::bilinear()),
-        Box::new(Regression::ridge(RidgeParams::new(), RegressionMode::Supervised)),
+        Box::new(Regression::ridge(
+            RidgeParams::new(),
+            RegressionMode::Supervised,
+        )),
         Box::new(Regression::random_forest(
             RfParams::new().seed(a.seed).max_samples(200_000),
             RegressionMode::Supervised,
         )),
         Box::new(&mut amun),
     ];
-    let run = paper_style(&train, &test, &mut methods, &RunOptions::default(), &ctx.bars)?;
+    let run = paper_style(
+        &train,
+        &test,
+        &mut methods,
+        &RunOptions::default(),
+        &ctx.bars,
+    )?;
     drop(methods);
     let mut report = run.report;
     report.title = "amun demo: paper-style simulated experiment on a synthetic world".into();
-    report.setup.insert(0, ("world".into(), format!("{size}×{size} px at 0.01°, seed {}", a.seed)));
-    report.setup.push(("hour".into(), format!("{HOUR}:00 local solar time")));
-    report.setup.push(("AMUN".into(), format!("small preset, {epochs} epochs")));
+    report.setup.insert(
+        0,
+        (
+            "world".into(),
+            format!("{size}×{size} px at 0.01°, seed {}", a.seed),
+        ),
+    );
+    report
+        .setup
+        .push(("hour".into(), format!("{HOUR}:00 local solar time")));
+    report
+        .setup
+        .push(("AMUN".into(), format!("small preset, {epochs} epochs")));
     report.setup.push((
         "noise floor".into(),
-        format!("{:.2} K (spatially correlated noise in the truth: no method can go below it)", world.noise_std()),
+        format!(
+            "{:.2} K (spatially correlated noise in the truth: no method can go below it)",
+            world.noise_std()
+        ),
     ));
     report.notes.push(
         "Scores are against the synthetic world's fine truth on months no model saw in training."
@@ -92,11 +113,23 @@ pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     for (si, scene) in test.iter().enumerate() {
         let stem = scene.name();
         let reference = scene.require_reference("demo")?;
-        write_geotiff(&out.join(format!("geotiff/{stem}_reference.tif")), reference, true)?;
-        write_geotiff(&out.join(format!("geotiff/{stem}_coarse.tif")), scene.coarse_lst(), true)?;
+        write_geotiff(
+            &out.join(format!("geotiff/{stem}_reference.tif")),
+            reference,
+            true,
+        )?;
+        write_geotiff(
+            &out.join(format!("geotiff/{stem}_coarse.tif")),
+            scene.coarse_lst(),
+            true,
+        )?;
         for (mi, m) in report.methods.iter().enumerate() {
             let pred = &run.predictions[mi][si];
-            write_geotiff(&out.join(format!("geotiff/{stem}_{}.tif", m.method)), pred, true)?;
+            write_geotiff(
+                &out.join(format!("geotiff/{stem}_{}.tif", m.method)),
+                pred,
+                true,
+            )?;
             prediction_figures(
                 &out.join("figures"),
                 &format!("{stem}_{}", m.method),
@@ -112,10 +145,18 @@ pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         let h = ckpt.history();
         let tr: Vec<f64> = h.iter().map(|r| r.train_rmse_k).collect();
         let va: Vec<f64> = h.iter().map(|r| r.val_rmse_k).collect();
-        figures::curves_png(&out.join("figures/amun_training.png"), "AMUN training (small preset)", &tr, &va)?;
+        figures::curves_png(
+            &out.join("figures/amun_training.png"),
+            "AMUN training (small preset)",
+            &tr,
+            &va,
+        )?;
         ckpt.save(out.join("amun-checkpoint"))?;
     }
-    report.setup.push(("wall time".into(), format!("{:.0} s", t0.elapsed().as_secs_f64())));
+    report.setup.push((
+        "wall time".into(),
+        format!("{:.0} s", t0.elapsed().as_secs_f64()),
+    ));
     report.save(out)?;
     println!("\n{}", report.table_markdown());
     println!(

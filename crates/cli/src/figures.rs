@@ -67,7 +67,11 @@ impl Palette {
     /// The colour of `t` in 0–1 (clamped).
     pub fn color(self, t: f64) -> RGBColor {
         let a = self.anchors();
-        let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let x = t * (a.len() - 1) as f64;
         let i = (x.floor() as usize).min(a.len() - 2);
         let f = x - i as f64;
@@ -113,7 +117,10 @@ pub struct MapPanel<'a> {
     pub units: &'a str,
 }
 
-fn map_panel<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, p: &MapPanel) -> Result<()>
+fn map_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    p: &MapPanel,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -274,15 +281,18 @@ pub fn scatter_png(path: &Path, s: &ScatterPlot) -> Result<()> {
         let (dx, dy) = ((hi - lo) / nx.max(1) as f64, (hi - lo) / ny.max(1) as f64);
         chart
             .draw_series(s.counts.iter().enumerate().flat_map(|(j, row)| {
-                row.iter().enumerate().filter(|(_, &c)| c > 0).map(move |(i, &c)| {
-                    let t = (c as f64).ln_1p() / lmax;
-                    let x0 = lo + i as f64 * dx;
-                    let y0 = lo + j as f64 * dy;
-                    Rectangle::new(
-                        [(x0, y0), (x0 + dx, y0 + dy)],
-                        Palette::Temperature.color(0.15 + 0.85 * t).filled(),
-                    )
-                })
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(move |(i, &c)| {
+                        let t = (c as f64).ln_1p() / lmax;
+                        let x0 = lo + i as f64 * dx;
+                        let y0 = lo + j as f64 * dy;
+                        Rectangle::new(
+                            [(x0, y0), (x0 + dx, y0 + dy)],
+                            Palette::Temperature.color(0.15 + 0.85 * t).filled(),
+                        )
+                    })
             }))
             .map_err(|e| anyhow!("{e}"))?;
         chart
@@ -298,7 +308,11 @@ pub fn scatter_png(path: &Path, s: &ScatterPlot) -> Result<()> {
                     red.stroke_width(2),
                 ))
                 .map_err(|e| anyhow!("{e}"))?
-                .label(format!("fit y = {a:.3}x {} {:.2}", if b < 0.0 { '-' } else { '+' }, b.abs()))
+                .label(format!(
+                    "fit y = {a:.3}x {} {:.2}",
+                    if b < 0.0 { '-' } else { '+' },
+                    b.abs()
+                ))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], red.stroke_width(2)));
         }
         chart
@@ -311,8 +325,12 @@ pub fn scatter_png(path: &Path, s: &ScatterPlot) -> Result<()> {
             .map_err(|e| anyhow!("{e}"))?;
         let plot = chart.plotting_area().strip_coord_spec();
         for (i, line) in s.text.iter().enumerate() {
-            plot.draw_text(line, &("sans-serif", 13).into_text_style(&plot), (10, 10 + 17 * i as i32))
-                .map_err(|e| anyhow!("{e}"))?;
+            plot.draw_text(
+                line,
+                &("sans-serif", 13).into_text_style(&plot),
+                (10, 10 + 17 * i as i32),
+            )
+            .map_err(|e| anyhow!("{e}"))?;
         }
         root.present().map_err(|e| anyhow!("{e}"))?;
         Ok(())
@@ -362,7 +380,9 @@ pub fn curves_png(path: &Path, title: &str, train: &[f64], val: &[f64]) -> Resul
                 ))
                 .map_err(|e| anyhow!("{e}"))?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

@@ -42,30 +42,44 @@ struct Cli {
 enum Command {
     /// Run the whole job on a built-in synthetic world: AMUN, random forest and bilinear,
     /// trained on some months and tested on others; writes GeoTIFFs, figures and a report.
-    #[command(after_help = "Example:\n  amun demo --out demo\n  amun demo --out demo --quick   # a smaller, faster run")]
+    #[command(
+        after_help = "Example:\n  amun demo --out demo\n  amun demo --out demo --quick   # a smaller, faster run"
+    )]
     Demo(DemoArgs),
     /// Describe a GeoTIFF: grid, CRS, bands, nodata and statistics.
     #[command(after_help = "Example:\n  amun info lst.tif\n  amun info lst.tif --json")]
     Info(InfoArgs),
     /// Write a synthetic world as scene folders (one per month), with fine truth.
-    #[command(after_help = "Example:\n  amun synth --out world --size 320 --months 1,4,7,10 --hour 13")]
+    #[command(
+        after_help = "Example:\n  amun synth --out world --size 320 --months 1,4,7,10 --hour 13"
+    )]
     Synth(SynthArgs),
     /// Align a coarse LST and fine covariates into a scene folder.
-    #[command(after_help = "Example:\n  amun prepare --lst lst_0p1.tif --ndvi ndvi.tif --landcover lc.tif \\\n    --reflectance refl.tif --green b4.tif --nir b2.tif --swir b6.tif --modis-scale \\\n    --dem srtm.tif --factor 10 --month 7 --hour 13 --out scene-2020-07")]
+    #[command(
+        after_help = "Example:\n  amun prepare --lst lst_0p1.tif --ndvi ndvi.tif --landcover lc.tif \\\n    --reflectance refl.tif --green b4.tif --nir b2.tif --swir b6.tif --modis-scale \\\n    --dem srtm.tif --factor 10 --month 7 --hour 13 --out scene-2020-07"
+    )]
     Prepare(Box<PrepareArgs>),
     /// Train AMUN on scene folders that have a fine reference; writes a checkpoint.
-    #[command(after_help = "Example:\n  amun train --scenes world/month-01 world/month-04 --out model --epochs 20\n  amun train --config train.toml --scenes s1 s2 --out model\n  amun train --resume model --scenes s1 s2 --out model --epochs 40 --force")]
+    #[command(
+        after_help = "Example:\n  amun train --scenes world/month-01 world/month-04 --out model --epochs 20\n  amun train --config train.toml --scenes s1 s2 --out model\n  amun train --resume model --scenes s1 s2 --out model --epochs 40 --force"
+    )]
     Train(TrainArgs),
     /// Apply a checkpoint to a scene: a fine LST GeoTIFF, tiled without seams.
-    #[command(after_help = "Example:\n  amun downscale --checkpoint model --scene scene --out lst_fine.tif --conserve")]
+    #[command(
+        after_help = "Example:\n  amun downscale --checkpoint model --scene scene --out lst_fine.tif --conserve"
+    )]
     Downscale(DownscaleArgs),
     /// Score a prediction against a reference raster, the coarse input (aggregated back)
     /// and/or station points.
-    #[command(after_help = "Example:\n  amun evaluate --prediction fine.tif --reference truth.tif --figures figs\n  amun evaluate --prediction fine.tif --coarse lst_0p1.tif --stations stations.csv --json")]
+    #[command(
+        after_help = "Example:\n  amun evaluate --prediction fine.tif --reference truth.tif --figures figs\n  amun evaluate --prediction fine.tif --coarse lst_0p1.tif --stations stations.csv --json"
+    )]
     Evaluate(EvaluateArgs),
     /// Bayesian search over AMUN's training hyperparameters (solver, learning rate, epochs,
     /// batch size, L2) minimising the validation RMSE.
-    #[command(after_help = "Example:\n  amun tune --scenes world/month-01 world/month-04 --trials 30 --out tuning")]
+    #[command(
+        after_help = "Example:\n  amun tune --scenes world/month-01 world/month-04 --trials 30 --out tuning"
+    )]
     Tune(TuneArgs),
     /// Baseline downscalers.
     #[command(subcommand)]
@@ -76,7 +90,9 @@ enum Command {
 enum BaselineCommand {
     /// Random-forest downscaling: supervised on training scenes (paper-style) or fitted on
     /// the coarse pixels of the scene itself (Hutengs & Vohland) with residual correction.
-    #[command(after_help = "Example:\n  amun baseline rf --train world/month-01 world/month-04 --scene world/month-07 --out rf.tif\n  amun baseline rf --scene scene --out rf.tif   # per-scene (no training scenes)")]
+    #[command(
+        after_help = "Example:\n  amun baseline rf --train world/month-01 world/month-04 --scene world/month-07 --out rf.tif\n  amun baseline rf --scene scene --out rf.tif   # per-scene (no training scenes)"
+    )]
     Rf(RfArgs),
 }
 

@@ -32,8 +32,15 @@ fn assert_fails_with(o: &Output, needle: &str) {
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     assert!(err.contains(needle), "expected `{needle}` in: {err}");
     assert!(err.starts_with("amun: error:"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 fn write(path: &Path, r: &Raster) {
@@ -54,10 +61,21 @@ impl Inputs {
         let d = dir.join(format!("inputs-{month:02}"));
         std::fs::create_dir_all(&d).unwrap();
         let cov = world.covariates(month).unwrap();
-        for name in ["ndvi", "landcover", "reflectance", "mndwi", "ndbi", "slope", "aspect"] {
+        for name in [
+            "ndvi",
+            "landcover",
+            "reflectance",
+            "mndwi",
+            "ndbi",
+            "slope",
+            "aspect",
+        ] {
             write(&d.join(format!("{name}.tif")), cov.band(name).unwrap());
         }
-        write(&d.join("lst.tif"), &world.coarse_lst(month, HOUR, K).unwrap());
+        write(
+            &d.join("lst.tif"),
+            &world.coarse_lst(month, HOUR, K).unwrap(),
+        );
         write(&d.join("truth.tif"), &world.lst(month, HOUR).unwrap());
         Inputs { dir: d }
     }
@@ -69,11 +87,31 @@ impl Inputs {
     fn prepare(&self, out: &Path, month: u32) -> Output {
         let m = month.to_string();
         amun(&[
-            "prepare", "--lst", &self.f("lst"), "--factor", &K.to_string(), "--month", &m,
-            "--ndvi", &self.f("ndvi"), "--landcover", &self.f("landcover"),
-            "--reflectance", &self.f("reflectance"), "--mndwi", &self.f("mndwi"),
-            "--ndbi", &self.f("ndbi"), "--slope", &self.f("slope"), "--aspect", &self.f("aspect"),
-            "--reference", &self.f("truth"), "--out", p(out),
+            "prepare",
+            "--lst",
+            &self.f("lst"),
+            "--factor",
+            &K.to_string(),
+            "--month",
+            &m,
+            "--ndvi",
+            &self.f("ndvi"),
+            "--landcover",
+            &self.f("landcover"),
+            "--reflectance",
+            &self.f("reflectance"),
+            "--mndwi",
+            &self.f("mndwi"),
+            "--ndbi",
+            &self.f("ndbi"),
+            "--slope",
+            &self.f("slope"),
+            "--aspect",
+            &self.f("aspect"),
+            "--reference",
+            &self.f("truth"),
+            "--out",
+            p(out),
         ])
     }
 }
@@ -107,7 +145,17 @@ fn synth_prepare_train_downscale_evaluate() {
     let world = World::generate(&WorldParams::new().seed(7).size(SIZE, SIZE)).unwrap();
 
     // synth writes scene folders that load back.
-    let o = amun(&["synth", "--out", p(&t.join("world")), "--size", "80", "--factor", "8", "--months", "2"]);
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&t.join("world")),
+        "--size",
+        "80",
+        "--factor",
+        "8",
+        "--months",
+        "2",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(t.join("world/month-02/scene.json").exists());
     assert!(t.join("world/month-02/stations.csv").exists());
@@ -125,8 +173,19 @@ fn synth_prepare_train_downscale_evaluate() {
     std::fs::write(t.join("tiny.toml"), TINY_MODEL).unwrap();
 
     // train, then refuse to overwrite without --force.
-    let scenes: Vec<String> = [1, 4, 10].iter().map(|m| p(&t.join(format!("scene-{m:02}"))).to_string()).collect();
-    let mut args = vec!["train", "--config", p(&t.join("tiny.toml")), "--out", p(&t.join("model")), "--scenes"];
+    let scenes: Vec<String> = [1, 4, 10]
+        .iter()
+        .map(|m| p(&t.join(format!("scene-{m:02}"))).to_string())
+        .collect();
+    let (toml, model) = (t.join("tiny.toml"), t.join("model"));
+    let mut args = vec![
+        "train",
+        "--config",
+        p(&toml),
+        "--out",
+        p(&model),
+        "--scenes",
+    ];
     args.extend(scenes.iter().map(String::as_str));
     let o = amun(&args);
     assert!(o.status.success(), "train: {}", stderr(&o));
@@ -135,16 +194,41 @@ fn synth_prepare_train_downscale_evaluate() {
 
     // downscale with conservation, and evaluate with JSON output.
     let fine = t.join("amun.tif");
-    let o = amun(&["downscale", "--checkpoint", p(&t.join("model")), "--scene", p(&t.join("scene-07")), "--out", p(&fine), "--tile", "64", "--conserve"]);
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&t.join("model")),
+        "--scene",
+        p(&t.join("scene-07")),
+        "--out",
+        p(&fine),
+        "--tile",
+        "64",
+        "--conserve",
+    ]);
     assert!(o.status.success(), "downscale: {}", stderr(&o));
     let truth = t.join("inputs-07/truth.tif");
     let lst = t.join("inputs-07/lst.tif");
-    let o = amun(&["evaluate", "--prediction", p(&fine), "--reference", p(&truth), "--coarse", p(&lst), "--figures", p(&t.join("figs")), "--json"]);
+    let o = amun(&[
+        "evaluate",
+        "--prediction",
+        p(&fine),
+        "--reference",
+        p(&truth),
+        "--coarse",
+        p(&lst),
+        "--figures",
+        p(&t.join("figs")),
+        "--json",
+    ]);
     assert!(o.status.success(), "evaluate: {}", stderr(&o));
     let ev: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let amun_rmse = ev["reference"]["rmse"].as_f64().unwrap();
     // Conservation makes the aggregated prediction equal the coarse input (to 1e-3 K).
-    assert!(ev["aggregated_back"]["rmse"].as_f64().unwrap() < 1e-3, "{ev}");
+    assert!(
+        ev["aggregated_back"]["rmse"].as_f64().unwrap() < 1e-3,
+        "{ev}"
+    );
     assert!(t.join("figs/evaluation_maps.png").exists());
     assert!(t.join("figs/evaluation_scatter.png").exists());
 
@@ -161,10 +245,32 @@ fn synth_prepare_train_downscale_evaluate() {
 
     // A scene without one of the checkpoint's covariates is refused with both lists named.
     let partial = t.join("scene-partial");
-    let inp = Inputs { dir: t.join("inputs-07") };
-    let o = amun(&["prepare", "--lst", &inp.f("lst"), "--factor", "8", "--ndvi", &inp.f("ndvi"), "--slope", &inp.f("slope"), "--out", p(&partial)]);
+    let inp = Inputs {
+        dir: t.join("inputs-07"),
+    };
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        &inp.f("lst"),
+        "--factor",
+        "8",
+        "--ndvi",
+        &inp.f("ndvi"),
+        "--slope",
+        &inp.f("slope"),
+        "--out",
+        p(&partial),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = amun(&["downscale", "--checkpoint", p(&t.join("model")), "--scene", p(&partial), "--out", p(&t.join("x.tif"))]);
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&t.join("model")),
+        "--scene",
+        p(&partial),
+        "--out",
+        p(&t.join("x.tif")),
+    ]);
     assert_fails_with(&o, "was trained on covariates");
     assert!(!t.join("x.tif").exists());
 }
@@ -191,9 +297,15 @@ fn grids_that_do_not_nest() {
     let tmp = tempfile::tempdir().unwrap();
     let fine = tmp.path().join("fine.tif");
     let coarse = tmp.path().join("coarse.tif");
-    write(&fine, &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 290.0));
+    write(
+        &fine,
+        &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 290.0),
+    );
     // 0.03° does not divide into whole 0.01° pixels from a shifted origin.
-    write(&coarse, &Raster::filled(geographic(10.005, 50.0, 0.03, 4), 290.0));
+    write(
+        &coarse,
+        &Raster::filled(geographic(10.005, 50.0, 0.03, 4), 290.0),
+    );
     let o = amun(&["evaluate", "--prediction", p(&fine), "--coarse", p(&coarse)]);
     assert_fails_with(&o, "aggregating");
 }
@@ -204,9 +316,23 @@ fn crs_mismatch_without_proj() {
     let lst = tmp.path().join("lst.tif");
     let ndvi = tmp.path().join("ndvi.tif");
     write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
-    let utm = Grid::new(40, 40, GeoTransform::new(500_000.0, 5_540_000.0, 1000.0, -1000.0).unwrap(), Some(Crs::Epsg(32632))).unwrap();
+    let utm = Grid::new(
+        40,
+        40,
+        GeoTransform::new(500_000.0, 5_540_000.0, 1000.0, -1000.0).unwrap(),
+        Some(Crs::Epsg(32632)),
+    )
+    .unwrap();
     write(&ndvi, &Raster::filled(utm, 0.5));
-    let o = amun(&["prepare", "--lst", p(&lst), "--ndvi", p(&ndvi), "--out", p(&tmp.path().join("s"))]);
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--out",
+        p(&tmp.path().join("s")),
+    ]);
     if cfg!(feature = "proj") {
         return;
     }
@@ -219,8 +345,19 @@ fn empty_overlap() {
     let lst = tmp.path().join("lst.tif");
     let ndvi = tmp.path().join("ndvi.tif");
     write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
-    write(&ndvi, &Raster::filled(geographic(30.0, 10.0, 0.01, 40), 0.5));
-    let o = amun(&["prepare", "--lst", p(&lst), "--ndvi", p(&ndvi), "--out", p(&tmp.path().join("s"))]);
+    write(
+        &ndvi,
+        &Raster::filled(geographic(30.0, 10.0, 0.01, 40), 0.5),
+    );
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--out",
+        p(&tmp.path().join("s")),
+    ]);
     assert_fails_with(&o, "does not overlap");
 }
 
@@ -229,9 +366,23 @@ fn all_nodata() {
     let tmp = tempfile::tempdir().unwrap();
     let lst = tmp.path().join("lst.tif");
     let ndvi = tmp.path().join("ndvi.tif");
-    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), f32::NAN).with_nodata(Some(-9999.0)));
-    write(&ndvi, &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 0.5));
-    let o = amun(&["prepare", "--lst", p(&lst), "--ndvi", p(&ndvi), "--out", p(&tmp.path().join("s"))]);
+    write(
+        &lst,
+        &Raster::filled(geographic(10.0, 50.0, 0.1, 4), f32::NAN).with_nodata(Some(-9999.0)),
+    );
+    write(
+        &ndvi,
+        &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 0.5),
+    );
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--out",
+        p(&tmp.path().join("s")),
+    ]);
     assert_fails_with(&o, "every pixel is nodata");
 }
 

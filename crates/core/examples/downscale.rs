@@ -13,12 +13,18 @@ use amun_core::{metrics, net::Solver, raster, synth};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dirs: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
     let mut scenes = if dirs.len() >= 2 {
-        dirs.iter().map(|d| Scene::load(d)).collect::<Result<Vec<_>, _>>()?
+        dirs.iter()
+            .map(|d| Scene::load(d))
+            .collect::<Result<Vec<_>, _>>()?
     } else {
         let world = synth::World::generate(&synth::WorldParams::new().size(160, 160))?;
         let scene = |m: u32| -> Result<Scene, amun_core::Error> {
-            Scene::new(format!("month {m}"), world.coarse_lst(m, 13, 10)?, world.covariates(m)?)?
-                .with_reference(world.lst(m, 13)?)
+            Scene::new(
+                format!("month {m}"),
+                world.coarse_lst(m, 13, 10)?,
+                world.covariates(m)?,
+            )?
+            .with_reference(world.lst(m, 13)?)
         };
         vec![scene(1)?, scene(4)?, scene(7)?]
     };
@@ -46,7 +52,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let bilinear = target.interpolated_lst(Resampling::Bilinear)?;
         for (name, pred) in [("bilinear", &bilinear), ("amun", &fine)] {
             let m = metrics::score(pred, truth, None)?;
-            println!("{name:>8}: RMSE {:.3} K, MAE {:.3} K, R² {:.3}", m.rmse, m.mae, m.r2.unwrap_or(f64::NAN));
+            println!(
+                "{name:>8}: RMSE {:.3} K, MAE {:.3} K, R² {:.3}",
+                m.rmse,
+                m.mae,
+                m.r2.unwrap_or(f64::NAN)
+            );
         }
     }
     Ok(())

@@ -75,7 +75,10 @@ pub fn run_trainer(trainer: &mut Trainer, tc: &TrainConfig, progress: &dyn Progr
     let epochs = tc.epochs;
     let (train_patches, _) = trainer.patch_counts();
     let batches = train_patches.div_ceil(tc.batch_size.max(1)).max(1);
-    progress.start("train amun", (epochs.saturating_sub(trainer.epochs_done()) * batches) as u64);
+    progress.start(
+        "train amun",
+        (epochs.saturating_sub(trainer.epochs_done()) * batches) as u64,
+    );
     while trainer.epochs_done() < epochs {
         trainer.run_epoch(&mut |p| match p {
             amun_net::train::Progress::Batch { .. } => progress.advance(1),

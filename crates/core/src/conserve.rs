@@ -33,7 +33,11 @@ impl Default for ConserveParams {
 /// # Errors
 /// Grid errors if `fine` does not refine `coarse`; [`Error::NotConverged`] if the tolerance is
 /// not reached within `max_iterations`.
-pub fn conserve(fine: &Raster, coarse: &Raster, params: &ConserveParams) -> Result<(Raster, usize)> {
+pub fn conserve(
+    fine: &Raster,
+    coarse: &Raster,
+    params: &ConserveParams,
+) -> Result<(Raster, usize)> {
     let k = fine.grid().refinement_of(coarse.grid())?;
     let mut out = fine.clone();
     let mut worst = f64::INFINITY;
@@ -81,7 +85,9 @@ mod tests {
         let fine_grid = coarse_grid.refine(10).unwrap();
         // A smooth fine field and a coarse target that differs from its block means by a
         // smooth offset field.
-        let fine = Raster::from_fn(fine_grid, |(r, c)| 290.0 + 0.05 * r as f32 - 0.03 * c as f32);
+        let fine = Raster::from_fn(fine_grid, |(r, c)| {
+            290.0 + 0.05 * r as f32 - 0.03 * c as f32
+        });
         let mut coarse = fine.block_mean(10, 0.0).unwrap().map(|v| v + 1.5);
         coarse.data_mut()[(3, 4)] += 2.0;
         let (out, iters) = conserve(&fine, &coarse, &ConserveParams::default()).unwrap();
@@ -92,7 +98,10 @@ mod tests {
             .zip(coarse.data().iter())
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        assert!(max_err < 1e-3, "max block error {max_err} after {iters} iterations");
+        assert!(
+            max_err < 1e-3,
+            "max block error {max_err} after {iters} iterations"
+        );
         // No block artefact: the jump across a block edge is not larger than the largest
         // jump inside blocks by more than a small margin.
         let d = out.data();
@@ -107,6 +116,9 @@ mod tests {
                 }
             }
         }
-        assert!(edge < 1.5 * inner + 1e-3, "edge jump {edge} vs interior {inner}");
+        assert!(
+            edge < 1.5 * inner + 1e-3,
+            "edge jump {edge} vs interior {inner}"
+        );
     }
 }

@@ -76,7 +76,10 @@ pub fn scale_transfer(
     for s in test {
         s.require_reference("scale-transfer experiment")?;
     }
-    let up = train.iter().map(Scene::coarsened).collect::<Result<Vec<_>>>()?;
+    let up = train
+        .iter()
+        .map(Scene::coarsened)
+        .collect::<Result<Vec<_>>>()?;
     run(
         "scale-transfer",
         "Scale-transfer experiment: trained one scale up, applied at the target scale",
@@ -99,7 +102,10 @@ pub fn real(
     opts: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<RunOutput> {
-    let up = scenes.iter().map(Scene::coarsened).collect::<Result<Vec<_>>>()?;
+    let up = scenes
+        .iter()
+        .map(Scene::coarsened)
+        .collect::<Result<Vec<_>>>()?;
     run(
         "real",
         "Real-data experiment: trained one scale up, scored aggregated back and at stations",
@@ -129,15 +135,15 @@ fn run(
     let mut report = Report::new(title, experiment);
     report.train_scenes = train.iter().map(|s| s.name().to_string()).collect();
     report.test_scenes = test.iter().map(|s| s.name().to_string()).collect();
-    report.setup.push(("factor".into(), test[0].factor().to_string()));
-    report.setup.push((
-        "fine grid".into(),
-        test[0].fine_grid().to_string(),
-    ));
-    report.setup.push((
-        "covariates".into(),
-        test[0].covariates().names().join(", "),
-    ));
+    report
+        .setup
+        .push(("factor".into(), test[0].factor().to_string()));
+    report
+        .setup
+        .push(("fine grid".into(), test[0].fine_grid().to_string()));
+    report
+        .setup
+        .push(("covariates".into(), test[0].covariates().names().join(", ")));
     if let Some(c) = &opts.conserve {
         report.setup.push((
             "coarse conservation".into(),
@@ -228,7 +234,10 @@ pub fn score_method(
     let fine = if pooled.is_empty() {
         None
     } else {
-        score_grouped(&pooled)?.into_iter().next().map(|g| g.metrics)
+        score_grouped(&pooled)?
+            .into_iter()
+            .next()
+            .map(|g| g.metrics)
     };
     let aggregated_back = score_grouped(&pooled_back)
         .ok()

@@ -26,9 +26,7 @@ pub use baselines::{Regression, RegressionMode};
 pub use conserve::{conserve, ConserveParams};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
-pub use experiment::{
-    paper_style, real, scale_transfer, score_method, RunOptions, RunOutput,
-};
+pub use experiment::{paper_style, real, scale_transfer, score_method, RunOptions, RunOutput};
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
 pub use report::{write_atomic, write_json, MethodReport, Report, SceneScore};
@@ -36,10 +34,10 @@ pub use scene::{layout, Scene, SceneManifest};
 
 /// The types most programs need: `use amun_core::prelude::*;`.
 pub mod prelude {
+    pub use crate::net::{AmunConfig, TrainConfig};
     pub use crate::raster::{BandKind, Crs, Grid, Raster, Resampling, Stack};
     pub use crate::{
-        conserve, AmunDownscaler, ConserveParams, Downscaler, Interpolation, NoProgress,
-        Progress, Regression, RegressionMode, Scene, SceneInputs,
+        conserve, AmunDownscaler, ConserveParams, Downscaler, Interpolation, NoProgress, Progress,
+        Regression, RegressionMode, Scene, SceneInputs,
     };
-    pub use crate::net::{AmunConfig, TrainConfig};
 }

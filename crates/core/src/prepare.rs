@@ -166,13 +166,14 @@ impl SceneInputs {
             bands(&self.swir)?,
         );
         type Index = fn(&Raster, &Raster) -> amun_indices::Result<Raster>;
-        let derived = |given: Option<Raster>, f: Index, a: &Option<Raster>, b: &Option<Raster>| {
-            match (given, a, b) {
+        let derived =
+            |given: Option<Raster>, f: Index, a: &Option<Raster>, b: &Option<Raster>| match (
+                given, a, b,
+            ) {
                 (Some(r), _, _) => Ok::<_, Error>(Some(r)),
                 (None, Some(a), Some(b)) => Ok(Some(f(a, b)?)),
                 _ => Ok(None),
-            }
-        };
+            };
         let ndvi_r = derived(get(&self.ndvi)?, ndvi, &nir, &red)?;
         let mndwi_r = derived(get(&self.mndwi)?, mndwi, &green, &swir)?;
         let ndbi_r = derived(get(&self.ndbi)?, ndbi, &swir, &nir)?;

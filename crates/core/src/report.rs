@@ -121,7 +121,10 @@ impl Report {
             s.push('\n');
         }
         if !self.train_scenes.is_empty() {
-            s.push_str(&format!("Training scenes: {}\n\n", self.train_scenes.join(", ")));
+            s.push_str(&format!(
+                "Training scenes: {}\n\n",
+                self.train_scenes.join(", ")
+            ));
         }
         if !self.test_scenes.is_empty() {
             s.push_str(&format!("Test scenes: {}\n\n", self.test_scenes.join(", ")));
@@ -141,7 +144,11 @@ impl Report {
             for (i, sc) in per_scene[0].scenes.iter().enumerate() {
                 s.push_str(&format!("| {} |", sc.scene));
                 for m in &per_scene {
-                    let v = m.scenes.get(i).and_then(|x| x.fine.as_ref()).map(|x| x.rmse);
+                    let v = m
+                        .scenes
+                        .get(i)
+                        .and_then(|x| x.fine.as_ref())
+                        .map(|x| x.rmse);
                     s.push_str(&v.map_or(" – |".to_string(), |x| format!(" {x:.3} |")));
                 }
                 s.push('\n');

@@ -298,8 +298,10 @@ impl Scene {
                 scene: self.name.clone(),
                 detail: format!("aggregating covariates to the coarse grid: {e}"),
             })?;
-        Ok(Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
-            .with_reference(self.coarse_lst.clone())?
-            .with_time(self.month, self.hour))
+        Ok(
+            Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
+                .with_reference(self.coarse_lst.clone())?
+                .with_time(self.month, self.hour),
+        )
     }
 }
