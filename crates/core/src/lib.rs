@@ -1,1 +1,43 @@
-//! Work in progress.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(clippy::float_cmp)]
+
+pub use amun_bayesopt as bayesopt;
+pub use amun_indices as indices;
+pub use amun_metrics as metrics;
+pub use amun_net as net;
+pub use amun_raster as raster;
+pub use amun_rf as rf;
+pub use amun_synth as synth;
+
+mod amun;
+mod baselines;
+mod conserve;
+mod downscale;
+mod error;
+mod experiment;
+mod prepare;
+mod progress;
+mod report;
+mod scene;
+
+pub use amun::{run_trainer, training_scenes, AmunDownscaler};
+pub use baselines::{Regression, RegressionMode};
+pub use conserve::{conserve, ConserveParams};
+pub use downscale::{Downscaler, Interpolation};
+pub use error::{Error, Result};
+pub use experiment::{paper_style, real, scale_transfer, score_method, RunOptions, RunOutput};
+pub use prepare::SceneInputs;
+pub use progress::{NoProgress, Progress};
+pub use report::{write_atomic, write_json, MethodReport, Report, SceneScore};
+pub use scene::{layout, Scene, SceneManifest};
+
+/// The types most programs need: `use amun_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::net::{AmunConfig, TrainConfig};
+    pub use crate::raster::{BandKind, Crs, Grid, Raster, Resampling, Stack};
+    pub use crate::{
+        conserve, AmunDownscaler, ConserveParams, Downscaler, Interpolation, NoProgress, Progress,
+        Regression, RegressionMode, Scene, SceneInputs,
+    };
+}

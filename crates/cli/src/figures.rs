@@ -1,0 +1,398 @@
+//! PNG figures: maps with a colour bar, prediction-vs-reference scatter, training curves.
+//!
+//! Drawn with plotters' bitmap backend and an embedded DejaVu Sans font, so no system
+//! library is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use amun_core::raster::Raster;
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        // The bundled font is valid TrueType; failure would only mean text is not drawn.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// A colour scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Palette {
+    /// Blue → yellow → red, for temperatures.
+    Temperature,
+    /// Blue → white → red around zero, for differences.
+    Diverging,
+}
+
+impl Palette {
+    fn anchors(self) -> &'static [(u8, u8, u8)] {
+        match self {
+            // Colour Brewer RdYlBu, reversed.
+            Palette::Temperature => &[
+                (49, 54, 149),
+                (69, 117, 180),
+                (116, 173, 209),
+                (171, 217, 233),
+                (224, 243, 248),
+                (254, 224, 144),
+                (253, 174, 97),
+                (244, 109, 67),
+                (215, 48, 39),
+                (165, 0, 38),
+            ],
+            // Colour Brewer RdBu, reversed.
+            Palette::Diverging => &[
+                (5, 48, 97),
+                (33, 102, 172),
+                (67, 147, 195),
+                (146, 197, 222),
+                (247, 247, 247),
+                (244, 165, 130),
+                (214, 96, 77),
+                (178, 24, 43),
+                (103, 0, 31),
+            ],
+        }
+    }
+
+    /// The colour of `t` in 0–1 (clamped).
+    pub fn color(self, t: f64) -> RGBColor {
+        let a = self.anchors();
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let x = t * (a.len() - 1) as f64;
+        let i = (x.floor() as usize).min(a.len() - 2);
+        let f = x - i as f64;
+        let mix = |p: u8, q: u8| (f64::from(p) + f * (f64::from(q) - f64::from(p))).round() as u8;
+        RGBColor(
+            mix(a[i].0, a[i + 1].0),
+            mix(a[i].1, a[i + 1].1),
+            mix(a[i].2, a[i + 1].2),
+        )
+    }
+}
+
+/// The 2nd and 98th percentiles of the valid values: a colour range robust to outliers.
+pub fn robust_range(rasters: &[&Raster]) -> Option<(f64, f64)> {
+    let mut v: Vec<f32> = rasters
+        .iter()
+        .flat_map(|r| r.data().iter().copied().filter(|x| x.is_finite()))
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let q = |p: f64| f64::from(v[((v.len() - 1) as f64 * p).round() as usize]);
+    let (lo, hi) = (q(0.02), q(0.98));
+    if hi > lo {
+        Some((lo, hi))
+    } else {
+        Some((lo - 0.5, hi + 0.5))
+    }
+}
+
+/// One map panel: a raster, its title, palette and value range.
+pub struct MapPanel<'a> {
+    /// The data.
+    pub raster: &'a Raster,
+    /// Title above the map.
+    pub title: String,
+    /// Colour scale.
+    pub palette: Palette,
+    /// Values mapped to the ends of the colour scale.
+    pub range: (f64, f64),
+    /// Units for the colour bar label.
+    pub units: &'a str,
+}
+
+fn map_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    p: &MapPanel,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let grid = p.raster.grid();
+    let (xmin, ymin, xmax, ymax) = grid.bounds();
+    let (w, _h) = area.dim_in_pixel();
+    let (map_area, bar_area) = area.split_horizontally(w.saturating_sub(85));
+    let geographic = grid.crs().and_then(|c| c.is_geographic()).unwrap_or(false);
+    let (xdesc, ydesc) = if geographic {
+        ("Longitude (°)", "Latitude (°)")
+    } else {
+        ("x", "y")
+    };
+    let mut chart = ChartBuilder::on(&map_area)
+        .caption(&p.title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(xmin..xmax, ymin..ymax)
+        .map_err(|e| anyhow!("drawing map: {e}"))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(xdesc)
+        .y_desc(ydesc)
+        .x_labels(5)
+        .y_labels(5)
+        .x_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|e| anyhow!("drawing axes: {e}"))?;
+    // Paint every screen pixel of the plotting area from the raster pixel under it.
+    let plot = chart.plotting_area();
+    let (xr, yr) = plot.get_pixel_range();
+    let pixels = plot.strip_coord_spec();
+    let (pw, ph) = ((xr.end - xr.start).max(1), (yr.end - yr.start).max(1));
+    let data = p.raster.data();
+    let (lo, hi) = p.range;
+    for sy in 0..ph {
+        let row = ((f64::from(sy) + 0.5) / f64::from(ph) * grid.height() as f64) as usize;
+        for sx in 0..pw {
+            let col = ((f64::from(sx) + 0.5) / f64::from(pw) * grid.width() as f64) as usize;
+            let v = data[(row.min(grid.height() - 1), col.min(grid.width() - 1))];
+            let color = if v.is_nan() {
+                RGBColor(200, 200, 200)
+            } else {
+                p.palette.color((f64::from(v) - lo) / (hi - lo))
+            };
+            pixels
+                .draw_pixel((sx, sy), &color)
+                .map_err(|e| anyhow!("drawing pixel: {e}"))?;
+        }
+    }
+    // Colour bar.
+    let mut bar = ChartBuilder::on(&bar_area)
+        .margin_top(34)
+        .margin_bottom(44)
+        .margin_right(40)
+        .y_label_area_size(0)
+        .right_y_label_area_size(40)
+        .build_cartesian_2d(0.0..1.0, lo..hi)
+        .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_desc(p.units)
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(|e| anyhow!("drawing colour bar axis: {e}"))?;
+    let steps = 128;
+    bar.draw_series((0..steps).map(|i| {
+        let a = lo + (hi - lo) * i as f64 / steps as f64;
+        let b = lo + (hi - lo) * (i + 1) as f64 / steps as f64;
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            p.palette.color((i as f64 + 0.5) / steps as f64).filled(),
+        )
+    }))
+    .map_err(|e| anyhow!("drawing colour bar: {e}"))?;
+    Ok(())
+}
+
+/// Writes a row of map panels (e.g. reference / input / prediction / bias) to a PNG.
+///
+/// # Errors
+/// If drawing or writing the file fails.
+pub fn maps_png(path: &Path, panels: &[MapPanel]) -> Result<()> {
+    register_font();
+    if panels.is_empty() {
+        return Err(anyhow!("no map to draw"));
+    }
+    let panel_w = 460u32;
+    let aspect = {
+        let g = panels[0].raster.grid();
+        (g.height() as f64 * g.pixel_height()) / (g.width() as f64 * g.pixel_width())
+    };
+    let panel_h = ((panel_w - 140) as f64 * aspect.clamp(0.3, 3.0)) as u32 + 90;
+    let width = panel_w * panels.len() as u32;
+    crate::output::write_png_atomic(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (width, panel_h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let areas = root.split_evenly((1, panels.len()));
+        for (area, p) in areas.iter().zip(panels) {
+            map_panel(area, p)?;
+        }
+        root.present().map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A density scatter of prediction against reference, binned.
+pub struct ScatterPlot<'a> {
+    /// Title.
+    pub title: String,
+    /// Bin counts `[ny][nx]`: y is the prediction, x the reference.
+    pub counts: &'a [Vec<u64>],
+    /// Range of the reference (x) and prediction (y) axes; equal for a square plot.
+    pub range: (f64, f64),
+    /// Least-squares line `y = slope·x + intercept`.
+    pub line: Option<(f64, f64)>,
+    /// Lines of text drawn in the upper-left corner (metrics).
+    pub text: Vec<String>,
+}
+
+/// Writes a density scatter with the 1:1 line, the regression line and the metrics.
+///
+/// # Errors
+/// If drawing or writing the file fails.
+pub fn scatter_png(path: &Path, s: &ScatterPlot) -> Result<()> {
+    register_font();
+    crate::output::write_png_atomic(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (560, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let (lo, hi) = s.range;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&s.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(lo..hi, lo..hi)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("Reference LST (K)")
+            .y_desc("Predicted LST (K)")
+            .label_style(("sans-serif", 12))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let ny = s.counts.len();
+        let nx = s.counts.first().map_or(0, Vec::len);
+        let max = s.counts.iter().flatten().copied().max().unwrap_or(0).max(1);
+        let lmax = (max as f64).ln_1p();
+        let (dx, dy) = ((hi - lo) / nx.max(1) as f64, (hi - lo) / ny.max(1) as f64);
+        chart
+            .draw_series(s.counts.iter().enumerate().flat_map(|(j, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(move |(i, &c)| {
+                        let t = (c as f64).ln_1p() / lmax;
+                        let x0 = lo + i as f64 * dx;
+                        let y0 = lo + j as f64 * dy;
+                        Rectangle::new(
+                            [(x0, y0), (x0 + dx, y0 + dy)],
+                            Palette::Temperature.color(0.15 + 0.85 * t).filled(),
+                        )
+                    })
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new([(lo, lo), (hi, hi)], BLACK.stroke_width(1)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("1:1")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        if let Some((a, b)) = s.line {
+            let red = RGBColor(200, 30, 30);
+            chart
+                .draw_series(LineSeries::new(
+                    [(lo, a * lo + b), (hi, a * hi + b)],
+                    red.stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(format!(
+                    "fit y = {a:.3}x {} {:.2}",
+                    if b < 0.0 { '-' } else { '+' },
+                    b.abs()
+                ))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], red.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let plot = chart.plotting_area().strip_coord_spec();
+        for (i, line) in s.text.iter().enumerate() {
+            plot.draw_text(
+                line,
+                &("sans-serif", 13).into_text_style(&plot),
+                (10, 10 + 17 * i as i32),
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+        }
+        root.present().map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes training curves (train and validation RMSE per epoch, kelvin).
+///
+/// # Errors
+/// If drawing or writing the file fails.
+pub fn curves_png(path: &Path, title: &str, train: &[f64], val: &[f64]) -> Result<()> {
+    register_font();
+    crate::output::write_png_atomic(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (640, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let n = train.len().max(val.len()).max(2);
+        let ymax = train
+            .iter()
+            .chain(val)
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1e-3)
+            * 1.05;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1.0..n as f64, 0.0..ymax)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("Epoch")
+            .y_desc("RMSE (K)")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let blue = RGBColor(33, 102, 172);
+        let red = RGBColor(178, 24, 43);
+        for (series, color, name) in [(train, blue, "train"), (val, red, "validation")] {
+            chart
+                .draw_series(LineSeries::new(
+                    series.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,393 @@
+//! The `amun` binary end to end, and one test per bad input: each must end in one clear line
+//! on stderr and a non-zero exit code, never a panic or a backtrace.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use amun_core::metrics::score;
+use amun_core::raster::{
+    read_band, resample, write_raster, Crs, GeoTransform, Grid, Raster, Resampling, WriteOptions,
+};
+use amun_core::synth::{World, WorldParams};
+
+fn amun(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_amun"))
+        .args(args)
+        .arg("-q")
+        .output()
+        .expect("the amun binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Asserts a failed run: exit code 1 and one `amun: error:` line containing `needle`.
+fn assert_fails_with(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(err.starts_with("amun: error:"), "{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+fn write(path: &Path, r: &Raster) {
+    write_raster(path, r, &WriteOptions::default()).expect("fixture written");
+}
+
+/// A small world written as separate GeoTIFFs per input, as a user would have them.
+struct Inputs {
+    dir: PathBuf,
+}
+
+const SIZE: usize = 128;
+const K: usize = 8;
+const HOUR: u32 = 13;
+
+impl Inputs {
+    fn new(dir: &Path, world: &World, month: u32) -> Inputs {
+        let d = dir.join(format!("inputs-{month:02}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let cov = world.covariates(month).unwrap();
+        for name in [
+            "ndvi",
+            "landcover",
+            "reflectance",
+            "mndwi",
+            "ndbi",
+            "slope",
+            "aspect",
+        ] {
+            write(&d.join(format!("{name}.tif")), cov.band(name).unwrap());
+        }
+        write(
+            &d.join("lst.tif"),
+            &world.coarse_lst(month, HOUR, K).unwrap(),
+        );
+        write(&d.join("truth.tif"), &world.lst(month, HOUR).unwrap());
+        Inputs { dir: d }
+    }
+
+    fn f(&self, name: &str) -> String {
+        p(&self.dir.join(format!("{name}.tif"))).to_string()
+    }
+
+    fn prepare(&self, out: &Path, month: u32) -> Output {
+        let m = month.to_string();
+        amun(&[
+            "prepare",
+            "--lst",
+            &self.f("lst"),
+            "--factor",
+            &K.to_string(),
+            "--month",
+            &m,
+            "--ndvi",
+            &self.f("ndvi"),
+            "--landcover",
+            &self.f("landcover"),
+            "--reflectance",
+            &self.f("reflectance"),
+            "--mndwi",
+            &self.f("mndwi"),
+            "--ndbi",
+            &self.f("ndbi"),
+            "--slope",
+            &self.f("slope"),
+            "--aspect",
+            &self.f("aspect"),
+            "--reference",
+            &self.f("truth"),
+            "--out",
+            p(out),
+        ])
+    }
+}
+
+const TINY_MODEL: &str = r#"
+[model]
+covariates = ["ndvi", "landcover", "reflectance", "mndwi", "ndbi", "slope", "aspect"]
+channels = 8
+rdb_growth = 8
+rdb_count = 2
+rdb_layers = 2
+unet_widths = [8, 16]
+unet_bridge = 32
+
+[train]
+solver = { kind = "adam", beta1 = 0.9, beta2 = 0.999, eps = 1e-8 }
+learning_rate = 0.003
+lr_drop_every = 0
+epochs = 8
+batch_size = 16
+patch = 32
+stride = 16
+split_block = 64
+seed = 3
+"#;
+
+#[test]
+fn synth_prepare_train_downscale_evaluate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let world = World::generate(&WorldParams::new().seed(7).size(SIZE, SIZE)).unwrap();
+
+    // synth writes scene folders that load back.
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&t.join("world")),
+        "--size",
+        "80",
+        "--factor",
+        "8",
+        "--months",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(t.join("world/month-02/scene.json").exists());
+    assert!(t.join("world/month-02/stations.csv").exists());
+
+    // prepare: training months 1, 4, 10 and test month 7 from separate GeoTIFFs.
+    for m in [1, 4, 10, 7] {
+        let o = Inputs::new(t, &world, m).prepare(&t.join(format!("scene-{m:02}")), m);
+        assert!(o.status.success(), "prepare {m}: {}", stderr(&o));
+    }
+    let info = amun(&["info", p(&t.join("scene-07/covariates.tif")), "--json"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(json["width"], SIZE);
+    assert_eq!(json["bands"].as_array().map(Vec::len), Some(7), "{json}");
+    std::fs::write(t.join("tiny.toml"), TINY_MODEL).unwrap();
+
+    // train, then refuse to overwrite without --force.
+    let scenes: Vec<String> = [1, 4, 10]
+        .iter()
+        .map(|m| p(&t.join(format!("scene-{m:02}"))).to_string())
+        .collect();
+    let (toml, model) = (t.join("tiny.toml"), t.join("model"));
+    let mut args = vec![
+        "train",
+        "--config",
+        p(&toml),
+        "--out",
+        p(&model),
+        "--scenes",
+    ];
+    args.extend(scenes.iter().map(String::as_str));
+    let o = amun(&args);
+    assert!(o.status.success(), "train: {}", stderr(&o));
+    assert!(t.join("model/training.png").exists());
+    assert_fails_with(&amun(&args), "already exists");
+
+    // downscale with conservation, and evaluate with JSON output.
+    let fine = t.join("amun.tif");
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&t.join("model")),
+        "--scene",
+        p(&t.join("scene-07")),
+        "--out",
+        p(&fine),
+        "--tile",
+        "64",
+        "--conserve",
+    ]);
+    assert!(o.status.success(), "downscale: {}", stderr(&o));
+    let truth = t.join("inputs-07/truth.tif");
+    let lst = t.join("inputs-07/lst.tif");
+    let o = amun(&[
+        "evaluate",
+        "--prediction",
+        p(&fine),
+        "--reference",
+        p(&truth),
+        "--coarse",
+        p(&lst),
+        "--figures",
+        p(&t.join("figs")),
+        "--json",
+    ]);
+    assert!(o.status.success(), "evaluate: {}", stderr(&o));
+    let ev: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let amun_rmse = ev["reference"]["rmse"].as_f64().unwrap();
+    // Conservation makes the aggregated prediction equal the coarse input (to 1e-3 K).
+    assert!(
+        ev["aggregated_back"]["rmse"].as_f64().unwrap() < 1e-3,
+        "{ev}"
+    );
+    assert!(t.join("figs/evaluation_maps.png").exists());
+    assert!(t.join("figs/evaluation_scatter.png").exists());
+
+    // The written GeoTIFF is on the fine grid and beats bilinear interpolation of the
+    // coarse input on the unseen month.
+    let pred = read_band(&fine, 1).unwrap();
+    let truth = read_band(&truth, 1).unwrap();
+    let coarse = read_band(&lst, 1).unwrap();
+    let bilinear = resample(&coarse, truth.grid(), Resampling::Bilinear).unwrap();
+    let bl = score(&bilinear, &truth, None).unwrap().rmse;
+    let am = score(&pred, &truth, None).unwrap().rmse;
+    assert!((am - amun_rmse).abs() < 1e-6);
+    assert!(am < bl, "AMUN RMSE {am:.3} K vs bilinear {bl:.3} K");
+
+    // A scene without one of the checkpoint's covariates is refused with both lists named.
+    let partial = t.join("scene-partial");
+    let inp = Inputs {
+        dir: t.join("inputs-07"),
+    };
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        &inp.f("lst"),
+        "--factor",
+        "8",
+        "--ndvi",
+        &inp.f("ndvi"),
+        "--slope",
+        &inp.f("slope"),
+        "--out",
+        p(&partial),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&t.join("model")),
+        "--scene",
+        p(&partial),
+        "--out",
+        p(&t.join("x.tif")),
+    ]);
+    assert_fails_with(&o, "was trained on covariates");
+    assert!(!t.join("x.tif").exists());
+}
+
+fn geographic(west: f64, north: f64, res: f64, n: usize) -> Grid {
+    Grid::geographic(west, north, res, n, n).unwrap()
+}
+
+#[test]
+fn missing_file() {
+    assert_fails_with(&amun(&["info", "/nonexistent/lst.tif"]), "no such file");
+}
+
+#[test]
+fn not_a_geotiff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("notes.tif");
+    std::fs::write(&f, "this is not a TIFF").unwrap();
+    assert_fails_with(&amun(&["info", p(&f)]), "not a readable TIFF");
+}
+
+#[test]
+fn grids_that_do_not_nest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fine = tmp.path().join("fine.tif");
+    let coarse = tmp.path().join("coarse.tif");
+    write(
+        &fine,
+        &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 290.0),
+    );
+    // 0.03° does not divide into whole 0.01° pixels from a shifted origin.
+    write(
+        &coarse,
+        &Raster::filled(geographic(10.005, 50.0, 0.03, 4), 290.0),
+    );
+    let o = amun(&["evaluate", "--prediction", p(&fine), "--coarse", p(&coarse)]);
+    assert_fails_with(&o, "aggregating");
+}
+
+#[test]
+fn crs_mismatch_without_proj() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lst = tmp.path().join("lst.tif");
+    let ndvi = tmp.path().join("ndvi.tif");
+    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
+    let utm = Grid::new(
+        40,
+        40,
+        GeoTransform::new(500_000.0, 5_540_000.0, 1000.0, -1000.0).unwrap(),
+        Some(Crs::Epsg(32632)),
+    )
+    .unwrap();
+    write(&ndvi, &Raster::filled(utm, 0.5));
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--out",
+        p(&tmp.path().join("s")),
+    ]);
+    if cfg!(feature = "proj") {
+        return;
+    }
+    assert_fails_with(&o, "differs from the LST's");
+}
+
+#[test]
+fn empty_overlap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lst = tmp.path().join("lst.tif");
+    let ndvi = tmp.path().join("ndvi.tif");
+    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
+    write(
+        &ndvi,
+        &Raster::filled(geographic(30.0, 10.0, 0.01, 40), 0.5),
+    );
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--out",
+        p(&tmp.path().join("s")),
+    ]);
+    assert_fails_with(&o, "does not overlap");
+}
+
+#[test]
+fn all_nodata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lst = tmp.path().join("lst.tif");
+    let ndvi = tmp.path().join("ndvi.tif");
+    write(
+        &lst,
+        &Raster::filled(geographic(10.0, 50.0, 0.1, 4), f32::NAN).with_nodata(Some(-9999.0)),
+    );
+    write(
+        &ndvi,
+        &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 0.5),
+    );
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--out",
+        p(&tmp.path().join("s")),
+    ]);
+    assert_fails_with(&o, "every pixel is nodata");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = amun(&["downscale", "--scene"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -1,0 +1,84 @@
+//! The `Downscaler` trait and the interpolation baselines.
+
+use amun_raster::{Raster, Resampling};
+
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::scene::Scene;
+
+/// A downscaling method: learns from scenes, then predicts fine LST for a scene.
+///
+/// Implemented by the interpolation baselines ([`Interpolation`]), the random forest and ridge
+/// baselines and AMUN.
+pub trait Downscaler {
+    /// A short name for tables and file names (`bilinear`, `rf`, `amun`, …).
+    fn name(&self) -> &str;
+
+    /// Learns from training scenes. Supervised methods need scenes with a fine reference.
+    ///
+    /// # Errors
+    /// Method-specific; [`crate::Error::Method`] when a scene lacks what the method needs.
+    fn fit(&mut self, train: &[Scene], progress: &dyn Progress) -> Result<()>;
+
+    /// Predicts fine LST (kelvin) on the scene's fine grid.
+    ///
+    /// # Errors
+    /// Method-specific; [`crate::Error::Method`] if called before `fit` when fitting is needed.
+    fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster>;
+}
+
+/// Interpolation of the coarse LST onto the fine grid, ignoring the covariates: the floor any
+/// learned method must beat.
+#[derive(Debug, Clone)]
+pub struct Interpolation {
+    method: Resampling,
+    name: &'static str,
+}
+
+impl Interpolation {
+    /// Bilinear interpolation.
+    pub fn bilinear() -> Self {
+        Self {
+            method: Resampling::Bilinear,
+            name: "bilinear",
+        }
+    }
+
+    /// Bicubic interpolation.
+    pub fn bicubic() -> Self {
+        Self {
+            method: Resampling::Bicubic,
+            name: "bicubic",
+        }
+    }
+}
+
+impl Downscaler for Interpolation {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn fit(&mut self, _train: &[Scene], _progress: &dyn Progress) -> Result<()> {
+        Ok(())
+    }
+
+    fn predict(&self, scene: &Scene, _progress: &dyn Progress) -> Result<Raster> {
+        scene.interpolated_lst(self.method)
+    }
+}
+
+/// A borrowed downscaler is a downscaler, so a caller can keep a method (e.g. to save AMUN's
+/// checkpoint) while an experiment runs it.
+impl<T: Downscaler + ?Sized> Downscaler for &mut T {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn fit(&mut self, train: &[Scene], progress: &dyn Progress) -> Result<()> {
+        (**self).fit(train, progress)
+    }
+
+    fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {
+        (**self).predict(scene, progress)
+    }
+}

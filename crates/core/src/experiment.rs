@@ -1,0 +1,253 @@
+//! The experiments of DESIGN §5: paper-style, scale-transfer and real.
+
+use std::time::Instant;
+
+use amun_metrics::{aggregated_back, score, score_grouped, score_stations, Sampling, Station};
+use amun_raster::Raster;
+
+use crate::conserve::{conserve, ConserveParams};
+use crate::downscale::Downscaler;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::report::{MethodReport, Report, SceneScore};
+use crate::scene::Scene;
+
+/// Options shared by the experiments.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Apply coarse conservation to every prediction (see [`conserve`]).
+    pub conserve: Option<ConserveParams>,
+    /// Station points to score every prediction against.
+    pub stations: Vec<Station>,
+    /// How stations sample the prediction.
+    pub station_sampling: Option<Sampling>,
+}
+
+/// A run's report and every method's predictions (`predictions[m][s]`: method `m`, test
+/// scene `s`).
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Metrics and setup.
+    pub report: Report,
+    /// Predictions in the order of the report's methods and the test scenes.
+    pub predictions: Vec<Vec<Raster>>,
+}
+
+/// Paper-style simulated experiment (DESIGN §5): fit every method on training scenes with a
+/// fine reference, predict the test scenes (other dates) and score against their fine
+/// reference and, aggregated back, against their coarse input.
+///
+/// # Errors
+/// [`Error::Scene`] if a scene lacks a fine reference; method errors.
+pub fn paper_style(
+    train: &[Scene],
+    test: &[Scene],
+    methods: &mut [Box<dyn Downscaler + '_>],
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunOutput> {
+    for s in train.iter().chain(test) {
+        s.require_reference("paper-style experiment")?;
+    }
+    run(
+        "paper-style",
+        "Paper-style simulated experiment: same scale, unseen dates",
+        train,
+        test,
+        methods,
+        opts,
+        progress,
+    )
+}
+
+/// Scale-transfer experiment (DESIGN §5): train one scale up (each training scene
+/// [`Scene::coarsened`]: LST at c′ → c), apply at c → f on the test scenes and score against
+/// their fine reference. This is what real use relies on.
+///
+/// # Errors
+/// As [`Scene::coarsened`]; [`Error::Scene`] if a test scene lacks a fine reference.
+pub fn scale_transfer(
+    train: &[Scene],
+    test: &[Scene],
+    methods: &mut [Box<dyn Downscaler + '_>],
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunOutput> {
+    for s in test {
+        s.require_reference("scale-transfer experiment")?;
+    }
+    let up = train
+        .iter()
+        .map(Scene::coarsened)
+        .collect::<Result<Vec<_>>>()?;
+    run(
+        "scale-transfer",
+        "Scale-transfer experiment: trained one scale up, applied at the target scale",
+        &up,
+        test,
+        methods,
+        opts,
+        progress,
+    )
+}
+
+/// Real experiment (DESIGN §5): no fine truth. Train one scale up on the scenes themselves,
+/// downscale them, and score by aggregating back to the coarse input and against stations.
+///
+/// # Errors
+/// As [`scale_transfer`], without the reference requirement.
+pub fn real(
+    scenes: &[Scene],
+    methods: &mut [Box<dyn Downscaler + '_>],
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunOutput> {
+    let up = scenes
+        .iter()
+        .map(Scene::coarsened)
+        .collect::<Result<Vec<_>>>()?;
+    run(
+        "real",
+        "Real-data experiment: trained one scale up, scored aggregated back and at stations",
+        &up,
+        scenes,
+        methods,
+        opts,
+        progress,
+    )
+}
+
+fn run(
+    experiment: &str,
+    title: &str,
+    train: &[Scene],
+    test: &[Scene],
+    methods: &mut [Box<dyn Downscaler + '_>],
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunOutput> {
+    if test.is_empty() {
+        return Err(Error::Scene {
+            scene: experiment.into(),
+            detail: "no test scene".into(),
+        });
+    }
+    let mut report = Report::new(title, experiment);
+    report.train_scenes = train.iter().map(|s| s.name().to_string()).collect();
+    report.test_scenes = test.iter().map(|s| s.name().to_string()).collect();
+    report
+        .setup
+        .push(("factor".into(), test[0].factor().to_string()));
+    report
+        .setup
+        .push(("fine grid".into(), test[0].fine_grid().to_string()));
+    report
+        .setup
+        .push(("covariates".into(), test[0].covariates().names().join(", ")));
+    if let Some(c) = &opts.conserve {
+        report.setup.push((
+            "coarse conservation".into(),
+            format!("on (tolerance {} K)", c.tolerance),
+        ));
+    }
+    let mut predictions = Vec::with_capacity(methods.len());
+    for method in methods.iter_mut() {
+        let t0 = Instant::now();
+        method.fit(train, progress)?;
+        let fit_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let mut preds = Vec::with_capacity(test.len());
+        for scene in test {
+            let mut p = method.predict(scene, progress)?;
+            if let Some(c) = &opts.conserve {
+                p = conserve(&p, scene.coarse_lst(), c)?.0;
+            }
+            preds.push(p);
+        }
+        let predict_seconds = t1.elapsed().as_secs_f64();
+        report.methods.push(score_method(
+            method.name(),
+            test,
+            &preds,
+            opts,
+            fit_seconds,
+            predict_seconds,
+        )?);
+        predictions.push(preds);
+    }
+    Ok(RunOutput {
+        report,
+        predictions,
+    })
+}
+
+/// Scores one method's predictions of the test scenes.
+///
+/// # Errors
+/// Scoring errors (grids that differ).
+pub fn score_method(
+    name: &str,
+    test: &[Scene],
+    preds: &[Raster],
+    opts: &RunOptions,
+    fit_seconds: f64,
+    predict_seconds: f64,
+) -> Result<MethodReport> {
+    let mut scenes = Vec::with_capacity(test.len());
+    let mut pooled = Vec::new();
+    let mut pooled_back = Vec::new();
+    let mut coarse_back = Vec::new();
+    for (scene, p) in test.iter().zip(preds) {
+        let fine = match scene.reference() {
+            Some(r) => {
+                pooled.push(amun_metrics::Scene {
+                    key: (),
+                    prediction: p,
+                    reference: r,
+                });
+                Some(score(p, r, None)?)
+            }
+            None => None,
+        };
+        let back = aggregated_back(p, scene.coarse_lst(), 0.5).ok();
+        let k = scene.factor();
+        coarse_back.push(p.block_mean(k, 0.5)?);
+        let stations = match (&opts.station_sampling, opts.stations.is_empty()) {
+            (Some(sampling), false) => Some(score_stations(p, &opts.stations, *sampling)?),
+            _ => None,
+        };
+        scenes.push(SceneScore {
+            scene: scene.name().to_string(),
+            month: scene.month(),
+            fine,
+            aggregated_back: back,
+            stations,
+        });
+    }
+    for (agg, scene) in coarse_back.iter().zip(test) {
+        pooled_back.push(amun_metrics::Scene {
+            key: (),
+            prediction: agg,
+            reference: scene.coarse_lst(),
+        });
+    }
+    let fine = if pooled.is_empty() {
+        None
+    } else {
+        score_grouped(&pooled)?
+            .into_iter()
+            .next()
+            .map(|g| g.metrics)
+    };
+    let aggregated_back = score_grouped(&pooled_back)
+        .ok()
+        .and_then(|g| g.into_iter().next().map(|g| g.metrics));
+    Ok(MethodReport {
+        method: name.to_string(),
+        fine,
+        aggregated_back,
+        scenes,
+        fit_seconds,
+        predict_seconds,
+    })
+}

@@ -1,0 +1,219 @@
+//! Reports of runs: JSON for machines, Markdown for people.
+
+use std::path::Path;
+
+use amun_metrics::{Metrics, StationReport};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Scores of one method on one scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SceneScore {
+    /// Scene name.
+    pub scene: String,
+    /// Month 1–12, if known.
+    pub month: Option<u32>,
+    /// Against the fine reference, when there is one.
+    pub fine: Option<Metrics>,
+    /// The prediction aggregated back to the coarse grid against the coarse input.
+    pub aggregated_back: Option<Metrics>,
+    /// Against station points, when given.
+    pub stations: Option<StationReport>,
+}
+
+/// One method's results in a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodReport {
+    /// Method name (`bilinear`, `rf`, `amun`, …).
+    pub method: String,
+    /// Pooled metrics over all test pixels against the fine reference, if any.
+    pub fine: Option<Metrics>,
+    /// Pooled aggregated-back metrics over all test scenes.
+    pub aggregated_back: Option<Metrics>,
+    /// Per-scene scores.
+    pub scenes: Vec<SceneScore>,
+    /// Seconds spent fitting.
+    pub fit_seconds: f64,
+    /// Seconds spent predicting all test scenes.
+    pub predict_seconds: f64,
+}
+
+/// A run's report: what was done, on what, and how each method scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Title line.
+    pub title: String,
+    /// The experiment (`paper-style`, `scale-transfer`, `real`, `evaluate`).
+    pub experiment: String,
+    /// amun version.
+    pub amun_version: String,
+    /// Free-form setup description (key, value), in order.
+    pub setup: Vec<(String, String)>,
+    /// Training scenes.
+    pub train_scenes: Vec<String>,
+    /// Test scenes.
+    pub test_scenes: Vec<String>,
+    /// Per-method results.
+    pub methods: Vec<MethodReport>,
+    /// Notes (caveats, what the numbers mean).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(title: impl Into<String>, experiment: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            experiment: experiment.into(),
+            amun_version: env!("CARGO_PKG_VERSION").to_string(),
+            setup: Vec::new(),
+            train_scenes: Vec::new(),
+            test_scenes: Vec::new(),
+            methods: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// The method called `name`, if present.
+    pub fn method(&self, name: &str) -> Option<&MethodReport> {
+        self.methods.iter().find(|m| m.method == name)
+    }
+
+    /// The metrics table as Markdown (one row per method).
+    pub fn table_markdown(&self) -> String {
+        let mut s = String::new();
+        s.push_str("| method | RMSE (K) | MAE (K) | bias (K) | R² | r | SSIM | aggregated-back RMSE (K) | pixels | fit (s) | predict (s) |\n");
+        s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+        let f = |v: Option<f64>, d: usize| v.map_or("–".to_string(), |x| format!("{x:.d$}"));
+        for m in &self.methods {
+            let fine = m.fine.as_ref();
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} |\n",
+                m.method,
+                f(fine.map(|x| x.rmse), 3),
+                f(fine.map(|x| x.mae), 3),
+                f(fine.map(|x| x.bias), 3),
+                f(fine.and_then(|x| x.r2), 4),
+                f(fine.and_then(|x| x.pearson_r), 4),
+                f(fine.and_then(|x| x.ssim), 4),
+                f(m.aggregated_back.as_ref().map(|x| x.rmse), 3),
+                fine.map_or("–".to_string(), |x| x.n.to_string()),
+                m.fit_seconds,
+                m.predict_seconds,
+            ));
+        }
+        s
+    }
+
+    /// The whole report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut s = format!("# {}\n\n", self.title);
+        s.push_str(&format!(
+            "Experiment: **{}** (amun {}).\n\n",
+            self.experiment, self.amun_version
+        ));
+        if !self.setup.is_empty() {
+            s.push_str("## Setup\n\n");
+            for (k, v) in &self.setup {
+                s.push_str(&format!("- {k}: {v}\n"));
+            }
+            s.push('\n');
+        }
+        if !self.train_scenes.is_empty() {
+            s.push_str(&format!(
+                "Training scenes: {}\n\n",
+                self.train_scenes.join(", ")
+            ));
+        }
+        if !self.test_scenes.is_empty() {
+            s.push_str(&format!("Test scenes: {}\n\n", self.test_scenes.join(", ")));
+        }
+        s.push_str("## Metrics (test scenes, all pixels pooled)\n\n");
+        s.push_str(&self.table_markdown());
+        let per_scene: Vec<&MethodReport> =
+            self.methods.iter().filter(|m| m.scenes.len() > 1).collect();
+        if !per_scene.is_empty() {
+            s.push_str("\n## RMSE per test scene (K)\n\n| scene |");
+            for m in &per_scene {
+                s.push_str(&format!(" {} |", m.method));
+            }
+            s.push_str("\n|---|");
+            s.push_str(&"---|".repeat(per_scene.len()));
+            s.push('\n');
+            for (i, sc) in per_scene[0].scenes.iter().enumerate() {
+                s.push_str(&format!("| {} |", sc.scene));
+                for m in &per_scene {
+                    let v = m
+                        .scenes
+                        .get(i)
+                        .and_then(|x| x.fine.as_ref())
+                        .map(|x| x.rmse);
+                    s.push_str(&v.map_or(" – |".to_string(), |x| format!(" {x:.3} |")));
+                }
+                s.push('\n');
+            }
+        }
+        for m in &self.methods {
+            for sc in &m.scenes {
+                if let Some(st) = &sc.stations {
+                    if let Some(mt) = &st.metrics {
+                        s.push_str(&format!(
+                            "\nStations ({}, {}): RMSE {:.3} K, MAE {:.3} K, bias {:.3} K over {} stations ({} outside the grid, {} on nodata).\n",
+                            m.method, sc.scene, mt.rmse, mt.mae, mt.bias, mt.n,
+                            st.skip_counts.outside_grid, st.skip_counts.nodata
+                        ));
+                    }
+                }
+            }
+        }
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                s.push_str(&format!("- {n}\n"));
+            }
+        }
+        s
+    }
+
+    /// Writes `report.json` and `report.md` into `dir`, each atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Json`] naming the file.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_json(&dir.join("report.json"), self)?;
+        write_atomic(&dir.join("report.md"), self.to_markdown().as_bytes())
+    }
+}
+
+/// Serialises `value` as pretty JSON into `path`, atomically.
+///
+/// # Errors
+/// [`Error::Json`] or [`Error::Io`] naming the file.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes bytes to `path` through a temporary file in the same folder renamed into place.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
