@@ -69,7 +69,8 @@ pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
             RegressionMode::Supervised,
         )),
         Box::new(Regression::random_forest(
-            RfParams::new().seed(a.seed).max_samples(200_000),
+            // A capped sample keeps the forest's memory and time modest on a laptop.
+            RfParams::new().seed(a.seed).n_trees(60).max_samples(40_000),
             RegressionMode::Supervised,
         )),
         Box::new(&mut amun),
