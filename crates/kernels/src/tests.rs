@@ -315,6 +315,7 @@ fn bad_shapes_are_errors_not_panics() {
 fn backend_switch_round_trips() {
     // The only test touching the process-wide switch; the others pass the backend explicitly.
     let before = backend();
+    assert_eq!(before, Backend::Fast, "the fast kernels are the default");
     set_backend(Backend::Fast);
     assert_eq!(backend(), Backend::Fast);
     set_backend(Backend::Candle);

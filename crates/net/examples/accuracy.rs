@@ -94,7 +94,6 @@ fn rmse(a: &Raster, b: &Raster) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = parse()?;
-    amun_kernels::set_backend(amun_kernels::Backend::Fast);
     let t0 = Instant::now();
     let world = World::generate(
         &WorldParams::new()

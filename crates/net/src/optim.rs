@@ -213,10 +213,15 @@ impl Optim {
                 continue;
             };
             let w = p.var.as_tensor().detach();
+            // candle leaves a variable's gradient attached to the forward graph (its
+            // backward of conv2d builds the weight gradient from the layer input, and it
+            // detaches only the gradients of intermediate nodes). The optimiser state
+            // derived from it would then keep every step's graph alive: detach first.
+            let g = g.detach();
             let g = if p.decay && self.cfg.l2 > 0.0 {
                 (g + w.affine(self.cfg.l2, 0.0)?)?
             } else {
-                g.clone()
+                g
             };
             let new_w = match self.cfg.solver {
                 Solver::Sgdm { momentum } => {
@@ -367,6 +372,36 @@ mod tests {
             (gb[0] - 0.9).abs() < 1e-12 && (gb[1] - 1.9).abs() < 1e-12,
             "{gb:?}"
         );
+    }
+
+    /// The optimiser state never holds a training step's graph. candle's conv2d backward
+    /// gives the weight a gradient attached to the forward graph; keeping it in the moment
+    /// buffers made every step's activations live forever (hundreds of MB per batch).
+    #[test]
+    fn state_is_detached_from_the_graph() {
+        let dev = Device::Cpu;
+        let w = Var::from_vec(vec![0.1f32; 2 * 2 * 3 * 3], (2, 2, 3, 3), &dev).unwrap();
+        let a = Var::from_vec(vec![0.5f32; 2 * 4 * 4], (1, 2, 4, 4), &dev).unwrap();
+        for solver in [Solver::ADAM, Solver::RMSPROP, Solver::Sgdm { momentum: 0.9 }] {
+            let cfg = OptimConfig {
+                solver,
+                learning_rate: 1e-2,
+                l2: 1e-4,
+            };
+            let mut opt = Optim::new(vec![w.clone(), a.clone()], cfg).unwrap();
+            for _ in 0..2 {
+                // The conv input is an intermediate node, as inside the network.
+                let x = a.as_tensor().sqr().unwrap();
+                let y = x.conv2d(w.as_tensor(), 1, 1, 1, 1).unwrap();
+                opt.backward_step(&y.sqr().unwrap().sum_all().unwrap())
+                    .unwrap();
+            }
+            for p in &opt.params {
+                for t in p.state.iter().flatten() {
+                    assert!(!t.track_op(), "{solver:?}: optimiser state tracks a graph");
+                }
+            }
+        }
     }
 
     /// All three solvers minimise a quadratic; Adam's first step has size lr per coordinate
