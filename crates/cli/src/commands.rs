@@ -219,10 +219,14 @@ pub fn info(_ctx: &Ctx, a: &InfoArgs) -> Result<()> {
 
 /// Builds the scene of one month of a synthetic world (with its fine truth).
 pub fn synth_scene(world: &World, month: u32, hour: u32, factor: usize) -> Result<Scene> {
+    // The paper's seven covariates plus elevation, as `amun prepare --dem … --elevation`
+    // gives: temperature follows terrain, and every method should see the DEM.
+    let mut covariates = world.covariates(month)?;
+    covariates.push("elevation", world.elevation().clone())?;
     Ok(Scene::new(
         format!("month-{month:02}"),
         world.coarse_lst(month, hour, factor)?,
-        world.covariates(month)?,
+        covariates,
     )?
     .with_reference(world.lst(month, hour)?)?
     .with_time(Some(month), Some(hour)))

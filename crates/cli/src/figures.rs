@@ -367,6 +367,7 @@ pub fn curves_png(path: &Path, title: &str, train: &[f64], val: &[f64]) -> Resul
             .configure_mesh()
             .x_desc("Epoch")
             .y_desc("RMSE (K)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(|e| anyhow!("{e}"))?;

@@ -110,9 +110,13 @@ struct DemoArgs {
     /// Seed of the synthetic world and of training.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Training epochs for AMUN (default: 30, or 6 with --quick).
+    /// Training epochs for AMUN (default: 20, or 6 with --quick).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Side of the world in fine pixels, a multiple of 10, at least 80 (default: 320, or 160
+    /// with --quick).
+    #[arg(long)]
+    size: Option<usize>,
 }
 
 #[derive(Args, Debug)]

@@ -275,6 +275,44 @@ fn synth_prepare_train_downscale_evaluate() {
     assert!(!t.join("x.tif").exists());
 }
 
+/// The main job at toy size: every method scored on every test month, every output written,
+/// and a second run into the same folder refused without `--force`.
+#[test]
+fn demo_writes_report_geotiffs_and_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let args = ["demo", "--size", "80", "--epochs", "1", "--out", p(&out)];
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let methods = report["methods"].as_array().expect("methods");
+    let names: Vec<&str> = methods
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bilinear", "ridge", "rf", "amun"]);
+    for m in methods {
+        let rmse = m["fine"]["rmse"].as_f64().expect("pooled RMSE");
+        assert!(rmse.is_finite() && rmse > 0.0 && rmse < 20.0, "{m}");
+        assert_eq!(m["scenes"].as_array().unwrap().len(), 4, "{m}");
+    }
+    for f in [
+        "report.md",
+        "geotiff/month-05_reference.tif",
+        "geotiff/month-05_coarse.tif",
+        "geotiff/month-05_amun.tif",
+        "figures/month-08_rf_maps.png",
+        "figures/month-11_amun_scatter.png",
+        "figures/amun_training.png",
+        "amun-checkpoint/checkpoint.json",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let again = amun(&args);
+    assert_fails_with(&again, "--force");
+}
+
 fn geographic(west: f64, north: f64, res: f64, n: usize) -> Grid {
     Grid::geographic(west, north, res, n, n).unwrap()
 }
@@ -310,12 +348,25 @@ fn grids_that_do_not_nest() {
     assert_fails_with(&o, "aggregating");
 }
 
+/// Runs `amun prepare` on an LST and an NDVI raster written to a temporary folder.
+fn prepare_lst_ndvi(lst: &Raster, ndvi: &Raster) -> Output {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lst_path, ndvi_path) = (tmp.path().join("lst.tif"), tmp.path().join("ndvi.tif"));
+    write(&lst_path, lst);
+    write(&ndvi_path, ndvi);
+    amun(&[
+        "prepare",
+        "--lst",
+        p(&lst_path),
+        "--ndvi",
+        p(&ndvi_path),
+        "--out",
+        p(&tmp.path().join("s")),
+    ])
+}
+
 #[test]
 fn crs_mismatch_without_proj() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lst = tmp.path().join("lst.tif");
-    let ndvi = tmp.path().join("ndvi.tif");
-    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
     let utm = Grid::new(
         40,
         40,
@@ -323,16 +374,10 @@ fn crs_mismatch_without_proj() {
         Some(Crs::Epsg(32632)),
     )
     .unwrap();
-    write(&ndvi, &Raster::filled(utm, 0.5));
-    let o = amun(&[
-        "prepare",
-        "--lst",
-        p(&lst),
-        "--ndvi",
-        p(&ndvi),
-        "--out",
-        p(&tmp.path().join("s")),
-    ]);
+    let o = prepare_lst_ndvi(
+        &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0),
+        &Raster::filled(utm, 0.5),
+    );
     if cfg!(feature = "proj") {
         return;
     }
@@ -341,48 +386,19 @@ fn crs_mismatch_without_proj() {
 
 #[test]
 fn empty_overlap() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lst = tmp.path().join("lst.tif");
-    let ndvi = tmp.path().join("ndvi.tif");
-    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
-    write(
-        &ndvi,
+    let o = prepare_lst_ndvi(
+        &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0),
         &Raster::filled(geographic(30.0, 10.0, 0.01, 40), 0.5),
     );
-    let o = amun(&[
-        "prepare",
-        "--lst",
-        p(&lst),
-        "--ndvi",
-        p(&ndvi),
-        "--out",
-        p(&tmp.path().join("s")),
-    ]);
     assert_fails_with(&o, "does not overlap");
 }
 
 #[test]
 fn all_nodata() {
-    let tmp = tempfile::tempdir().unwrap();
-    let lst = tmp.path().join("lst.tif");
-    let ndvi = tmp.path().join("ndvi.tif");
-    write(
-        &lst,
+    let o = prepare_lst_ndvi(
         &Raster::filled(geographic(10.0, 50.0, 0.1, 4), f32::NAN).with_nodata(Some(-9999.0)),
-    );
-    write(
-        &ndvi,
         &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 0.5),
     );
-    let o = amun(&[
-        "prepare",
-        "--lst",
-        p(&lst),
-        "--ndvi",
-        p(&ndvi),
-        "--out",
-        p(&tmp.path().join("s")),
-    ]);
     assert_fails_with(&o, "every pixel is nodata");
 }
 

@@ -76,14 +76,10 @@ pub fn scale_transfer(
     for s in test {
         s.require_reference("scale-transfer experiment")?;
     }
-    let up = train
-        .iter()
-        .map(Scene::coarsened)
-        .collect::<Result<Vec<_>>>()?;
     run(
         "scale-transfer",
         "Scale-transfer experiment: trained one scale up, applied at the target scale",
-        &up,
+        &one_scale_up(train)?,
         test,
         methods,
         opts,
@@ -102,19 +98,21 @@ pub fn real(
     opts: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<RunOutput> {
-    let up = scenes
-        .iter()
-        .map(Scene::coarsened)
-        .collect::<Result<Vec<_>>>()?;
     run(
         "real",
         "Real-data experiment: trained one scale up, scored aggregated back and at stations",
-        &up,
+        &one_scale_up(scenes)?,
         scenes,
         methods,
         opts,
         progress,
     )
+}
+
+/// Every scene [`Scene::coarsened`]: the training set of the experiments that learn one scale
+/// up.
+fn one_scale_up(scenes: &[Scene]) -> Result<Vec<Scene>> {
+    scenes.iter().map(Scene::coarsened).collect()
 }
 
 fn run(

@@ -382,7 +382,11 @@ mod tests {
         let dev = Device::Cpu;
         let w = Var::from_vec(vec![0.1f32; 2 * 2 * 3 * 3], (2, 2, 3, 3), &dev).unwrap();
         let a = Var::from_vec(vec![0.5f32; 2 * 4 * 4], (1, 2, 4, 4), &dev).unwrap();
-        for solver in [Solver::ADAM, Solver::RMSPROP, Solver::Sgdm { momentum: 0.9 }] {
+        for solver in [
+            Solver::ADAM,
+            Solver::RMSPROP,
+            Solver::Sgdm { momentum: 0.9 },
+        ] {
             let cfg = OptimConfig {
                 solver,
                 learning_rate: 1e-2,

@@ -1,7 +1,7 @@
 //! Times world generation, covariates and LST for several sizes (median of repeated runs),
 //! without criterion's dependencies: a quick check of the "1024×1024 in under 2 s" goal.
 //!
-//! `cargo run --release -p amun-synth --example timing -- [sizes…]` (default 256 1024);
+//! `cargo run --release -p amun-synth --example world_timing -- [sizes…]` (default 256 1024);
 //! set `RAYON_NUM_THREADS` to fix the thread count.
 
 use amun_synth::{World, WorldParams};
