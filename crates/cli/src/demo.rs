@@ -62,6 +62,8 @@ pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     let tc = TrainConfig {
         epochs,
         seed: a.seed,
+        // Smaller worlds need smaller validation blocks to hold any at all.
+        split_block: if size >= 320 { 128 } else { 32 },
         ..demo_train_config()
     };
     let mut amun = AmunDownscaler::new(amun_cfg, tc);
