@@ -1,6 +1,7 @@
 //! Workspace-level tests of the pipeline through the `amun-core` facade: the experiments of
 //! DESIGN §5 on a small synthetic world, scene folders and reports.
-//! (The `amun` binary itself is tested end to end in `crates/cli/tests/cli.rs`.)
+//! (The `amun` binary itself is tested end to end in `tests/cli.rs`, an integration test of
+//! `amun-cli`.)
 
 use amun_core::prelude::*;
 use amun_core::rf::{RfParams, RidgeParams};

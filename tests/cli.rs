@@ -1,4 +1,5 @@
-//! The `amun` binary end to end, and one test per bad input: each must end in one clear line
+//! The `amun` binary end to end (an integration test of `amun-cli`, kept here with the
+//! workspace's other end-to-end tests), and one test per bad input: each must end in one clear line
 //! on stderr and a non-zero exit code, never a panic or a backtrace.
 
 use std::path::{Path, PathBuf};
