@@ -566,19 +566,47 @@ impl fmt::Display for Grid {
         let (xmin, ymin, xmax, ymax) = self.bounds();
         write!(
             f,
-            "{}×{} px, pixel {}×{}, bounds [{xmin}, {ymin}, {xmax}, {ymax}], {}",
+            "{}×{} px, pixel {}×{}, bounds [{}, {}, {}, {}], {}",
             self.width,
             self.height,
-            self.pixel_width(),
-            self.pixel_height(),
+            short(self.pixel_width()),
+            short(self.pixel_height()),
+            short(xmin),
+            short(ymin),
+            short(xmax),
+            short(ymax),
             crs_name(self.crs())
         )
+    }
+}
+
+/// A coordinate with at most nine decimals and no trailing zeros, so that sums such as
+/// 106.4 + 320 × 0.01 print as `109.6`, not `109.60000000000001`.
+fn short(v: f64) -> String {
+    let s = format!("{v:.9}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_rounds_away_float_noise() {
+        let g = Grid::geographic(106.4, 35.6, 0.01, 320, 320).unwrap();
+        let text = g.to_string();
+        assert!(
+            text.contains("pixel 0.01×0.01, bounds [106.4, 32.4, 109.6, 35.6]"),
+            "{text}"
+        );
+        assert_eq!(short(-0.0000000001), "0");
+        assert_eq!(short(-2.5), "-2.5");
+    }
 
     fn g() -> Grid {
         Grid::geographic(10.0, 50.0, 0.1, 20, 30).unwrap()
