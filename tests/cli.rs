@@ -292,17 +292,24 @@ fn demo_writes_report_geotiffs_and_figures() {
         .iter()
         .map(|m| m["method"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["bilinear", "ridge", "rf", "amun"]);
+    assert_eq!(names, ["bilinear", "ridge", "rf", "amun", "amun-conserved"]);
     for m in methods {
         let rmse = m["fine"]["rmse"].as_f64().expect("pooled RMSE");
         assert!(rmse.is_finite() && rmse > 0.0 && rmse < 20.0, "{m}");
         assert_eq!(m["scenes"].as_array().unwrap().len(), 4, "{m}");
     }
+    let back = |i: usize| methods[i]["aggregated_back"]["rmse"].as_f64().unwrap();
+    assert!(
+        back(4) < 1e-3,
+        "conserved AMUN keeps the block means: {}",
+        back(4)
+    );
     for f in [
         "report.md",
         "geotiff/month-05_reference.tif",
         "geotiff/month-05_coarse.tif",
         "geotiff/month-05_amun.tif",
+        "geotiff/month-05_amun-conserved.tif",
         "figures/month-08_rf_maps.png",
         "figures/month-11_amun_scatter.png",
         "figures/amun_training.png",
