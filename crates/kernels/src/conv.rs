@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use crate::chunks::{for_each_chunk, sum_chunks};
 use crate::error::{Error, Result};
 use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
@@ -185,11 +186,9 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) 
         return y;
     }
     let rows = g.rows_per_chunk(1 << 18, 256);
-    let chunks = units.div_ceil(rows);
     let out = SharedMut::new(&mut y);
     let lhs = View::rows(w, kdim);
-    let run = |c: usize, parallel: bool| {
-        let (u0, u1) = (c * rows, ((c + 1) * rows).min(units));
+    for_each_chunk(units, rows, |u0, u1, parallel| {
         let nc = (u1 - u0) * g.wo;
         with_scratch(kdim * nc, g.co * nc, |col, tmp| {
             let rhs = patches(x, g, u0, u1, col);
@@ -198,7 +197,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) 
                 let (b, oh) = (u / g.ho, u % g.ho);
                 for co in 0..g.co {
                     let src = &tmp[co * nc + t * g.wo..][..g.wo];
-                    // SAFETY: output row (b, co, oh) belongs to chunk `c` alone.
+                    // SAFETY: output row (b, co, oh) belongs to this chunk alone.
                     let dst = unsafe { out.range(((b * g.co + co) * g.ho + oh) * g.wo, g.wo) };
                     let add = bias.map_or(0.0, |bs| bs[co]);
                     for (d, s) in dst.iter_mut().zip(src) {
@@ -207,12 +206,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) 
                 }
             }
         });
-    };
-    if chunks >= threads() {
-        (0..chunks).into_par_iter().for_each(|c| run(c, false));
-    } else {
-        (0..chunks).for_each(|c| run(c, true));
-    }
+    });
     y
 }
 
@@ -245,11 +239,11 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
         return vec![0.0; g.co * kdim];
     }
     let rows = g.rows_per_chunk(1 << 18, 256);
-    let chunks = units.div_ceil(rows);
-    // Accumulates chunks `c0..c1` into `acc`.
-    let run = |c0: usize, c1: usize, acc: &mut [f32], parallel: bool| {
-        for c in c0..c1 {
-            let (u0, u1) = (c * rows, ((c + 1) * rows).min(units));
+    sum_chunks(
+        units,
+        rows,
+        g.co * kdim,
+        |u0, u1, acc, accumulate, parallel| {
             let nc = (u1 - u0) * g.wo;
             with_scratch(kdim * nc, g.co * nc, |col, tmp| {
                 let lhs = rows_view(dy, [g.co, g.ho, g.wo], u0, u1, tmp);
@@ -259,41 +253,10 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
                     rs: rhs.cs,
                     cs: rhs.rs,
                 };
-                matmul(g.co, kdim, nc, acc, kdim, c > c0, lhs, rhs_t, parallel);
+                matmul(g.co, kdim, nc, acc, kdim, accumulate, lhs, rhs_t, parallel);
             });
-        }
-    };
-    let t = threads().min(chunks);
-    if t <= 1 {
-        let mut acc = vec![0.0f32; g.co * kdim];
-        run(0, chunks, &mut acc, true);
-        return acc;
-    }
-    let per = chunks.div_ceil(t);
-    let parts: Vec<Vec<f32>> = (0..t)
-        .into_par_iter()
-        .map(|i| {
-            let mut acc = vec![0.0f32; g.co * kdim];
-            let (c0, c1) = (i * per, ((i + 1) * per).min(chunks));
-            if c0 < c1 {
-                run(c0, c1, &mut acc, false);
-            }
-            acc
-        })
-        .collect();
-    sum_parts(parts)
-}
-
-/// The element-wise sum of per-thread partial results (all of one length).
-pub(crate) fn sum_parts(parts: Vec<Vec<f32>>) -> Vec<f32> {
-    let mut parts = parts.into_iter();
-    let mut acc = parts.next().unwrap_or_default();
-    for p in parts {
-        for (a, v) in acc.iter_mut().zip(&p) {
-            *a += v;
-        }
-    }
-    acc
+        },
+    )
 }
 
 /// Per-channel sum of `[B, C, P]` over batch and pixels (the bias gradient).

@@ -4,8 +4,7 @@
 //! of input rows, `Z[(C_out, 2, 2), pixels] = Wᵀ · X[C_in, pixels]`, followed by a pixel
 //! shuffle into the output (and the reverse shuffle for the gradients).
 
-use rayon::prelude::*;
-
+use crate::chunks::{for_each_chunk, sum_chunks};
 use crate::conv::rows_view;
 use crate::error::{Error, Result};
 use crate::mm::{matmul, threads, View};
@@ -70,12 +69,10 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) ->
         return y;
     }
     let rows = g.rows_per_chunk();
-    let chunks = units.div_ceil(rows);
     let out = SharedMut::new(&mut y);
     // Wᵀ[(co, di, dj), ci] = w[ci, co, di, dj]
     let lhs = View::rows_t(w, co4);
-    let run = |c: usize, parallel: bool| {
-        let (u0, u1) = (c * rows, ((c + 1) * rows).min(units));
+    for_each_chunk(units, rows, |u0, u1, parallel| {
         let nc = (u1 - u0) * g.w;
         with_scratch(g.ci * nc, co4 * nc, |xbuf, z| {
             let rhs = rows_view(x, [g.ci, g.h, g.w], u0, u1, xbuf);
@@ -87,7 +84,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) ->
                     for di in 0..2 {
                         let z0 = &z[(co * 4 + di * 2) * nc + t * g.w..][..g.w];
                         let z1 = &z[(co * 4 + di * 2 + 1) * nc + t * g.w..][..g.w];
-                        // SAFETY: output row (b, co, 2i + di) belongs to chunk `c` alone.
+                        // SAFETY: output row (b, co, 2i + di) belongs to this chunk alone.
                         let dst =
                             unsafe { out.range(((b * g.co + co) * 2 * g.h + 2 * i + di) * w2, w2) };
                         for (j, pair) in dst.chunks_exact_mut(2).enumerate() {
@@ -98,12 +95,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) ->
                 }
             }
         });
-    };
-    if chunks >= threads() {
-        (0..chunks).into_par_iter().for_each(|c| run(c, false));
-    } else {
-        (0..chunks).for_each(|c| run(c, true));
-    }
+    });
     y
 }
 
@@ -137,11 +129,9 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &UpGeom) -> Vec<f32> {
         return dx;
     }
     let rows = g.rows_per_chunk();
-    let chunks = units.div_ceil(rows);
     let out = SharedMut::new(&mut dx);
     let lhs = View::rows(w, co4);
-    let run = |c: usize, parallel: bool| {
-        let (u0, u1) = (c * rows, ((c + 1) * rows).min(units));
+    for_each_chunk(units, rows, |u0, u1, parallel| {
         let nc = (u1 - u0) * g.w;
         with_scratch(co4 * nc, g.ci * nc, |dz, tmp| {
             unshuffle(dy, g, u0, u1, dz);
@@ -159,18 +149,13 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &UpGeom) -> Vec<f32> {
             for (t, u) in (u0..u1).enumerate() {
                 let (b, i) = (u / g.h, u % g.h);
                 for ci in 0..g.ci {
-                    // SAFETY: input row (b, ci, i) belongs to chunk `c` alone.
+                    // SAFETY: input row (b, ci, i) belongs to this chunk alone.
                     let dst = unsafe { out.range(((b * g.ci + ci) * g.h + i) * g.w, g.w) };
                     dst.copy_from_slice(&tmp[ci * nc + t * g.w..][..g.w]);
                 }
             }
         });
-    };
-    if chunks >= threads() {
-        (0..chunks).into_par_iter().for_each(|c| run(c, false));
-    } else {
-        (0..chunks).for_each(|c| run(c, true));
-    }
+    });
     dx
 }
 
@@ -182,10 +167,11 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &UpGeom) -> Vec<f32> {
         return vec![0.0; g.ci * co4];
     }
     let rows = g.rows_per_chunk();
-    let chunks = units.div_ceil(rows);
-    let run = |c0: usize, c1: usize, acc: &mut [f32], parallel: bool| {
-        for c in c0..c1 {
-            let (u0, u1) = (c * rows, ((c + 1) * rows).min(units));
+    sum_chunks(
+        units,
+        rows,
+        g.ci * co4,
+        |u0, u1, acc, accumulate, parallel| {
             let nc = (u1 - u0) * g.w;
             with_scratch(co4 * nc, g.ci * nc, |dz, xbuf| {
                 unshuffle(dy, g, u0, u1, dz);
@@ -196,31 +182,12 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &UpGeom) -> Vec<f32> {
                     nc,
                     acc,
                     co4,
-                    c > c0,
+                    accumulate,
                     lhs,
                     View::rows_t(dz, nc),
                     parallel,
                 );
             });
-        }
-    };
-    let t = threads().min(chunks);
-    if t <= 1 {
-        let mut acc = vec![0.0f32; g.ci * co4];
-        run(0, chunks, &mut acc, true);
-        return acc;
-    }
-    let per = chunks.div_ceil(t);
-    let parts: Vec<Vec<f32>> = (0..t)
-        .into_par_iter()
-        .map(|i| {
-            let mut acc = vec![0.0f32; g.ci * co4];
-            let (c0, c1) = (i * per, ((i + 1) * per).min(chunks));
-            if c0 < c1 {
-                run(c0, c1, &mut acc, false);
-            }
-            acc
-        })
-        .collect();
-    crate::conv::sum_parts(parts)
+        },
+    )
 }

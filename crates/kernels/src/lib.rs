@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use candle_core::{DType, Result, Tensor};
 
+mod chunks;
 mod conv;
 mod convt;
 mod error;

@@ -83,14 +83,42 @@ impl CustomOp1 for ChannelSum {
     }
 }
 
-/// Stride-1 convolution with zero padding, optional bias (argument 3).
-pub(crate) struct Conv2d {
-    pub padding: usize,
-}
+/// A convolution-like layer `(x, w[, bias]) → y` whose gradients are two more custom ops.
+///
+/// `conv_custom_ops!` makes it a [`CustomOp2`] `(x, w)` and a [`CustomOp3`] `(x, w, bias)`,
+/// with the bias gradient the per-channel sum of the output gradient.
+trait ConvLayer {
+    /// The name of the op.
+    const NAME: &'static str;
+    /// `(dy, w) → dx`.
+    type InputGrad: CustomOp2;
+    /// `(x, dy) → dw`.
+    type FilterGrad: CustomOp2;
 
-impl Conv2d {
-    const NAME: &'static str = "amun-conv2d";
+    /// The sizes of one call.
+    type Geom;
 
+    /// Checks the dimensions of `x` and `w` and gives the sizes.
+    fn geom(&self, x: [usize; 4], w: [usize; 4]) -> Result<Self::Geom, Error>;
+
+    /// The number of output channels (the length of the bias).
+    fn out_channels(g: &Self::Geom) -> usize;
+
+    /// The kernel: the output and its dimensions.
+    fn forward(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        g: &Self::Geom,
+    ) -> (Vec<f32>, [usize; 4]);
+
+    /// The op giving the input gradient.
+    fn input_grad(&self) -> Self::InputGrad;
+
+    /// The op giving the gradient of the filter `w`.
+    fn filter_grad(&self, w: &Tensor) -> CResult<Self::FilterGrad>;
+
+    /// The forward pass on the arguments `x`, `w` and the optional bias.
     fn fwd(
         &self,
         (sx, lx): (&CpuStorage, &Layout),
@@ -98,15 +126,16 @@ impl Conv2d {
         b: Option<(&CpuStorage, &Layout)>,
     ) -> CResult<(CpuStorage, Shape)> {
         let op = Self::NAME;
-        let g = ConvGeom::new(op, dims4(lx, op, "x")?, dims4(lw, op, "w")?, self.padding)?;
+        let g = self.geom(dims4(lx, op, "x")?, dims4(lw, op, "w")?)?;
         let bias = match b {
-            Some((s, l)) => Some(bias(s, l, op, g.co)?),
+            Some((s, l)) => Some(bias(s, l, op, Self::out_channels(&g))?),
             None => None,
         };
-        let y = conv::forward(data(sx, lx, op, "x")?, data(sw, lw, op, "w")?, bias, &g);
-        Ok(out(y, [g.b, g.co, g.ho, g.wo]))
+        let (y, shape) = Self::forward(data(sx, lx, op, "x")?, data(sw, lw, op, "w")?, bias, &g);
+        Ok(out(y, shape))
     }
 
+    /// The gradients of `x` and `w` (`None` for those not tracked) from the output gradient `g`.
     fn grads(
         &self,
         x: &Tensor,
@@ -114,25 +143,13 @@ impl Conv2d {
         g: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
         let g = grad(g)?;
-        let k = w.dim(2)?;
         let dx = if x.track_op() {
-            Some(g.apply_op2_no_bwd(
-                w,
-                &Conv2dInputGrad {
-                    padding: self.padding,
-                },
-            )?)
+            Some(g.apply_op2_no_bwd(w, &self.input_grad())?)
         } else {
             None
         };
         let dw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(
-                &g,
-                &Conv2dFilterGrad {
-                    padding: self.padding,
-                    k,
-                },
-            )?)
+            Some(x.apply_op2_no_bwd(&g, &self.filter_grad(w)?)?)
         } else {
             None
         };
@@ -140,64 +157,110 @@ impl Conv2d {
     }
 }
 
-impl CustomOp2 for Conv2d {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
+/// Implements [`CustomOp2`] (`(x, w)`, no bias) and [`CustomOp3`] (`(x, w, bias)`) for each
+/// [`ConvLayer`] type, by its `fwd` and `grads`.
+macro_rules! conv_custom_ops {
+    ($($t:ty),* $(,)?) => {$(
+        impl CustomOp2 for $t {
+            fn name(&self) -> &'static str {
+                <$t as ConvLayer>::NAME
+            }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> CResult<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
-    }
+            fn cpu_fwd(
+                &self,
+                s1: &CpuStorage,
+                l1: &Layout,
+                s2: &CpuStorage,
+                l2: &Layout,
+            ) -> CResult<(CpuStorage, Shape)> {
+                self.fwd((s1, l1), (s2, l2), None)
+            }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-        self.grads(x, w, g)
-    }
+            fn bwd(
+                &self,
+                x: &Tensor,
+                w: &Tensor,
+                _res: &Tensor,
+                g: &Tensor,
+            ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+                self.grads(x, w, g)
+            }
+        }
+
+        impl CustomOp3 for $t {
+            fn name(&self) -> &'static str {
+                <$t as ConvLayer>::NAME
+            }
+
+            fn cpu_fwd(
+                &self,
+                s1: &CpuStorage,
+                l1: &Layout,
+                s2: &CpuStorage,
+                l2: &Layout,
+                s3: &CpuStorage,
+                l3: &Layout,
+            ) -> CResult<(CpuStorage, Shape)> {
+                self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+            }
+
+            fn bwd(
+                &self,
+                x: &Tensor,
+                w: &Tensor,
+                b: &Tensor,
+                _res: &Tensor,
+                g: &Tensor,
+            ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+                let (dx, dw) = self.grads(x, w, g)?;
+                let db = if b.track_op() {
+                    Some(grad(g)?.apply_op1_no_bwd(&ChannelSum)?)
+                } else {
+                    None
+                };
+                Ok((dx, dw, db))
+            }
+        }
+    )*};
 }
 
-impl CustomOp3 for Conv2d {
-    fn name(&self) -> &'static str {
-        Self::NAME
+conv_custom_ops!(Conv2d, Up2x2);
+
+/// Stride-1 convolution with zero padding, optional bias (argument 3).
+pub(crate) struct Conv2d {
+    pub padding: usize,
+}
+
+impl ConvLayer for Conv2d {
+    const NAME: &'static str = "amun-conv2d";
+    type InputGrad = Conv2dInputGrad;
+    type FilterGrad = Conv2dFilterGrad;
+
+    type Geom = ConvGeom;
+
+    fn geom(&self, x: [usize; 4], w: [usize; 4]) -> Result<ConvGeom, Error> {
+        ConvGeom::new(Self::NAME, x, w, self.padding)
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> CResult<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+    fn out_channels(g: &ConvGeom) -> usize {
+        g.co
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.grads(x, w, g)?;
-        let db = if b.track_op() {
-            Some(grad(g)?.apply_op1_no_bwd(&ChannelSum)?)
-        } else {
-            None
-        };
-        Ok((dx, dw, db))
+    fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> (Vec<f32>, [usize; 4]) {
+        (conv::forward(x, w, bias, g), [g.b, g.co, g.ho, g.wo])
+    }
+
+    fn input_grad(&self) -> Conv2dInputGrad {
+        Conv2dInputGrad {
+            padding: self.padding,
+        }
+    }
+
+    fn filter_grad(&self, w: &Tensor) -> CResult<Conv2dFilterGrad> {
+        Ok(Conv2dFilterGrad {
+            padding: self.padding,
+            k: w.dim(2)?,
+        })
     }
 }
 
@@ -298,99 +361,31 @@ impl CustomOp2 for Conv2dFilterGrad {
 /// 2×2 stride-2 transposed convolution, optional bias (argument 3).
 pub(crate) struct Up2x2;
 
-impl Up2x2 {
+impl ConvLayer for Up2x2 {
     const NAME: &'static str = "amun-conv-transpose2x2";
+    type InputGrad = Up2x2InputGrad;
+    type FilterGrad = Up2x2FilterGrad;
 
-    fn fwd(
-        &self,
-        (sx, lx): (&CpuStorage, &Layout),
-        (sw, lw): (&CpuStorage, &Layout),
-        b: Option<(&CpuStorage, &Layout)>,
-    ) -> CResult<(CpuStorage, Shape)> {
-        let op = Self::NAME;
-        let g = UpGeom::new(op, dims4(lx, op, "x")?, dims4(lw, op, "w")?)?;
-        let bias = match b {
-            Some((s, l)) => Some(bias(s, l, op, g.co)?),
-            None => None,
-        };
-        let y = convt::forward(data(sx, lx, op, "x")?, data(sw, lw, op, "w")?, bias, &g);
-        Ok(out(y, [g.b, g.co, 2 * g.h, 2 * g.w]))
+    type Geom = UpGeom;
+
+    fn geom(&self, x: [usize; 4], w: [usize; 4]) -> Result<UpGeom, Error> {
+        UpGeom::new(Self::NAME, x, w)
     }
 
-    fn grads(x: &Tensor, w: &Tensor, g: &Tensor) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-        let g = grad(g)?;
-        let dx = if x.track_op() {
-            Some(g.apply_op2_no_bwd(w, &Up2x2InputGrad)?)
-        } else {
-            None
-        };
-        let dw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(&g, &Up2x2FilterGrad)?)
-        } else {
-            None
-        };
-        Ok((dx, dw))
-    }
-}
-
-impl CustomOp2 for Up2x2 {
-    fn name(&self) -> &'static str {
-        Self::NAME
+    fn out_channels(g: &UpGeom) -> usize {
+        g.co
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> CResult<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), None)
+    fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) -> (Vec<f32>, [usize; 4]) {
+        (convt::forward(x, w, bias, g), [g.b, g.co, 2 * g.h, 2 * g.w])
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-        Self::grads(x, w, g)
-    }
-}
-
-impl CustomOp3 for Up2x2 {
-    fn name(&self) -> &'static str {
-        Self::NAME
+    fn input_grad(&self) -> Up2x2InputGrad {
+        Up2x2InputGrad
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> CResult<(CpuStorage, Shape)> {
-        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        g: &Tensor,
-    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = Self::grads(x, w, g)?;
-        let db = if b.track_op() {
-            Some(grad(g)?.apply_op1_no_bwd(&ChannelSum)?)
-        } else {
-            None
-        };
-        Ok((dx, dw, db))
+    fn filter_grad(&self, _w: &Tensor) -> CResult<Up2x2FilterGrad> {
+        Ok(Up2x2FilterGrad)
     }
 }
 
