@@ -284,7 +284,8 @@ impl DownscaleValidParams {
     ///
     /// # Errors
     /// Grid errors if the fine grid does not refine the coarse grid by an integer factor;
-    /// [`Error::NotAClass`]; [`Error::TooFewSamples`] with fewer than 2 valid coarse pixels;
+    /// [`Error::Indices`] for a land-cover value that is not an IGBP code;
+    /// [`Error::TooFewSamples`] with fewer than 2 valid coarse pixels;
     /// model errors.
     pub fn fit(&self, coarse_lst: &Raster, fine_covariates: &Stack) -> Result<FittedDownscaler> {
         let k = fine_covariates.grid().refinement_of(coarse_lst.grid())?;
@@ -343,8 +344,8 @@ impl DownscaleValidParams {
     ///
     /// # Errors
     /// Grid errors if a scene's grids do not nest or its truth is on another grid;
-    /// [`Error::BandMismatch`] if scenes have different bands; [`Error::TooFewSamples`];
-    /// model errors.
+    /// [`Error::BandMismatch`] if scenes have different bands; [`Error::Indices`] for a
+    /// land-cover value that is not an IGBP code; [`Error::TooFewSamples`]; model errors.
     pub fn fit_supervised(&self, scenes: &[TrainingScene<'_>]) -> Result<SupervisedDownscaler> {
         let stacks: Vec<&Stack> = scenes.iter().map(|s| s.covariates).collect();
         let spec = FeatureSpec::new(&stacks, self.categorical, true, self.coordinates)?;
@@ -507,7 +508,8 @@ impl FittedDownscaler {
     /// missing covariate, or under a missing coarse LST cell, come out missing.
     ///
     /// # Errors
-    /// [`Error::BandMismatch`]; grid errors if the grids do not nest; model errors.
+    /// [`Error::BandMismatch`]; [`Error::Indices`] for a land-cover value that is not an
+    /// IGBP code; grid errors if the grids do not nest; model errors.
     pub fn predict(&self, fine_covariates: &Stack) -> Result<Raster> {
         let k = fine_covariates
             .grid()
@@ -531,7 +533,8 @@ impl FittedDownscaler {
     /// the coarse-scale fit applied at another scale.
     ///
     /// # Errors
-    /// [`Error::BandMismatch`]; model errors.
+    /// [`Error::BandMismatch`]; [`Error::Indices`] for a land-cover value that is not an
+    /// IGBP code; model errors.
     pub fn predict_uncorrected(&self, covariates: &Stack) -> Result<Raster> {
         predict_grid(
             &self.model,
@@ -579,7 +582,8 @@ impl SupervisedDownscaler {
     /// cell, come out missing.
     ///
     /// # Errors
-    /// [`Error::BandMismatch`]; grid errors if the grids do not nest; model errors.
+    /// [`Error::BandMismatch`]; [`Error::Indices`] for a land-cover value that is not an
+    /// IGBP code; grid errors if the grids do not nest; model errors.
     pub fn predict(&self, coarse_lst: &Raster, covariates: &Stack) -> Result<Raster> {
         let k = covariates.grid().refinement_of(coarse_lst.grid())?;
         let lst = resample(coarse_lst, covariates.grid(), Resampling::Bilinear)?;

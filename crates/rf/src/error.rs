@@ -7,9 +7,20 @@ pub enum Error {
     /// A raster operation failed (grids not nested, CRS differ, band missing, …).
     #[error(transparent)]
     Raster(#[from] amun_raster::Error),
+    /// A land-cover operation of `amun-indices` failed (a value that is not an IGBP class
+    /// code, …).
+    #[error(transparent)]
+    Indices(#[from] amun_indices::Error),
     /// smartcore refused to fit or predict.
     #[error("model: {0}")]
     Model(#[from] smartcore::error::Failed),
+    /// smartcore's fitted trees could not be read into amun-rf's prediction layout (a
+    /// smartcore whose tree layout differs from 0.7's).
+    #[error("unexpected smartcore tree layout: {detail}")]
+    TreeLayout {
+        /// What was inconsistent.
+        detail: &'static str,
+    },
     /// The thread pool asked for could not be built.
     #[error("thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
@@ -60,14 +71,6 @@ pub enum Error {
         expected: String,
         /// Bands given, comma-separated.
         got: String,
-    },
-    /// A categorical band holds a value that is not an integer class code.
-    #[error("band `{band}`: value {value} is not an integer class code")]
-    NotAClass {
-        /// The band.
-        band: String,
-        /// The value found.
-        value: f32,
     },
 }
 

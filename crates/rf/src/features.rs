@@ -1,14 +1,15 @@
 //! Feature columns built from a covariate stack, at the fine or the coarse scale.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use amun_indices::{block_mode, class_fractions, landcover_raster, Igbp};
 use amun_raster::{BandKind, Grid, Raster, Stack};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// How a categorical (land-cover) band becomes features.
+/// How a categorical (land-cover, IGBP codes) band becomes features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum CategoricalEncoding {
     /// One feature per class seen in training: the fraction of the class in a coarse cell
@@ -28,7 +29,7 @@ enum Column {
     /// A continuous band (block mean at the coarse scale).
     Band(usize),
     /// The fraction of `class` in a categorical band.
-    Fraction(usize, i32),
+    Fraction(usize, Igbp),
     /// The class code (block mode at the coarse scale) of a categorical band.
     Mode(usize),
     /// x (longitude) of the pixel centre.
@@ -44,20 +45,10 @@ pub(crate) struct FeatureSpec {
     columns: Vec<Column>,
 }
 
-/// The integer code of a class value.
-fn code(band: &str, v: f32) -> Result<i32> {
-    if v.fract() != 0.0 || v.abs() > 1e9 {
-        return Err(Error::NotAClass {
-            band: band.to_string(),
-            value: v,
-        });
-    }
-    Ok(v as i32)
-}
-
 impl FeatureSpec {
     /// Columns for `stacks` (all with the same bands): classes of categorical bands are
-    /// those present in any of them.
+    /// those present in any of them. Categorical bands hold IGBP land-cover codes, read as
+    /// `amun_indices::landcover_raster` does (0 and 255 missing, other codes an error).
     pub(crate) fn new(
         stacks: &[&Stack],
         encoding: CategoricalEncoding,
@@ -75,17 +66,19 @@ impl FeatureSpec {
         if coarse_lst {
             columns.push(Column::CoarseLst);
         }
-        for (b, (name, band)) in first.iter().enumerate() {
-            match (band.kind(), encoding) {
-                (BandKind::Continuous, _) => columns.push(Column::Band(b)),
-                (BandKind::Categorical, CategoricalEncoding::Mode) => columns.push(Column::Mode(b)),
-                (BandKind::Categorical, CategoricalEncoding::Fractions) => {
-                    let mut classes = BTreeSet::new();
-                    for s in stacks {
-                        for &v in s.bands()[b].data().iter().filter(|v| !v.is_nan()) {
-                            classes.insert(code(name, v)?);
-                        }
-                    }
+        for (b, (_, band)) in first.iter().enumerate() {
+            if band.kind() == BandKind::Continuous {
+                columns.push(Column::Band(b));
+                continue;
+            }
+            let mut classes = BTreeSet::new();
+            for s in stacks {
+                let codes = landcover_raster(s.bands()[b].clone())?;
+                classes.extend(codes.data().iter().filter_map(|&v| Igbp::from_value(v)));
+            }
+            match encoding {
+                CategoricalEncoding::Mode => columns.push(Column::Mode(b)),
+                CategoricalEncoding::Fractions => {
                     columns.extend(classes.into_iter().map(|c| Column::Fraction(b, c)));
                 }
             }
@@ -108,22 +101,42 @@ impl FeatureSpec {
             .map(|c| match c {
                 Column::CoarseLst => "lst_bilinear".to_string(),
                 Column::Band(b) | Column::Mode(b) => self.bands[*b].clone(),
-                Column::Fraction(b, k) => format!("{}={k}", self.bands[*b]),
+                Column::Fraction(b, k) => format!("{}={}", self.bands[*b], k.code()),
                 Column::X => "x".into(),
                 Column::Y => "y".into(),
             })
             .collect()
     }
 
-    /// Checks that a stack has the bands of the spec, in order.
+    /// Checks that a stack has the bands of the spec, in order, and valid land-cover codes in
+    /// the bands used as classes.
     pub(crate) fn check(&self, stack: &Stack) -> Result<()> {
-        check_bands(&self.bands, stack)
+        check_bands(&self.bands, stack)?;
+        for b in self.class_bands().keys() {
+            landcover_raster(stack.bands()[*b].clone())?;
+        }
+        Ok(())
+    }
+
+    /// The categorical bands used as classes, each with the classes of its fraction columns.
+    fn class_bands(&self) -> BTreeMap<usize, Vec<Igbp>> {
+        let mut out = BTreeMap::<usize, Vec<Igbp>>::new();
+        for c in &self.columns {
+            match c {
+                Column::Fraction(b, class) => out.entry(*b).or_default().push(*class),
+                Column::Mode(b) => {
+                    out.entry(*b).or_default();
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The feature rasters of `fine` aggregated onto `fine.grid().coarsen(k)` (block mean of
-    /// continuous bands and of class indicators, block mode of class codes), as full coarse
-    /// arrays, one per column. A coarse cell with fewer than `min_coverage` of its fine
-    /// pixels valid is missing.
+    /// continuous bands, `amun_indices`' class fractions and block mode of land cover), as
+    /// full coarse arrays, one per column. A coarse cell with fewer than `min_coverage` of
+    /// its fine pixels valid is missing.
     pub(crate) fn coarse_columns(
         &self,
         fine: &Stack,
@@ -132,6 +145,18 @@ impl FeatureSpec {
     ) -> Result<(Grid, Vec<Array2<f32>>)> {
         self.check(fine)?;
         let coarse = fine.grid().coarsen(k)?;
+        // Land cover: the class fractions of a band in one pass, masked by coverage.
+        let mut fractions = BTreeMap::new();
+        for (b, classes) in self.class_bands() {
+            let band = &fine.bands()[b];
+            let covered = coverage(band, k, min_coverage)?;
+            for (class, f) in classes
+                .iter()
+                .zip(class_fractions(band, k, &classes)?.bands())
+            {
+                fractions.insert((b, *class), f.data() * &covered);
+            }
+        }
         let mut out = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
             let a = match c {
@@ -143,12 +168,14 @@ impl FeatureSpec {
                     })
                 }
                 Column::Band(b) => fine.bands()[*b].block_mean(k, min_coverage)?.into_data(),
-                Column::Fraction(b, class) => {
+                // `class_bands` lists every fraction column, so the entry is there.
+                Column::Fraction(b, class) => fractions
+                    .remove(&(*b, *class))
+                    .unwrap_or_else(|| Array2::from_elem(coarse.shape(), f32::NAN)),
+                Column::Mode(b) => {
                     let band = &fine.bands()[*b];
-                    let ind = indicator(band, *class)?;
-                    ind.block_mean(k, min_coverage)?.into_data()
+                    block_mode(band, k)?.into_data() * coverage(band, k, min_coverage)?
                 }
-                Column::Mode(b) => block_mode(&fine.bands()[*b], &self.bands[*b], k, min_coverage)?,
                 Column::X | Column::Y => Array2::from_shape_fn(coarse.shape(), |(r, col)| {
                     let (x, y) = coarse.pixel_center(col, r);
                     (if matches!(c, Column::X) { x } else { y }) as f32
@@ -173,10 +200,13 @@ impl FeatureSpec {
         for (d, c) in dst.iter_mut().zip(&self.columns) {
             *d = match c {
                 Column::CoarseLst => lst.map_or(f32::NAN, |l| l.data()[(row, col)]),
-                Column::Band(b) | Column::Mode(b) => stack.bands()[*b].data()[(row, col)],
+                Column::Band(b) => stack.bands()[*b].data()[(row, col)],
+                // Checked codes (`check`); 0 and 255 are missing.
+                Column::Mode(b) => Igbp::from_value(stack.bands()[*b].data()[(row, col)])
+                    .map_or(f32::NAN, |c| f32::from(c.code())),
                 Column::Fraction(b, class) => {
-                    let v = stack.bands()[*b].data()[(row, col)];
-                    is_class(v, *class)
+                    Igbp::from_value(stack.bands()[*b].data()[(row, col)])
+                        .map_or(f32::NAN, |c| f32::from(u8::from(c == *class)))
                 }
                 Column::X => grid.pixel_center(col, row).0 as f32,
                 Column::Y => grid.pixel_center(col, row).1 as f32,
@@ -196,52 +226,14 @@ fn check_bands(bands: &[String], stack: &Stack) -> Result<()> {
     Ok(())
 }
 
-/// 1 if `v` is the code `class`, 0 for another value, `NaN` if missing.
-fn is_class(v: f32, class: i32) -> f32 {
-    if v.is_nan() {
-        f32::NAN
-    } else {
-        f32::from(u8::from(v.fract() == 0.0 && v as i32 == class))
-    }
-}
-
-/// A continuous 0/1 raster: 1 where `band == class`, missing where `band` is missing.
-fn indicator(band: &Raster, class: i32) -> Result<Raster> {
-    let data = band.data().mapv(|v| is_class(v, class));
-    Ok(Raster::new(band.grid().clone(), data)?)
-}
-
-/// The most frequent class in every `k × k` block among valid pixels (ties: smallest code);
-/// missing when fewer than `min_coverage` of the block is valid.
-fn block_mode(band: &Raster, name: &str, k: usize, min_coverage: f64) -> Result<Array2<f32>> {
-    let coarse = band.grid().coarsen(k)?;
-    let need = (min_coverage.clamp(0.0, 1.0) * (k * k) as f64).max(1.0);
-    let d = band.data();
-    let mut out = Array2::from_elem(coarse.shape(), f32::NAN);
-    let mut counts: Vec<(i32, usize)> = Vec::new();
-    for ((r, c), o) in out.indexed_iter_mut() {
-        counts.clear();
-        let mut n = 0usize;
-        for &v in d
-            .slice(ndarray::s![r * k..(r + 1) * k, c * k..(c + 1) * k])
-            .iter()
-            .filter(|v| !v.is_nan())
-        {
-            let cl = code(name, v)?;
-            n += 1;
-            match counts.iter_mut().find(|(k, _)| *k == cl) {
-                Some(e) => e.1 += 1,
-                None => counts.push((cl, 1)),
-            }
-        }
-        if n as f64 >= need {
-            counts.sort_unstable();
-            if let Some(&(cl, _)) = counts.iter().rev().max_by_key(|(_, n)| *n) {
-                *o = cl as f32;
-            }
-        }
-    }
-    Ok(out)
+/// 1 where at least `min_coverage` of the fine land-cover pixels of a `k × k` block are
+/// valid codes, `NaN` elsewhere (the rule `Raster::block_mean` applies to continuous bands).
+fn coverage(band: &Raster, k: usize, min_coverage: f64) -> Result<Array2<f32>> {
+    Ok(band
+        .map(|v| Igbp::from_value(v).map_or(f32::NAN, |_| 1.0))
+        .with_kind(BandKind::Continuous)
+        .block_mean(k, min_coverage)?
+        .into_data())
 }
 
 #[cfg(test)]
@@ -292,6 +284,47 @@ mod tests {
         assert!(matches!(
             spec.check(&other),
             Err(Error::BandMismatch { .. })
+        ));
+        // Coverage: the right block has 3 of 4 valid land-cover pixels.
+        let (_, cols) = spec.coarse_columns(&stack, 2, 0.9).unwrap();
+        assert_eq!(cols[1][(0, 0)], 2.0);
+        assert!(cols[1][(0, 1)].is_nan() && cols[0][(0, 1)].is_nan());
+    }
+
+    #[allow(clippy::float_cmp)] // 0/1 indicators are exact
+    #[test]
+    fn land_cover_codes_are_igbp() {
+        // amun-indices' rule (`landcover_raster`): 0 and 255 are missing, other values that
+        // are not IGBP codes 1–17 are errors.
+        let g = Grid::geographic(0.0, 1.0, 0.5, 2, 2).unwrap();
+        let stack_of = |a: f32| {
+            let lc = Raster::new(g.clone(), array![[a, 12.0], [12.0, 10.0]]).unwrap();
+            Stack::new(g.clone())
+                .with("lc", lc.with_kind(BandKind::Categorical))
+                .unwrap()
+        };
+        let stack = stack_of(255.0);
+        let spec =
+            FeatureSpec::new(&[&stack], CategoricalEncoding::Fractions, false, false).unwrap();
+        assert_eq!(spec.names(), ["lc=10", "lc=12"]);
+        let (_, cols) = spec.coarse_columns(&stack, 2, 0.0).unwrap();
+        assert!((cols[1][(0, 0)] - 2.0 / 3.0).abs() < 1e-6, "255 is missing");
+        let mut row = [0.0; 2];
+        spec.fine_row(&stack, None, 0, 0, &mut row);
+        assert!(row[0].is_nan() && row[1].is_nan());
+        spec.fine_row(&stack, None, 1, 1, &mut row);
+        assert_eq!(row, [1.0, 0.0]);
+        let bad = stack_of(42.0);
+        assert!(matches!(
+            FeatureSpec::new(&[&bad], CategoricalEncoding::Mode, false, false),
+            Err(Error::Indices(amun_indices::Error::InvalidClassCode {
+                col: 0,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            spec.check(&bad),
+            Err(Error::Indices(amun_indices::Error::InvalidClassCode { .. }))
         ));
     }
 }

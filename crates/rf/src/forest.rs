@@ -1,4 +1,7 @@
-//! A parallel random-forest regressor on smartcore: a forest of smartcore forests.
+//! A parallel random-forest regressor on smartcore: a forest of smartcore forests, read
+//! into compact trees for prediction.
+
+use std::borrow::Cow;
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use rand::SeedableRng;
@@ -11,12 +14,13 @@ use smartcore::ensemble::random_forest_regressor::{
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
 use crate::error::{Error, Result};
+use crate::tree::{trees_of, Tree};
 
 /// Number of smartcore sub-forests a forest is split into (at most one per tree). Fixed, so
 /// that a seed gives the same forest whatever the number of threads. One tree per
-/// sub-forest (up to 128 trees) makes prediction tree-major within a row chunk (smartcore
-/// predicts row by row over a sub-forest's trees): 2.3× less CPU than 16 sub-forests, for
-/// 1.7× more fit CPU (each sub-forest sorts the features once), measured on 20 000 rows.
+/// sub-forest (up to 128 trees) keeps the seeds and trees of the layout that predicted with
+/// smartcore tree-major (each sub-forest sorts the features once: 1.7× the fit CPU of 16
+/// sub-forests, measured on 20 000 rows); prediction now uses [`Tree`]s, tree-major per chunk.
 const SUB_FORESTS: usize = 128;
 /// Rows predicted per task.
 const PREDICT_CHUNK: usize = 8192;
@@ -219,28 +223,22 @@ impl RfValidParams {
     }
 
     /// Fits a forest on `x` (`[samples, features]`) and `y`. The trees are split into a
-    /// fixed number of smartcore forests with derived seeds, fitted in parallel; the result
+    /// fixed number of smartcore forests with derived seeds, fitted in parallel and each read
+    /// into compact trees at once (the smartcore forest is then dropped); the result
     /// depends on the seed only, not on the number of threads.
     ///
     /// # Errors
     /// [`Error::SizeMismatch`] if `x` and `y` differ in rows; [`Error::TooFewSamples`] with
     /// no row; [`Error::NonFinite`] for a `NaN`/infinite value (drop missing pixels first);
     /// [`Error::InvalidParameter`] if `mtry` exceeds the features; [`Error::Model`] if
-    /// smartcore fails.
+    /// smartcore fails; [`Error::TreeLayout`] if its trees cannot be read.
     pub fn fit(&self, x: ArrayView2<'_, f32>, y: ArrayView1<'_, f32>) -> Result<RandomForest> {
         let p = &self.0;
         let (n, n_features) = x.dim();
-        if y.len() != n {
-            return Err(Error::SizeMismatch {
-                what: "target values (rows of x)",
-                expected: n,
-                got: y.len(),
-            });
-        }
+        check_training_data(x, y)?;
         if n == 0 || n_features == 0 {
             return Err(Error::TooFewSamples { got: n, needed: 1 });
         }
-        check_finite(x, y)?;
         let mtry = p.mtry.resolve(n_features)?;
         let rows = subsample(n, p.max_samples, p.seed);
         let mut values = Vec::with_capacity(rows.len() * n_features);
@@ -254,33 +252,74 @@ impl RfValidParams {
         let fit_all = || {
             jobs.par_iter()
                 .map(|&(n_trees, seed)| {
-                    let mut params = RandomForestRegressorParameters::default()
-                        .with_n_trees(n_trees)
-                        .with_m(mtry)
-                        .with_min_samples_leaf(p.min_samples_leaf)
-                        .with_min_samples_split(p.min_samples_split)
-                        .with_seed(seed);
-                    // scikit-learn counts split levels below the root; smartcore counts
-                    // node levels with the root at 1.
-                    params.max_depth = p.max_depth.map(|d| d.saturating_add(1));
-                    RandomForestRegressor::fit(&matrix, &target, params)
-                        .map(|f| (n_trees, f))
-                        .map_err(Error::from)
+                    let forest = self.sub_forest(&matrix, &target, mtry, n_trees, seed)?;
+                    let importances = forest.compute_feature_importances()?;
+                    Ok((n_trees, trees_of(&forest, n_features)?, importances))
                 })
                 .collect::<Result<Vec<_>>>()
         };
         let forests = in_pool(p.n_threads, fit_all)??;
+        // Importances: smartcore's (normalised) per sub-forest, weighted by its trees.
+        let mut importances = vec![0.0; n_features];
+        let mut trees = Vec::with_capacity(p.n_trees);
+        for (n_trees, sub, imp) in forests {
+            for (a, b) in importances.iter_mut().zip(imp) {
+                *a += b * n_trees as f64;
+            }
+            trees.extend(sub);
+        }
+        let s: f64 = importances.iter().sum();
+        if s > 0.0 {
+            importances.iter_mut().for_each(|v| *v /= s);
+        }
+        if trees.len() != p.n_trees {
+            return Err(Error::TreeLayout {
+                detail: "smartcore's forests hold another number of trees than asked for",
+            });
+        }
         Ok(RandomForest {
-            forests,
+            trees,
+            importances,
             n_features,
-            n_trees: p.n_trees,
             n_threads: p.n_threads,
         })
     }
 }
 
-/// Rejects `NaN`/infinite training values.
-fn check_finite(x: ArrayView2<'_, f32>, y: ArrayView1<'_, f32>) -> Result<()> {
+impl RfValidParams {
+    /// Fits one smartcore forest of `n_trees` trees with `seed`.
+    #[allow(clippy::ptr_arg)] // smartcore's target type is `Vec<f64>`
+    fn sub_forest(
+        &self,
+        x: &DenseMatrix<f32>,
+        y: &Vec<f64>,
+        mtry: usize,
+        n_trees: usize,
+        seed: u64,
+    ) -> Result<SmartForest> {
+        let p = &self.0;
+        let mut params = RandomForestRegressorParameters::default()
+            .with_n_trees(n_trees)
+            .with_m(mtry)
+            .with_min_samples_leaf(p.min_samples_leaf)
+            .with_min_samples_split(p.min_samples_split)
+            .with_seed(seed);
+        // scikit-learn counts split levels below the root; smartcore counts node levels
+        // with the root at 1.
+        params.max_depth = p.max_depth.map(|d| d.saturating_add(1));
+        Ok(RandomForestRegressor::fit(x, y, params)?)
+    }
+}
+
+/// Rejects a target whose length differs from the rows of `x`, and `NaN`/infinite values.
+pub(crate) fn check_training_data(x: ArrayView2<'_, f32>, y: ArrayView1<'_, f32>) -> Result<()> {
+    if y.len() != x.nrows() {
+        return Err(Error::SizeMismatch {
+            what: "target values (rows of x)",
+            expected: x.nrows(),
+            got: y.len(),
+        });
+    }
     if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(Error::NonFinite {
             what: "feature",
@@ -344,14 +383,16 @@ pub(crate) fn in_pool<T: Send>(n: Option<usize>, f: impl FnOnce() -> T + Send) -
     }
 }
 
-type Forest = RandomForestRegressor<f32, f64, DenseMatrix<f32>, Vec<f64>>;
+type SmartForest = RandomForestRegressor<f32, f64, DenseMatrix<f32>, Vec<f64>>;
 
 /// A fitted random forest: the mean of its trees.
 #[derive(Debug)]
 pub struct RandomForest {
-    forests: Vec<(usize, Forest)>,
+    /// smartcore's trees in compact form, sub-forest by sub-forest.
+    trees: Vec<Tree>,
+    /// Normalised impurity importances, computed by smartcore at fit time.
+    importances: Vec<f64>,
     n_features: usize,
-    n_trees: usize,
     n_threads: Option<usize>,
 }
 
@@ -363,14 +404,14 @@ impl RandomForest {
 
     /// Number of trees.
     pub fn n_trees(&self) -> usize {
-        self.n_trees
+        self.trees.len()
     }
 
-    /// Predicts every row of `x` (`[samples, features]`), in parallel over row chunks.
-    /// Rows containing `NaN` give `NaN`.
+    /// Predicts every row of `x` (`[samples, features]`), in parallel over row chunks (one
+    /// chunk of features per thread). Rows containing `NaN` give `NaN`.
     ///
     /// # Errors
-    /// [`Error::SizeMismatch`] if `x` has another number of features; [`Error::Model`].
+    /// [`Error::SizeMismatch`] if `x` has another number of features.
     pub fn predict(&self, x: ArrayView2<'_, f32>) -> Result<Array1<f32>> {
         if x.ncols() != self.n_features {
             return Err(Error::SizeMismatch {
@@ -397,11 +438,11 @@ impl RandomForest {
         Ok(parts.into_iter().flatten().collect())
     }
 
-    /// Predicts row-major feature rows on the calling thread. Rows with a `NaN` give `NaN`.
+    /// Predicts row-major feature rows on the calling thread, tree by tree (each tree's
+    /// nodes stay in cache over the rows). Rows with a `NaN` give `NaN`.
     ///
     /// # Errors
-    /// [`Error::SizeMismatch`] if the length is not a multiple of the feature count;
-    /// [`Error::Model`].
+    /// [`Error::SizeMismatch`] if the length is not a multiple of the feature count.
     pub fn predict_rows(&self, rows: &[f32]) -> Result<Vec<f32>> {
         let p = self.n_features;
         if rows.len() % p != 0 {
@@ -420,44 +461,30 @@ impl RandomForest {
         if valid.is_empty() {
             return Ok(out);
         }
-        let values = if valid.len() == n {
-            rows.to_vec()
+        let values: Cow<'_, [f32]> = if valid.len() == n {
+            Cow::Borrowed(rows)
         } else {
             valid
                 .iter()
                 .flat_map(|&r| rows[r * p..(r + 1) * p].iter().copied())
                 .collect()
         };
-        let m = DenseMatrix::new(valid.len(), p, values, false)?;
+        // Summed in tree order, as smartcore sums a forest's trees.
         let mut sum = vec![0.0f64; valid.len()];
-        for (trees, forest) in &self.forests {
-            let y = forest.predict(&m)?;
-            for (s, v) in sum.iter_mut().zip(y) {
-                *s += v * *trees as f64;
-            }
+        for tree in &self.trees {
+            tree.add_predictions(&values, p, &mut sum);
         }
+        let n_trees = self.trees.len() as f64;
         for (&r, s) in valid.iter().zip(sum) {
-            out[r] = (s / self.n_trees as f64) as f32;
+            out[r] = (s / n_trees) as f32;
         }
         Ok(out)
     }
 
-    /// Impurity-based feature importances (mean over trees, normalised to sum to 1).
-    ///
-    /// # Errors
-    /// [`Error::Model`] if smartcore cannot compute them.
-    pub fn feature_importances(&self) -> Result<Vec<f64>> {
-        let mut imp = vec![0.0; self.n_features];
-        for (trees, forest) in &self.forests {
-            for (a, b) in imp.iter_mut().zip(forest.compute_feature_importances()?) {
-                *a += b * *trees as f64;
-            }
-        }
-        let s: f64 = imp.iter().sum();
-        if s > 0.0 {
-            imp.iter_mut().for_each(|v| *v /= s);
-        }
-        Ok(imp)
+    /// Impurity-based feature importances (smartcore's, mean over trees, normalised to sum
+    /// to 1), computed when fitting.
+    pub fn feature_importances(&self) -> &[f64] {
+        &self.importances
     }
 }
 
@@ -514,7 +541,7 @@ mod tests {
             / 400.0)
             .sqrt();
         assert!(rmse < 0.1, "{rmse}");
-        let imp = f1.feature_importances().unwrap();
+        let imp = f1.feature_importances();
         assert!(imp[2] < 0.05 && imp[0] > imp[2], "{imp:?}");
         let f3 = RfParams::new()
             .n_trees(20)
@@ -526,6 +553,40 @@ mod tests {
             a,
             "another seed, another forest"
         );
+    }
+
+    #[test]
+    fn predictions_equal_smartcores() {
+        // Reference: smartcore's own `RandomForestRegressor::predict` of the same sub-forests
+        // (same seeds and parameters), weighted by their trees, on 3000 training rows and
+        // 3000 new ones; 130 trees, so that two sub-forests hold two trees.
+        let (x, y) = data(6000);
+        let (train, test) = (
+            x.slice(ndarray::s![..3000, ..]),
+            x.slice(ndarray::s![3000.., ..]),
+        );
+        let params = RfParams::new().n_trees(130).seed(5).check().unwrap();
+        let forest = params.fit(train, y.slice(ndarray::s![..3000])).unwrap();
+        let values: Vec<f32> = train.iter().copied().collect();
+        let matrix = DenseMatrix::new(3000, 3, values, false).unwrap();
+        let target: Vec<f64> = y.iter().take(3000).map(|&v| f64::from(v)).collect();
+        for q in [train, test] {
+            let qm = DenseMatrix::new(q.nrows(), 3, q.iter().copied().collect(), false).unwrap();
+            let mut want = vec![0.0f64; q.nrows()];
+            for (n_trees, seed) in split_trees(130, 5) {
+                let sub = params
+                    .sub_forest(&matrix, &target, 3, n_trees, seed)
+                    .unwrap();
+                for (w, v) in want.iter_mut().zip(sub.predict(&qm).unwrap()) {
+                    *w += v * n_trees as f64 / 130.0;
+                }
+            }
+            let got = forest.predict(q).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                let diff = (f64::from(*g) - w).abs();
+                assert!(diff <= 1e-6 * w.abs().max(1.0), "{g} vs smartcore {w}");
+            }
+        }
     }
 
     #[test]

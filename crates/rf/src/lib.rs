@@ -7,6 +7,7 @@ mod error;
 mod features;
 mod forest;
 mod ridge;
+mod tree;
 
 pub use downscale::{
     residual_correct, DownscaleParams, DownscaleValidParams, FittedDownscaler, Model, ModelParams,

@@ -9,6 +9,7 @@ use smartcore::linear::ridge_regression::{
 };
 
 use crate::error::{Error, Result};
+use crate::forest::check_training_data;
 
 /// Ridge-regression parameters (builder).
 ///
@@ -106,27 +107,7 @@ impl RidgeValidParams {
     /// fewer rows than non-constant features + 1; [`Error::NonFinite`]; [`Error::Model`].
     pub fn fit(&self, x: ArrayView2<'_, f32>, y: ArrayView1<'_, f32>) -> Result<RidgeModel> {
         let (n, p) = x.dim();
-        if y.len() != n {
-            return Err(Error::SizeMismatch {
-                what: "target values (rows of x)",
-                expected: n,
-                got: y.len(),
-            });
-        }
-        if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                what: "feature",
-                row,
-                col,
-            });
-        }
-        if let Some((row, _)) = y.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                what: "target",
-                row,
-                col: 0,
-            });
-        }
+        check_training_data(x, y)?;
         // Constant columns cannot be standardised: leave them out (coefficient 0).
         let used: Vec<usize> = (0..p)
             .filter(|&j| {
