@@ -79,7 +79,8 @@ fn train_step(c: &mut Criterion) {
 
 fn inference(c: &mut Criterion) {
     let dev = Device::Cpu;
-    let side = 256;
+    // 25 coarse pixels of 0.1° → a 250×250 fine scene.
+    let side = 250;
     let cfg = AmunConfig::small();
     let vars = SeededVarMap::new(0);
     Amun::new(&cfg, vars.var_builder(&dev)).unwrap();
@@ -115,7 +116,7 @@ fn inference(c: &mut Criterion) {
     for backend in [Backend::Candle, Backend::Fast] {
         amun_kernels::set_backend(backend);
         g.bench_function(
-            BenchmarkId::new("small_256px_tile128", format!("{backend:?}")),
+            BenchmarkId::new("small_250px_tile128", format!("{backend:?}")),
             |b| {
                 b.iter(|| {
                     ck.predict(
