@@ -62,15 +62,7 @@ impl Inputs {
         let d = dir.join(format!("inputs-{month:02}"));
         std::fs::create_dir_all(&d).unwrap();
         let cov = world.covariates(month).unwrap();
-        for name in [
-            "ndvi",
-            "landcover",
-            "reflectance",
-            "mndwi",
-            "ndbi",
-            "slope",
-            "aspect",
-        ] {
+        for name in cov.names() {
             write(&d.join(format!("{name}.tif")), cov.band(name).unwrap());
         }
         write(

@@ -861,22 +861,15 @@ mod tests {
                 }
             }
             // The LST channel and the target are moved, not changed: same sums.
-            let s0 = base
-                .x
-                .narrow(1, 0, 1)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let s1 = aug
-                .x
-                .narrow(1, 0, 1)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let lst_sum = |x: &Tensor| {
+                x.narrow(1, 0, 1)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            };
+            let (s0, s1) = (lst_sum(&base.x), lst_sum(&aug.x));
             assert!((s0 - s1).abs() < 1e-3);
         }
     }
