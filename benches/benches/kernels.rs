@@ -21,6 +21,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 const BACKENDS: [(&str, Backend); 2] = [("candle", Backend::Candle), ("fast", Backend::Fast)];
 
 fn sgemm(c: &mut Criterion) {
+    // What `amun` does at start-up; the benches below run in this same process.
+    amun_kernels::tune_allocator();
     let n = 2048;
     let a = Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu).unwrap();
     let mut g = c.benchmark_group("kernels/sgemm");

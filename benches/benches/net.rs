@@ -31,6 +31,8 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn train_step(c: &mut Criterion) {
+    // What `amun` does at start-up (the inference group runs in this same process).
+    amun_kernels::tune_allocator();
     let dev = Device::Cpu;
     let mut g = c.benchmark_group("net_train_step");
     g.sample_size(10);

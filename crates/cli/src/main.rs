@@ -404,6 +404,8 @@ struct RfArgs {
 }
 
 fn main() -> ExitCode {
+    // Training and tiled inference allocate and free megabyte tensors many times a second.
+    amun_core::tune_allocator();
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let msg = info

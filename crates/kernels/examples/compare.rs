@@ -213,6 +213,7 @@ fn main() -> Result<()> {
         .nth(2)
         .unwrap_or_else(|| "sgemm,small,paper,unet".into());
     let want = |s: &str| sections.split(',').any(|x| x == s);
+    amun_kernels::tune_allocator();
     let dev = Device::Cpu;
     println!("threads: {}", rayon::current_num_threads());
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use candle_core::{DType, Result, Tensor};
 
+mod alloc;
 mod chunks;
 mod conv;
 mod convt;
@@ -15,6 +16,7 @@ mod ops;
 mod pool;
 mod scratch;
 
+pub use alloc::tune_allocator;
 pub use error::Error;
 
 /// Which implementation the layer functions use on CPU.

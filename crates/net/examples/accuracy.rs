@@ -93,6 +93,7 @@ fn rmse(a: &Raster, b: &Raster) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    amun_net::tune_allocator();
     let args = parse()?;
     let t0 = Instant::now();
     let world = World::generate(
