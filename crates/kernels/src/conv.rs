@@ -176,9 +176,15 @@ fn patches<'a>(x: &'a [f32], g: &ConvGeom, u0: usize, u1: usize, col: &'a mut [f
     View::rows(col, (u1 - u0) * g.wo)
 }
 
-/// Forward convolution: `y = conv(x, w) + bias`, shapes `[B, C_in, H, W]`, `[C_out, C_in, K, K]`,
-/// `[C_out]` → `[B, C_out, H_out, W_out]`.
-pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
+/// Forward convolution: `y = conv(x, w) + bias`, or `max(conv(x, w) + bias, 0)` with `relu`;
+/// shapes `[B, C_in, H, W]`, `[C_out, C_in, K, K]`, `[C_out]` → `[B, C_out, H_out, W_out]`.
+pub(crate) fn forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    g: &ConvGeom,
+) -> Vec<f32> {
     let (kdim, opix) = (g.kdim(), g.opix());
     let mut y = vec![0.0f32; g.b * g.co * opix];
     let units = g.b * g.ho;
@@ -200,8 +206,15 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) 
                     // SAFETY: output row (b, co, oh) belongs to this chunk alone.
                     let dst = unsafe { out.range(((b * g.co + co) * g.ho + oh) * g.wo, g.wo) };
                     let add = bias.map_or(0.0, |bs| bs[co]);
-                    for (d, s) in dst.iter_mut().zip(src) {
-                        *d = s + add;
+                    if relu {
+                        // `max` as candle's `relu` (a NaN becomes 0).
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d = (s + add).max(0.0);
+                        }
+                    } else {
+                        for (d, s) in dst.iter_mut().zip(src) {
+                            *d = s + add;
+                        }
                     }
                 }
             }
@@ -228,7 +241,7 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Option<Vec<
             }
         }
     }
-    Some(forward(dy, &wt, None, &gt))
+    Some(forward(dy, &wt, None, false, &gt))
 }
 
 /// Filter gradient `dw[C_out, C_in·K·K] = Σ dy_chunk · im2col(x)_chunkᵀ`.
@@ -257,6 +270,20 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
             });
         },
     )
+}
+
+/// `dy ⊙ [y > 0]`: the gradient through a ReLU from its output `y` (zero where the ReLU was
+/// off, as PyTorch's `threshold_backward`).
+pub(crate) fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; dy.len()];
+    out.par_chunks_mut(1 << 14)
+        .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+        .for_each(|(o, (d, y))| {
+            for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
+                *o = if y > 0.0 { d } else { 0.0 };
+            }
+        });
+    out
 }
 
 /// Per-channel sum of `[B, C, P]` over batch and pixels (the bias gradient).

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use candle_core::{DType, Result, Tensor};
 
 mod alloc;
+mod cat;
 mod chunks;
 mod conv;
 mod convt;
@@ -77,20 +78,40 @@ fn fast(backend: Backend, ts: &[Option<&Tensor>]) -> bool {
 /// Shape or dtype mismatches: the filter's `C_in` differs from the input's, the filter is
 /// larger than the padded input, the bias length is not `C_out`.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, padding: usize) -> Result<Tensor> {
-    conv2d_with(backend(), x, w, bias, padding)
+    conv2d_with(backend(), x, w, bias, padding, false)
 }
 
-/// [`conv2d`] with an explicit backend.
+/// [`conv2d`] followed by a ReLU, `max(conv2d(x, w, bias), 0)`, as one op.
+///
+/// With [`Backend::Fast`] the ReLU is applied as the output is written and its gradient mask
+/// (`output > 0`, as PyTorch) is applied inside the convolution's backward pass, which saves
+/// the separate ReLU node and the five tensor operations of its gradient in candle. Otherwise
+/// it is `conv2d(..)?.relu()`, whose gradient passes where the input is `≥ 0`; the two differ
+/// only where a pre-activation is exactly zero.
+///
+/// # Shapes and errors
+/// As [`conv2d`].
+pub fn conv2d_relu(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    padding: usize,
+) -> Result<Tensor> {
+    conv2d_with(backend(), x, w, bias, padding, true)
+}
+
+/// [`conv2d`] (and with `relu`, [`conv2d_relu`]) with an explicit backend.
 fn conv2d_with(
     backend: Backend,
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     padding: usize,
+    relu: bool,
 ) -> Result<Tensor> {
     let square_small_pad = matches!(w.dims(), [_, _, k, kw] if k == kw && padding < *k);
     if square_small_pad && fast(backend, &[Some(x), Some(w), bias]) {
-        let op = ops::Conv2d { padding };
+        let op = ops::Conv2d { padding, relu };
         let (x, w) = (x.contiguous()?, w.contiguous()?);
         return match bias {
             Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
@@ -98,9 +119,14 @@ fn conv2d_with(
         };
     }
     let y = x.conv2d(w, padding, 1, 1, 1)?;
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-        None => Ok(y),
+    let y = match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?,
+        None => y,
+    };
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
     }
 }
 
@@ -141,6 +167,43 @@ fn conv_transpose2x2_with(
         Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// Concatenation of NCHW tensors along the channel axis (`Tensor::cat(parts, 1)`).
+///
+/// With [`Backend::Fast`] on CPU `f32` tensors it is this crate's op, parallel over the batch,
+/// whose gradient hands each part a contiguous copy of its channels (candle's gives a strided
+/// view, which the gradient sums then read element by element). Two or three parts are one op;
+/// more are concatenated three at a time, copying the leading parts again.
+///
+/// # Shapes
+/// `[B, C_i, H, W]` for every part → `[B, Σ C_i, H, W]`.
+///
+/// # Errors
+/// No parts, or parts that differ in rank, batch size or image size.
+pub fn cat_channels(parts: &[&Tensor]) -> Result<Tensor> {
+    cat_channels_with(backend(), parts)
+}
+
+/// [`cat_channels`] with an explicit backend.
+fn cat_channels_with(backend: Backend, parts: &[&Tensor]) -> Result<Tensor> {
+    let all: Vec<Option<&Tensor>> = parts.iter().map(|&t| Some(t)).collect();
+    if parts.len() < 2 || !fast(backend, &all) {
+        return Tensor::cat(parts, 1);
+    }
+    let mut acc = parts[0].contiguous()?;
+    let mut rest = &parts[1..];
+    while !rest.is_empty() {
+        acc = if let [b, c, ..] = rest {
+            rest = &rest[2..];
+            acc.apply_op3(&b.contiguous()?, &c.contiguous()?, ops::CatChannels)?
+        } else {
+            let b = rest[0].contiguous()?;
+            rest = &rest[1..];
+            acc.apply_op2(&b, ops::CatChannels)?
+        };
+    }
+    Ok(acc)
 }
 
 /// 2×2 max pooling with stride 2, with a correct gradient.

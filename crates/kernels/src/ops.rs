@@ -83,6 +83,36 @@ impl CustomOp1 for ChannelSum {
     }
 }
 
+/// `(dy, y) → dy ⊙ [y > 0]`: the gradient through a ReLU whose output is `y`.
+struct ReluMask;
+
+impl CustomOp2 for ReluMask {
+    fn name(&self) -> &'static str {
+        "amun-relu-mask"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let op = self.name();
+        if l1.dims() != l2.dims() {
+            return Err(Error::Shape {
+                op,
+                arg: "y",
+                expected: l1.dims().to_vec(),
+                got: l2.dims().to_vec(),
+            }
+            .into());
+        }
+        let v = conv::relu_mask(data(s1, l1, op, "dy")?, data(s2, l2, op, "y")?);
+        Ok((CpuStorage::F32(v), l1.shape().clone()))
+    }
+}
+
 /// A convolution-like layer `(x, w[, bias]) → y` whose gradients are two more custom ops.
 ///
 /// `conv_custom_ops!` makes it a [`CustomOp2`] `(x, w)` and a [`CustomOp3`] `(x, w, bias)`,
@@ -104,8 +134,15 @@ trait ConvLayer {
     /// The number of output channels (the length of the bias).
     fn out_channels(g: &Self::Geom) -> usize;
 
+    /// Whether a ReLU follows the layer inside the op (its output is `max(·, 0)` and the
+    /// gradient is masked by `output > 0` before the layer's own backward pass).
+    fn relu(&self) -> bool {
+        false
+    }
+
     /// The kernel: the output and its dimensions.
     fn forward(
+        &self,
         x: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
@@ -131,25 +168,36 @@ trait ConvLayer {
             Some((s, l)) => Some(bias(s, l, op, Self::out_channels(&g))?),
             None => None,
         };
-        let (y, shape) = Self::forward(data(sx, lx, op, "x")?, data(sw, lw, op, "w")?, bias, &g);
+        let (y, shape) = self.forward(data(sx, lx, op, "x")?, data(sw, lw, op, "w")?, bias, &g);
         Ok(out(y, shape))
     }
 
-    /// The gradients of `x` and `w` (`None` for those not tracked) from the output gradient `g`.
+    /// The gradient of the layer's own output (before the fused ReLU, if any) from the op's
+    /// output `res` and its gradient `g`.
+    fn layer_grad(&self, res: &Tensor, g: &Tensor) -> CResult<Tensor> {
+        let g = grad(g)?;
+        if self.relu() {
+            g.apply_op2_no_bwd(&res.contiguous()?, &ReluMask)
+        } else {
+            Ok(g)
+        }
+    }
+
+    /// The gradients of `x` and `w` (`None` for those not tracked) from the layer's output
+    /// gradient `g` (see [`ConvLayer::layer_grad`]).
     fn grads(
         &self,
         x: &Tensor,
         w: &Tensor,
         g: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-        let g = grad(g)?;
         let dx = if x.track_op() {
             Some(g.apply_op2_no_bwd(w, &self.input_grad())?)
         } else {
             None
         };
         let dw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(&g, &self.filter_grad(w)?)?)
+            Some(x.apply_op2_no_bwd(g, &self.filter_grad(w)?)?)
         } else {
             None
         };
@@ -180,10 +228,11 @@ macro_rules! conv_custom_ops {
                 &self,
                 x: &Tensor,
                 w: &Tensor,
-                _res: &Tensor,
+                res: &Tensor,
                 g: &Tensor,
             ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
-                self.grads(x, w, g)
+                let g = self.layer_grad(res, g)?;
+                self.grads(x, w, &g)
             }
         }
 
@@ -209,12 +258,13 @@ macro_rules! conv_custom_ops {
                 x: &Tensor,
                 w: &Tensor,
                 b: &Tensor,
-                _res: &Tensor,
+                res: &Tensor,
                 g: &Tensor,
             ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-                let (dx, dw) = self.grads(x, w, g)?;
+                let g = self.layer_grad(res, g)?;
+                let (dx, dw) = self.grads(x, w, &g)?;
                 let db = if b.track_op() {
-                    Some(grad(g)?.apply_op1_no_bwd(&ChannelSum)?)
+                    Some(g.apply_op1_no_bwd(&ChannelSum)?)
                 } else {
                     None
                 };
@@ -226,9 +276,11 @@ macro_rules! conv_custom_ops {
 
 conv_custom_ops!(Conv2d, Up2x2);
 
-/// Stride-1 convolution with zero padding, optional bias (argument 3).
+/// Stride-1 convolution with zero padding, optional bias (argument 3), optionally followed by
+/// a ReLU.
 pub(crate) struct Conv2d {
     pub padding: usize,
+    pub relu: bool,
 }
 
 impl ConvLayer for Conv2d {
@@ -246,8 +298,21 @@ impl ConvLayer for Conv2d {
         g.co
     }
 
-    fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> (Vec<f32>, [usize; 4]) {
-        (conv::forward(x, w, bias, g), [g.b, g.co, g.ho, g.wo])
+    fn relu(&self) -> bool {
+        self.relu
+    }
+
+    fn forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        g: &ConvGeom,
+    ) -> (Vec<f32>, [usize; 4]) {
+        (
+            conv::forward(x, w, bias, self.relu, g),
+            [g.b, g.co, g.ho, g.wo],
+        )
     }
 
     fn input_grad(&self) -> Conv2dInputGrad {
@@ -376,7 +441,13 @@ impl ConvLayer for Up2x2 {
         g.co
     }
 
-    fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) -> (Vec<f32>, [usize; 4]) {
+    fn forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        g: &UpGeom,
+    ) -> (Vec<f32>, [usize; 4]) {
         (convt::forward(x, w, bias, g), [g.b, g.co, 2 * g.h, 2 * g.w])
     }
 
@@ -526,5 +597,137 @@ impl CustomOp2 for MaxPool2x2Grad {
         }
         let dx = pool::backward(data(s1, l1, op, "x")?, data(s2, l2, op, "dy")?, b * c, h, w);
         Ok(out(dx, [b, c, h, w]))
+    }
+}
+
+/// Concatenation along the channel axis of two or three NCHW tensors of one batch size and
+/// image size.
+pub(crate) struct CatChannels;
+
+impl CatChannels {
+    const NAME: &'static str = "amun-cat-channels";
+
+    /// The concatenation of the arguments; errors name the argument that does not fit.
+    fn run(args: &[(&CpuStorage, &Layout)]) -> CResult<(CpuStorage, Shape)> {
+        const NAMES: [&str; 3] = ["a", "b", "c"];
+        let op = Self::NAME;
+        let [b, _, h, w] = dims4(args[0].1, op, NAMES[0])?;
+        let mut parts = Vec::with_capacity(args.len());
+        for (&(s, l), name) in args.iter().zip(NAMES) {
+            let d = dims4(l, op, name)?;
+            if [d[0], d[2], d[3]] != [b, h, w] {
+                return Err(Error::Shape {
+                    op,
+                    arg: name,
+                    expected: vec![b, d[1], h, w],
+                    got: d.to_vec(),
+                }
+                .into());
+            }
+            parts.push((data(s, l, op, name)?, d[1]));
+        }
+        let c = parts.iter().map(|&(_, c)| c).sum();
+        Ok(out(crate::cat::forward(&parts, b, h * w), [b, c, h, w]))
+    }
+
+    /// The gradient of each argument: its channels of `g`, `None` where not tracked.
+    fn grads<const N: usize>(args: [&Tensor; N], g: &Tensor) -> CResult<[Option<Tensor>; N]> {
+        let g = grad(g)?;
+        let mut start = 0;
+        let mut out: [Option<Tensor>; N] = std::array::from_fn(|_| None);
+        for (slot, a) in out.iter_mut().zip(args) {
+            let len = a.dim(1)?;
+            if a.track_op() {
+                *slot = Some(g.apply_op1_no_bwd(&ChannelSlice { start, len })?);
+            }
+            start += len;
+        }
+        Ok(out)
+    }
+}
+
+impl CustomOp2 for CatChannels {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        Self::run(&[(s1, l1), (s2, l2)])
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        let [ga, gb] = Self::grads([a, b], g)?;
+        Ok((ga, gb))
+    }
+}
+
+impl CustomOp3 for CatChannels {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        Self::run(&[(s1, l1), (s2, l2), (s3, l3)])
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [ga, gb, gc] = Self::grads([a, b, c], g)?;
+        Ok((ga, gb, gc))
+    }
+}
+
+/// Channels `start..start + len` of an NCHW tensor (the gradient of [`CatChannels`]).
+struct ChannelSlice {
+    start: usize,
+    len: usize,
+}
+
+impl CustomOp1 for ChannelSlice {
+    fn name(&self) -> &'static str {
+        "amun-channel-slice"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let op = self.name();
+        let [b, c, h, w] = dims4(l, op, "x")?;
+        if self.start + self.len > c {
+            return Err(Error::Dim {
+                op,
+                arg: "x",
+                dim: 1,
+                expected: self.start + self.len,
+                got: c,
+            }
+            .into());
+        }
+        let y = crate::cat::slice(data(s, l, op, "x")?, [b, c, h * w], self.start, self.len);
+        Ok(out(y, [b, self.len, h, w]))
     }
 }

@@ -98,13 +98,20 @@ fn conv2d_matches_candle_over_shape_sweep() {
         let label = format!("conv2d {:?}", shapes[i]);
         compare(
             &label,
-            &|be, a| conv2d_with(be, a[0], a[1], Some(a[2]), p),
+            &|be, a| conv2d_with(be, a[0], a[1], Some(a[2]), p, false),
             &[&x, &wt, &bias],
         );
         compare(
             &label,
-            &|be, a| conv2d_with(be, a[0], a[1], None, p),
+            &|be, a| conv2d_with(be, a[0], a[1], None, p, false),
             &[&x, &wt],
+        );
+        // Fused ReLU against candle's conv + bias + `relu` (random pre-activations are never
+        // exactly zero, where the two gradients may differ by design).
+        compare(
+            &format!("{label} + relu"),
+            &|be, a| conv2d_with(be, a[0], a[1], Some(a[2]), p, true),
+            &[&x, &wt, &bias],
         );
     }
 }
@@ -251,12 +258,15 @@ fn gradients_match_finite_differences() {
     let b = var(&[4], 4, 0.5);
     finite_difference(
         "conv2d 3×3",
-        &|be, a| conv2d_with(be, a[0], a[1], Some(a[2]), 1),
+        &|be, a| conv2d_with(be, a[0], a[1], Some(a[2]), 1, false),
         &[&x, &w3, &b],
     );
+    // No finite differences through the fused ReLU: a step of `eps` moves some of the 288
+    // pre-activations across its kink. Its gradient is checked against candle's conv + relu
+    // in `conv2d_matches_candle_over_shape_sweep`.
     finite_difference(
         "conv2d 1×1",
-        &|be, a| conv2d_with(be, a[0], a[1], Some(a[2]), 0),
+        &|be, a| conv2d_with(be, a[0], a[1], Some(a[2]), 0, false),
         &[&x, &w1, &b],
     );
     let wt = var(&[3, 4, 2, 2], 5, 0.3);
@@ -278,8 +288,8 @@ fn non_contiguous_inputs_are_accepted() {
     let xt = var(&[2, 3, 5, 4], 11, 1.0);
     let x = xt.as_tensor().transpose(2, 3).unwrap();
     let w = var(&[2, 3, 3, 3], 12, 0.3);
-    let fast = conv2d_with(Backend::Fast, &x, &w, None, 1).unwrap();
-    let reference = conv2d_with(Backend::Candle, &x, &w, None, 1).unwrap();
+    let fast = conv2d_with(Backend::Fast, &x, &w, None, 1, false).unwrap();
+    let reference = conv2d_with(Backend::Candle, &x, &w, None, 1, false).unwrap();
     assert!(rel_err(&fast, &reference) < 1e-4);
 }
 
@@ -288,18 +298,18 @@ fn bad_shapes_are_errors_not_panics() {
     let x = var(&[1, 3, 4, 4], 1, 1.0);
     let w = var(&[2, 4, 3, 3], 2, 1.0);
     assert!(
-        conv2d_with(Backend::Fast, &x, &w, None, 1).is_err(),
+        conv2d_with(Backend::Fast, &x, &w, None, 1, false).is_err(),
         "channel mismatch"
     );
     let w = var(&[2, 3, 3, 3], 2, 1.0);
     let b = var(&[3], 3, 1.0);
     assert!(
-        conv2d_with(Backend::Fast, &x, &w, Some(&b), 1).is_err(),
+        conv2d_with(Backend::Fast, &x, &w, Some(&b), 1, false).is_err(),
         "bias length"
     );
     let big = var(&[2, 3, 7, 7], 4, 1.0);
     assert!(
-        conv2d_with(Backend::Fast, &x, &big, None, 1).is_err(),
+        conv2d_with(Backend::Fast, &x, &big, None, 1, false).is_err(),
         "kernel larger than input"
     );
     let wt = var(&[4, 2, 2, 2], 5, 1.0);
@@ -321,4 +331,38 @@ fn backend_switch_round_trips() {
     set_backend(Backend::Candle);
     assert_eq!(backend(), Backend::Candle);
     set_backend(before);
+}
+
+#[test]
+fn cat_channels_matches_candle() {
+    // Two, three, four and five parts (the last two fold), channel counts 1–64, batch 1–5.
+    let sets: &[&[usize]] = &[&[1, 2], &[16, 16, 32], &[3, 1, 4, 1], &[2, 64, 5, 7, 1]];
+    for (i, chans) in sets.iter().enumerate() {
+        let (b, h, w) = (1 + i, 3 + i, 5);
+        let parts: Vec<Var> = chans
+            .iter()
+            .enumerate()
+            .map(|(j, &c)| var(&[b, c, h, w], 100 + 10 * i as u64 + j as u64, 1.0))
+            .collect();
+        let refs: Vec<&Var> = parts.iter().collect();
+        compare(
+            &format!("cat_channels {chans:?}"),
+            &|be, a| cat_channels_with(be, a),
+            &refs,
+        );
+    }
+}
+
+#[test]
+fn cat_channels_rejects_mismatched_parts() {
+    let a = Tensor::zeros((2, 3, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    let b = Tensor::zeros((2, 1, 4, 5), DType::F32, &Device::Cpu).unwrap();
+    let c = Tensor::zeros((1, 1, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    for bad in [&b, &c] {
+        let err = cat_channels_with(Backend::Fast, &[&a, bad]).unwrap_err();
+        assert!(err.to_string().contains("amun-cat-channels"), "{err}");
+    }
+    // One part is returned as is.
+    let one = cat_channels_with(Backend::Fast, &[&a]).unwrap();
+    assert_eq!(one.dims(), a.dims());
 }

@@ -10,6 +10,11 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::config::AmunConfig;
 
+/// Concatenation along the channel axis (through `amun-kernels`, like the layers).
+fn cat(parts: &[&Tensor]) -> Result<Tensor> {
+    amun_kernels::cat_channels(parts)
+}
+
 /// He-uniform bound `sqrt(6 / fan_in)`, right for layers followed by a ReLU.
 fn he_bound(fan_in: usize) -> f64 {
     (6.0 / fan_in.max(1) as f64).sqrt()
@@ -60,6 +65,19 @@ impl Conv {
             bias,
             padding: k / 2,
         })
+    }
+}
+
+impl Conv {
+    /// `relu(conv(x))` as one op (see [`amun_kernels::conv2d_relu`]).
+    ///
+    /// # Shapes
+    /// `[B, c_in, H, W]` → `[B, c_out, H, W]`.
+    ///
+    /// # Errors
+    /// On shape errors.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        amun_kernels::conv2d_relu(x, &self.weight, Some(&self.bias), self.padding)
     }
 }
 
@@ -157,7 +175,7 @@ impl Gmfca {
         }
         let a = (sum_a * w_t)?; // Σ_i F_A,i ⊙ w_T = (Σ_i F_A,i) ⊙ w_T
         let t = f_t.broadcast_mul(&sum_s)?; // Σ_i F_T ⊙ s_i = F_T ⊙ Σ_i s_i
-        self.fuse.forward(&Tensor::cat(&[a, t], 1)?) // [B, 2C, H, W] -> [B, C, H, W]
+        self.fuse.forward(&cat(&[&a, &t])?) // [B, 2C, H, W] -> [B, C, H, W]
     }
 }
 
@@ -189,12 +207,14 @@ impl Module for Rdb {
     /// # Shapes
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut feats = vec![x.clone()];
+        // The dense connections: layer l sees [x, f_1, …, f_l−1]; each concatenation extends
+        // the previous one.
+        let mut inp = x.clone();
         for conv in &self.convs {
-            let inp = Tensor::cat(&feats, 1)?; // [B, C + l·G, H, W]
-            feats.push(conv.forward(&inp)?.relu()?);
+            let f = conv.forward_relu(&inp)?;
+            inp = cat(&[&inp, &f])?; // [B, C + l·G, H, W]
         }
-        let fused = self.lff.forward(&Tensor::cat(&feats, 1)?)?;
+        let fused = self.lff.forward(&inp)?;
         fused + x
     }
 }
@@ -234,7 +254,7 @@ impl Module for Ffrdb {
             h = rdb.forward(&h)?;
             outs.push(h.clone());
         }
-        let g = self.gff1.forward(&Tensor::cat(&outs, 1)?)?; // [B, count·C, H, W] -> [B, C, H, W]
+        let g = self.gff1.forward(&cat(&outs.iter().collect::<Vec<_>>())?)?; // [B, count·C, H, W] -> [B, C, H, W]
         self.gff3.forward(&g)
     }
 }
@@ -257,7 +277,7 @@ impl DoubleConv {
 
 impl Module for DoubleConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.conv2.forward(&self.conv1.forward(x)?.relu()?)?.relu()
+        self.conv2.forward_relu(&self.conv1.forward_relu(x)?)
     }
 }
 
@@ -322,7 +342,7 @@ impl Module for UNet {
         h = self.bridge.forward(&h)?;
         for ((up, dec), skip) in self.up.iter().zip(&self.dec).zip(&skips).rev() {
             let u = up.forward(&h)?; // [B, w, 2h, 2w]
-            h = dec.forward(&Tensor::cat(&[skip, &u], 1)?)?; // [B, 2w, ..] -> [B, w, ..]
+            h = dec.forward(&cat(&[skip, &u])?)?; // [B, 2w, ..] -> [B, w, ..]
         }
         self.out.forward(&h)
     }
@@ -432,7 +452,9 @@ impl Module for Amun {
         if let Some(ff) = &self.ffrdb {
             parts.push(ff.forward(&f_t)?);
         }
-        let fused = self.fusion.forward(&Tensor::cat(&parts, 1)?)?; // [B, C, H, W]
+        let fused = self
+            .fusion
+            .forward(&cat(&parts.iter().collect::<Vec<_>>())?)?; // [B, C, H, W]
         match (&self.unet, &self.head) {
             (Some(u), _) => u.forward(&fused),
             (None, Some(h)) => h.forward(&fused),
