@@ -14,6 +14,7 @@ use crate::chunks::{for_each_chunk, sum_chunks};
 use crate::error::{Error, Result};
 use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
+use crate::shift;
 
 /// Sizes of one stride-1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +177,20 @@ fn patches<'a>(x: &'a [f32], g: &ConvGeom, u0: usize, u1: usize, col: &'a mut [f
     View::rows(col, (u1 - u0) * g.wo)
 }
 
+/// `dst = src + bias`, or `max(src + bias, 0)` with `relu` (`max` as candle's `relu`: a NaN
+/// becomes 0): one output row of a convolution.
+pub(crate) fn write_output(dst: &mut [f32], src: &[f32], bias: f32, relu: bool) {
+    if relu {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = (s + bias).max(0.0);
+        }
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s + bias;
+        }
+    }
+}
+
 /// Forward convolution: `y = conv(x, w) + bias`, or `max(conv(x, w) + bias, 0)` with `relu`;
 /// shapes `[B, C_in, H, W]`, `[C_out, C_in, K, K]`, `[C_out]` → `[B, C_out, H_out, W_out]`.
 pub(crate) fn forward(
@@ -185,6 +200,9 @@ pub(crate) fn forward(
     relu: bool,
     g: &ConvGeom,
 ) -> Vec<f32> {
+    if shift::worth_it(g) {
+        return shift::forward(x, w, bias, relu, g);
+    }
     let (kdim, opix) = (g.kdim(), g.opix());
     let mut y = vec![0.0f32; g.b * g.co * opix];
     let units = g.b * g.ho;
@@ -205,17 +223,7 @@ pub(crate) fn forward(
                     let src = &tmp[co * nc + t * g.wo..][..g.wo];
                     // SAFETY: output row (b, co, oh) belongs to this chunk alone.
                     let dst = unsafe { out.range(((b * g.co + co) * g.ho + oh) * g.wo, g.wo) };
-                    let add = bias.map_or(0.0, |bs| bs[co]);
-                    if relu {
-                        // `max` as candle's `relu` (a NaN becomes 0).
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d = (s + add).max(0.0);
-                        }
-                    } else {
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d = s + add;
-                        }
-                    }
+                    write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
                 }
             }
         });

@@ -16,6 +16,7 @@ mod mm;
 mod ops;
 mod pool;
 mod scratch;
+mod shift;
 
 pub use alloc::tune_allocator;
 pub use error::Error;

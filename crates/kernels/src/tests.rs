@@ -89,6 +89,11 @@ fn conv2d_matches_candle_over_shape_sweep() {
         (2, 4, 512, 4, 4, 1, 0),
         (5, 16, 8, 3, 5, 1, 0),
         (4, 32, 32, 32, 32, 3, 1),
+        // The shifted-product path (8–48 channels, at least 16×16): no padding, 5×5, odd and
+        // non-square sizes, so that chunks start and end mid-row and span images.
+        (2, 12, 20, 17, 23, 3, 0),
+        (3, 8, 8, 16, 18, 5, 2),
+        (5, 48, 9, 19, 16, 3, 1),
     ];
     for (i, &(b, ci, co, h, w, k, p)) in shapes.iter().enumerate() {
         let s = i as u64 * 10;
