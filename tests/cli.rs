@@ -407,3 +407,25 @@ fn usage_errors_exit_2() {
     let o = amun(&["downscale", "--scene"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn zero_factor_is_a_usage_error() {
+    // It used to reach a division by zero inside `synth` (a panic, reported as a bug).
+    for cmd in [
+        &["synth", "--factor", "0", "--out", "unused"][..],
+        &[
+            "prepare",
+            "--lst",
+            "unused.tif",
+            "--out",
+            "unused",
+            "--factor",
+            "0",
+        ][..],
+    ] {
+        let o = amun(cmd);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--factor"), "{cmd:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("internal error"), "{}", stderr(&o));
+    }
+}

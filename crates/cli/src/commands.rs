@@ -275,7 +275,7 @@ pub fn write_stations(path: &Path, stations: &[Station]) -> Result<()> {
 }
 
 pub fn synth(ctx: &Ctx, a: &SynthArgs) -> Result<()> {
-    if a.size % a.factor != 0 {
+    if !a.size.is_multiple_of(a.factor) {
         bail!(
             "--size {} is not a multiple of --factor {}",
             a.size,

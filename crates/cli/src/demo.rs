@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
             .with_context(|| format!("creating {}", out.join(sub).display()))?;
     }
     let size = a.size.unwrap_or(if a.quick { 160 } else { 320 });
-    if size < 80 || size % FACTOR != 0 {
+    if size < 80 || !size.is_multiple_of(FACTOR) {
         anyhow::bail!("--size {size} must be a multiple of {FACTOR} and at least 80");
     }
     let epochs = a.epochs.unwrap_or(if a.quick { 6 } else { 20 });

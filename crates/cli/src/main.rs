@@ -139,8 +139,8 @@ struct SynthArgs {
     /// Fine grid side in pixels (0.01° each); a multiple of the factor.
     #[arg(long, default_value_t = 320)]
     size: usize,
-    /// Coarse-to-fine factor.
-    #[arg(long, default_value_t = 10)]
+    /// Coarse-to-fine factor (at least 1).
+    #[arg(long, default_value_t = 10, value_parser = factor_parser())]
     factor: usize,
     /// Months to write (1–12), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,4,7,10")]
@@ -164,8 +164,8 @@ struct PrepareArgs {
     /// Output scene folder.
     #[arg(long)]
     out: PathBuf,
-    /// Coarse-to-fine factor (0.1° → 0.01° is 10).
-    #[arg(long, default_value_t = 10)]
+    /// Coarse-to-fine factor (0.1° → 0.01° is 10; at least 1).
+    #[arg(long, default_value_t = 10, value_parser = factor_parser())]
     factor: usize,
     /// Scene name (default: the LST file name).
     #[arg(long)]
@@ -401,6 +401,11 @@ struct RfArgs {
     /// Overwrite the output.
     #[arg(long)]
     force: bool,
+}
+
+/// A coarse-to-fine factor: a whole number of fine pixels per coarse pixel, so at least 1.
+fn factor_parser() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 fn main() -> ExitCode {

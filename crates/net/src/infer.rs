@@ -101,7 +101,7 @@ impl Checkpoint {
     ) -> Result<Raster> {
         let cfg = self.config();
         let m = cfg.size_multiple();
-        if tiles.tile == 0 || tiles.tile % m != 0 {
+        if tiles.tile == 0 || !tiles.tile.is_multiple_of(m) {
             return Err(Error::config(
                 "tile",
                 format!("must be a positive multiple of {m}, got {}", tiles.tile),

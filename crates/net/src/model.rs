@@ -50,7 +50,7 @@ impl Conv {
         scale: f64,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             candle_core::bail!("Conv: kernel size must be odd, got {k}");
         }
         let b = scale * he_bound(c_in * k * k);

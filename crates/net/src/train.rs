@@ -188,7 +188,7 @@ impl TrainConfig {
                 ));
             }
         }
-        if self.patch == 0 || self.patch % 16 != 0 {
+        if self.patch == 0 || !self.patch.is_multiple_of(16) {
             return Err(Error::config(
                 "patch",
                 format!("must be a positive multiple of 16, got {}", self.patch),

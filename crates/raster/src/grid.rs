@@ -344,7 +344,7 @@ impl Grid {
     /// # Errors
     /// [`Error::InvalidGrid`] if `k == 0` or the size is not divisible by `k`.
     pub fn coarsen(&self, k: usize) -> Result<Grid> {
-        if k == 0 || self.width % k != 0 || self.height % k != 0 {
+        if k == 0 || !self.width.is_multiple_of(k) || !self.height.is_multiple_of(k) {
             return Err(Error::InvalidGrid {
                 detail: format!(
                     "cannot coarsen a {}×{} grid by {k}: size must be a multiple of the factor",

@@ -445,7 +445,7 @@ impl RandomForest {
     /// [`Error::SizeMismatch`] if the length is not a multiple of the feature count.
     pub fn predict_rows(&self, rows: &[f32]) -> Result<Vec<f32>> {
         let p = self.n_features;
-        if rows.len() % p != 0 {
+        if !rows.len().is_multiple_of(p) {
             return Err(Error::SizeMismatch {
                 what: "row-major feature values (multiple of the feature count)",
                 expected: rows.len().div_ceil(p) * p,

@@ -68,7 +68,7 @@ fn write_bands(
         });
     }
     let ts = opts.tile_size;
-    if ts == 0 || ts % 16 != 0 || ts > 4096 {
+    if ts == 0 || !ts.is_multiple_of(16) || ts > 4096 {
         return Err(invalid(format!(
             "tile size {ts}: must be a multiple of 16 between 16 and 4096"
         )));
