@@ -324,17 +324,26 @@ pub(crate) fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
 }
 
 /// Per-channel sum of `[B, C, P]` over batch and pixels (the bias gradient).
+///
+/// Each plane is summed in 16 `f32` lanes (so that the loop vectorises), the lanes and planes
+/// in `f64`: a lane adds `P / 16` values, 64 for a 32×32 image.
 pub(crate) fn channel_sum(dy: &[f32], b: usize, c: usize, p: usize) -> Vec<f32> {
+    let plane_sum = |v: &[f32]| -> f64 {
+        let mut lanes = [0f32; 16];
+        let chunks = v.chunks_exact(16);
+        let rest: f64 = chunks.remainder().iter().map(|&x| f64::from(x)).sum();
+        for ch in chunks {
+            for (l, &x) in lanes.iter_mut().zip(ch) {
+                *l += x;
+            }
+        }
+        rest + lanes.iter().map(|&l| f64::from(l)).sum::<f64>()
+    };
     (0..c)
         .into_par_iter()
         .map(|ch| {
             (0..b)
-                .map(|i| {
-                    dy[(i * c + ch) * p..][..p]
-                        .iter()
-                        .map(|&v| f64::from(v))
-                        .sum::<f64>()
-                })
+                .map(|i| plane_sum(&dy[(i * c + ch) * p..][..p]))
                 .sum::<f64>() as f32
         })
         .collect()

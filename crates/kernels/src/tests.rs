@@ -94,6 +94,13 @@ fn conv2d_matches_candle_over_shape_sweep() {
         (2, 12, 20, 17, 23, 3, 0),
         (3, 8, 8, 16, 18, 5, 2),
         (5, 48, 9, 19, 16, 3, 1),
+        // One input or one output channel, as AMUN's shallow features, spatial weights and
+        // output layer, with odd sizes and paddings.
+        (3, 1, 16, 20, 32, 3, 1),
+        (2, 16, 1, 32, 17, 3, 1),
+        (2, 7, 1, 9, 9, 5, 2),
+        (2, 1, 5, 6, 6, 3, 0),
+        (4, 16, 1, 8, 8, 1, 0),
     ];
     for (i, &(b, ci, co, h, w, k, p)) in shapes.iter().enumerate() {
         let s = i as u64 * 10;
