@@ -8,13 +8,15 @@
 //! run in parallel on rayon's pool; when there are too few of them, the product itself is
 //! parallel instead.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::chunks::{for_each_chunk, sum_chunks};
 use crate::error::{Error, Result};
 use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
-use crate::shift;
+use crate::{shift, uninit};
 
 /// Sizes of one stride-1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,15 +314,19 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
 /// `dy ⊙ [y > 0]`: the gradient through a ReLU from its output `y` (zero where the ReLU was
 /// off, as PyTorch's `threshold_backward`).
 pub(crate) fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0f32; dy.len()];
-    out.par_chunks_mut(1 << 14)
-        .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
-        .for_each(|(o, (d, y))| {
-            for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
-                *o = if y > 0.0 { d } else { 0.0 };
-            }
-        });
-    out
+    assert_eq!(dy.len(), y.len(), "relu_mask: lengths differ");
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut(1 << 14)
+            .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+            .for_each(|(o, (d, y))| {
+                for ((o, &d), &y) in o.iter_mut().zip(d).zip(y) {
+                    o.write(if y > 0.0 { d } else { 0.0 });
+                }
+            });
+    };
+    // SAFETY: the three buffers have one length and are cut into the same chunks, so every
+    // output element is written once.
+    unsafe { uninit::vec_written_by(dy.len(), fill) }
 }
 
 /// Per-channel sum of `[B, C, P]` over batch and pixels (the bias gradient).

@@ -17,6 +17,7 @@ mod ops;
 mod pool;
 mod scratch;
 mod shift;
+mod uninit;
 
 pub use alloc::tune_allocator;
 pub use error::Error;

@@ -20,6 +20,7 @@
 //! gradient stays on im2col: read this way it needs nine products whose operands `gemm` must
 //! pack, and measured slower.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -28,6 +29,7 @@ use crate::chunks::for_each_chunk;
 use crate::conv::{write_output, ConvGeom};
 use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
+use crate::uninit;
 
 /// Whether the shifted products beat im2col for this geometry, as measured on the AMUN
 /// presets' layers (`examples/compare.rs`, 2 threads, AVX-512): a real filter (K > 1) on
@@ -52,7 +54,8 @@ struct Planes {
 
 impl Planes {
     /// Places the NCHW buffer `src` (`[b, c, h, w]`) into planes of `hp × wp` images at row
-    /// and column offset `at`, with `tail` zeros after each plane.
+    /// and column offset `at` (with `h + at ≤ hp`, `w + at ≤ wp`), with `tail` zeros after each
+    /// plane.
     fn new(
         src: &[f32],
         [b, c, h, w]: [usize; 4],
@@ -60,18 +63,36 @@ impl Planes {
         at: usize,
         tail: usize,
     ) -> Self {
+        assert!(
+            h + at <= hp && w + at <= wp,
+            "Planes: image does not fit its border"
+        );
         let stride = b * hp * wp + tail;
-        let mut data = vec![0.0f32; c * stride];
-        data.par_chunks_mut(stride)
-            .enumerate()
-            .for_each(|(ch, plane)| {
-                for img in 0..b {
-                    for r in 0..h {
-                        let s = &src[((img * c + ch) * h + r) * w..][..w];
-                        plane[(img * hp + r + at) * wp + at..][..w].copy_from_slice(s);
+        let fill = |planes: &mut [MaybeUninit<f32>]| {
+            planes
+                .par_chunks_mut(stride)
+                .enumerate()
+                .for_each(|(ch, plane)| {
+                    let (rows, tail) = plane.split_at_mut(b * hp * wp);
+                    for (i, row) in rows.chunks_exact_mut(wp).enumerate() {
+                        let (img, r) = (i / hp, i % hp);
+                        match r.checked_sub(at).filter(|&r| r < h) {
+                            Some(r) => {
+                                let (left, rest) = row.split_at_mut(at);
+                                let (mid, right) = rest.split_at_mut(w);
+                                uninit::zero(left);
+                                uninit::write(mid, &src[((img * c + ch) * h + r) * w..][..w]);
+                                uninit::zero(right);
+                            }
+                            None => uninit::zero(row),
+                        }
                     }
-                }
-            });
+                    uninit::zero(tail);
+                });
+        };
+        // SAFETY: every plane is `b·hp` rows of `wp` (each written whole: border, image row,
+        // border; or zeros) followed by its tail (zeros), and the planes tile the buffer.
+        let data = unsafe { uninit::vec_written_by(c * stride, fill) };
         Self {
             data,
             stride,
