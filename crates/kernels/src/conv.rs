@@ -181,14 +181,14 @@ fn patches<'a>(x: &'a [f32], g: &ConvGeom, u0: usize, u1: usize, col: &'a mut [f
 
 /// `dst = src + bias`, or `max(src + bias, 0)` with `relu` (`max` as candle's `relu`: a NaN
 /// becomes 0): one output row of a convolution.
-pub(crate) fn write_output(dst: &mut [f32], src: &[f32], bias: f32, relu: bool) {
+pub(crate) fn write_output(dst: &mut [MaybeUninit<f32>], src: &[f32], bias: f32, relu: bool) {
     if relu {
         for (d, s) in dst.iter_mut().zip(src) {
-            *d = (s + bias).max(0.0);
+            d.write((s + bias).max(0.0));
         }
     } else {
         for (d, s) in dst.iter_mut().zip(src) {
-            *d = s + bias;
+            d.write(s + bias);
         }
     }
 }
@@ -206,31 +206,36 @@ pub(crate) fn forward(
         return shift::forward(x, w, bias, relu, g);
     }
     let (kdim, opix) = (g.kdim(), g.opix());
-    let mut y = vec![0.0f32; g.b * g.co * opix];
+    let len = g.b * g.co * opix;
     let units = g.b * g.ho;
-    if units == 0 || g.co == 0 {
-        return y;
+    if len == 0 {
+        return Vec::new();
     }
     let rows = g.rows_per_chunk(1 << 18, 256);
-    let out = SharedMut::new(&mut y);
     let lhs = View::rows(w, kdim);
-    for_each_chunk(units, rows, |u0, u1, parallel| {
-        let nc = (u1 - u0) * g.wo;
-        with_scratch(kdim * nc, g.co * nc, |col, tmp| {
-            let rhs = patches(x, g, u0, u1, col);
-            matmul(g.co, nc, kdim, tmp, nc, false, lhs, rhs, parallel);
-            for (t, u) in (u0..u1).enumerate() {
-                let (b, oh) = (u / g.ho, u % g.ho);
-                for co in 0..g.co {
-                    let src = &tmp[co * nc + t * g.wo..][..g.wo];
-                    // SAFETY: output row (b, co, oh) belongs to this chunk alone.
-                    let dst = unsafe { out.range(((b * g.co + co) * g.ho + oh) * g.wo, g.wo) };
-                    write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        let out = SharedMut::new_uninit(y);
+        for_each_chunk(units, rows, |u0, u1, parallel| {
+            let nc = (u1 - u0) * g.wo;
+            with_scratch(kdim * nc, g.co * nc, |col, tmp| {
+                let rhs = patches(x, g, u0, u1, col);
+                matmul(g.co, nc, kdim, tmp, nc, false, lhs, rhs, parallel);
+                for (t, u) in (u0..u1).enumerate() {
+                    let (b, oh) = (u / g.ho, u % g.ho);
+                    for co in 0..g.co {
+                        let src = &tmp[co * nc + t * g.wo..][..g.wo];
+                        // SAFETY: output row (b, co, oh) belongs to this chunk alone.
+                        let dst =
+                            unsafe { out.range_uninit(((b * g.co + co) * g.ho + oh) * g.wo, g.wo) };
+                        write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
+                    }
                 }
-            }
+            });
         });
-    });
-    y
+    };
+    // SAFETY: the chunks cover every output row `u = (b, oh)` once, and each writes the whole
+    // row `(b, co, oh)` of every output channel.
+    unsafe { uninit::vec_written_by(len, fill) }
 }
 
 /// Input gradient: `dx = conv(dy, flip(w)ᵀ)` with padding `K − 1 − pad`.

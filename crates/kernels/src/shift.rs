@@ -126,32 +126,36 @@ pub(crate) fn forward(
 ) -> Vec<f32> {
     let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
     let planes = Planes::new(x, [g.b, g.ci, g.h, g.w], (hp, wp), g.pad, tail_for(g, wp));
-    let mut y = vec![0.0f32; g.b * g.co * g.ho * g.wo];
+    let len = g.b * g.co * g.ho * g.wo;
     let q = planes.positions;
-    if q == 0 || g.co == 0 {
-        return y;
+    if len == 0 {
+        return Vec::new();
     }
     let per = positions_per_chunk(q, g.ci, g.co, 1 << 17);
-    let out = SharedMut::new(&mut y);
     let taps = g.k * g.k;
-    for_each_chunk(q, per, |q0, q1, parallel| {
-        let n = q1 - q0;
-        with_scratch(0, g.co * n, |_, tmp| {
-            for t in 0..taps {
-                let off = (t / g.k) * wp + t % g.k;
-                // W_tap[co, ci] = w[co, ci, kh, kw]
-                let lhs = View {
-                    data: &w[t..],
-                    rs: g.ci * taps,
-                    cs: taps,
-                };
-                let rhs = View::rows(&planes.data[q0 + off..], planes.stride);
-                matmul(g.co, n, g.ci, tmp, n, t > 0, lhs, rhs, parallel);
-            }
-            scatter(tmp, q0..q1, &planes, g, bias, relu, out);
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        let out = SharedMut::new_uninit(y);
+        for_each_chunk(q, per, |q0, q1, parallel| {
+            let n = q1 - q0;
+            with_scratch(0, g.co * n, |_, tmp| {
+                for t in 0..taps {
+                    let off = (t / g.k) * wp + t % g.k;
+                    // W_tap[co, ci] = w[co, ci, kh, kw]
+                    let lhs = View {
+                        data: &w[t..],
+                        rs: g.ci * taps,
+                        cs: taps,
+                    };
+                    let rhs = View::rows(&planes.data[q0 + off..], planes.stride);
+                    matmul(g.co, n, g.ci, tmp, n, t > 0, lhs, rhs, parallel);
+                }
+                scatter(tmp, q0..q1, &planes, g, bias, relu, out);
+            });
         });
-    });
-    y
+    };
+    // SAFETY: the chunks cover the positions `0..q` once; every output pixel `(b, oh, ow)` has
+    // a position in that range, and `scatter` writes all output channels of each.
+    unsafe { uninit::vec_written_by(len, fill) }
 }
 
 /// Writes the chunk's positions `q0..q1` that are real output pixels from `tmp`
@@ -176,7 +180,8 @@ fn scatter(
             for co in 0..g.co {
                 let src = &tmp[co * n + (q - q0)..][..len];
                 // SAFETY: each output pixel has one position, in one chunk.
-                let dst = unsafe { out.range(((img * g.co + co) * g.ho + oh) * g.wo + ow, len) };
+                let dst =
+                    unsafe { out.range_uninit(((img * g.co + co) * g.ho + oh) * g.wo + ow, len) };
                 write_output(dst, src, bias.map_or(0.0, |b| b[co]), relu);
             }
         }
