@@ -6,25 +6,41 @@ use rayon::prelude::*;
 
 use crate::uninit;
 
-/// `[B, Σ c_i, P]` from parts `[B, c_i, P]` (`P` pixels per channel), in parallel over the batch.
+/// Channel planes of `P` pixels copied per task: a few planes of a 32×32 training patch, one
+/// of a large inference tile (which has a batch of one, so the batch alone gives no
+/// parallelism).
+fn planes_per_task(p: usize) -> usize {
+    (16384 / p.max(1)).max(1)
+}
+
+/// `[B, Σ c_i, P]` from parts `[B, c_i, P]` (`P` pixels per channel), in parallel over the
+/// output's channel planes.
 pub(crate) fn forward(parts: &[(&[f32], usize)], b: usize, p: usize) -> Vec<f32> {
     let total: usize = parts.iter().map(|&(_, c)| c).sum();
     if b * total * p == 0 {
         return Vec::new();
     }
+    // Output channel `j` of an image is channel `j − start[k]` of part `k`.
+    let starts: Vec<usize> = parts
+        .iter()
+        .scan(0, |at, &(_, c)| {
+            let s = *at;
+            *at += c;
+            Some(s)
+        })
+        .collect();
     let fill = |y: &mut [MaybeUninit<f32>]| {
-        y.par_chunks_mut(total * p)
+        y.par_chunks_mut(p)
+            .with_min_len(planes_per_task(p))
             .enumerate()
-            .for_each(|(img, dst)| {
-                let mut at = 0;
-                for &(src, c) in parts {
-                    uninit::write(&mut dst[at..at + c * p], &src[img * c * p..][..c * p]);
-                    at += c * p;
-                }
+            .for_each(|(plane, dst)| {
+                let (img, j) = (plane / total, plane % total);
+                let k = starts.partition_point(|&s| s <= j) - 1;
+                let (src, c) = parts[k];
+                uninit::write(dst, &src[(img * c + j - starts[k]) * p..][..p]);
             });
     };
-    // SAFETY: each image's `total·p` values are the parts' `c·p` blocks one after the other
-    // (`Σ c = total`), and the images tile the buffer.
+    // SAFETY: the buffer is `B·total` planes of `p` values and each is written whole.
     unsafe { uninit::vec_written_by(b * total * p, fill) }
 }
 
@@ -34,10 +50,14 @@ pub(crate) fn slice(x: &[f32], [b, c, p]: [usize; 3], start: usize, len: usize) 
         return Vec::new();
     }
     let fill = |y: &mut [MaybeUninit<f32>]| {
-        y.par_chunks_mut(len * p)
+        y.par_chunks_mut(p)
+            .with_min_len(planes_per_task(p))
             .enumerate()
-            .for_each(|(img, dst)| uninit::write(dst, &x[(img * c + start) * p..][..len * p]));
+            .for_each(|(plane, dst)| {
+                let (img, j) = (plane / len, plane % len);
+                uninit::write(dst, &x[(img * c + start + j) * p..][..p]);
+            });
     };
-    // SAFETY: the images' `len·p` blocks tile the buffer and each is written whole.
+    // SAFETY: the buffer is `B·len` planes of `p` values and each is written whole.
     unsafe { uninit::vec_written_by(b * len * p, fill) }
 }
