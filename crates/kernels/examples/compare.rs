@@ -15,7 +15,9 @@
 
 use std::time::Instant;
 
-use amun_kernels::{conv2d, conv_transpose2x2, max_pool2x2, set_backend, Backend};
+use amun_kernels::{
+    cat_channels, conv2d, conv2d_relu, conv_transpose2x2, max_pool2x2, set_backend, Backend,
+};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
 
 /// (median, best) wall time of `reps` runs of `f`, in seconds, after one warm-up run.
@@ -116,7 +118,8 @@ fn run_layer(b: usize, l: Layer, reps: usize, dev: &Device) -> Result<(String, S
     Ok((rate(f, t_fwd), rate(3.0 * f, t_step)))
 }
 
-/// A U-Net of this crate's layers: encoder levels of two 3×3 conv + ReLU and a 2×2 max-pool,
+/// A U-Net of this crate's layers (`conv2d_relu`, `cat_channels` and the rest, as
+/// `amun_net::UNet`): encoder levels of two 3×3 conv + ReLU and a 2×2 max-pool,
 /// a bridge, decoder levels of a 2×2 stride-2 transposed conv, concat with the skip and two
 /// 3×3 convs, a 1×1 conv to one channel (the layers of `amun_net::UNet`).
 struct UNet {
@@ -160,7 +163,7 @@ impl UNet {
 impl Module for UNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let v = &self.vars;
-        let c3 = |i: usize, x: &Tensor| conv2d(x, &v[2 * i], Some(&v[2 * i + 1]), 1)?.relu();
+        let c3 = |i: usize, x: &Tensor| conv2d_relu(x, &v[2 * i], Some(&v[2 * i + 1]), 1);
         let mut i = 0;
         let mut h = x.clone();
         let mut skips = Vec::new();
@@ -174,7 +177,7 @@ impl Module for UNet {
         i += 2;
         for s in skips.iter().rev() {
             let u = conv_transpose2x2(&h, &v[2 * i], Some(&v[2 * i + 1]))?;
-            let cat = Tensor::cat(&[s, &u], 1)?; // [B, 2w, H, W]
+            let cat = cat_channels(&[s, &u])?; // [B, 2w, H, W]
             h = c3(i + 2, &c3(i + 1, &cat)?)?;
             i += 3;
         }
