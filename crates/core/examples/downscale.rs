@@ -11,6 +11,7 @@ use amun_core::prelude::*;
 use amun_core::{metrics, net::Solver, raster, synth};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    amun_core::tune_allocator(); // megabyte tensors, allocated and freed many times a second
     let dirs: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
     let mut scenes = if dirs.len() >= 2 {
         dirs.iter()
