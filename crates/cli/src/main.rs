@@ -224,7 +224,7 @@ struct PrepareArgs {
     /// Fine reference LST, for scoring.
     #[arg(long)]
     reference: Option<PathBuf>,
-    /// Station CSV (id,lon,lat,value[,time]) copied into the scene folder.
+    /// Station CSV (columns id,lon,lat,value and optionally time) copied into the scene folder.
     #[arg(long)]
     stations: Option<PathBuf>,
     /// Overwrite existing files.
@@ -329,7 +329,7 @@ struct EvaluateArgs {
     /// Coarse input LST: the prediction is aggregated back onto it and scored.
     #[arg(long)]
     coarse: Option<PathBuf>,
-    /// Stations CSV (id,lon,lat,value[,time]).
+    /// Stations CSV (columns id,lon,lat,value and optionally time).
     #[arg(long)]
     stations: Option<PathBuf>,
     /// Sample stations bilinearly instead of at the nearest pixel.
