@@ -173,7 +173,7 @@ fn conv_transpose2x2_with(
 
 /// Concatenation of NCHW tensors along the channel axis (`Tensor::cat(parts, 1)`).
 ///
-/// With [`Backend::Fast`] on CPU `f32` tensors it is this crate's op, parallel over the batch,
+/// With [`Backend::Fast`] on CPU `f32` tensors it is this crate's op, parallel over channel planes,
 /// whose gradient hands each part a contiguous copy of its channels (candle's gives a strided
 /// view, which the gradient sums then read element by element). Two or three parts are one op;
 /// more are concatenated three at a time, copying the leading parts again.

@@ -1,19 +1,15 @@
 //! The AMUN network (DESIGN.md §4) as candle modules.
 //!
-//! Every convolution, transposed convolution and max-pool goes through `amun-kernels`, so
-//! that its fast CPU kernels are used when selected. Variable paths (`vb.pp(..)`) are the
-//! checkpoint keys, e.g. `gmfca.cwe_t.weight`, `ffrdb.rdb.0.conv.2.bias`,
-//! `unet.dec.3.up.weight`.
+//! Every convolution, transposed convolution, max-pool and channel concatenation goes through
+//! `amun-kernels`, so that its fast CPU kernels are used when selected. Variable paths
+//! (`vb.pp(..)`) are the checkpoint keys, e.g. `gmfca.cwe_t.weight`,
+//! `ffrdb.rdb.0.conv.2.bias`, `unet.dec.3.up.weight`.
 
+use amun_kernels::cat_channels;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::config::AmunConfig;
-
-/// Concatenation along the channel axis (through `amun-kernels`, like the layers).
-fn cat(parts: &[&Tensor]) -> Result<Tensor> {
-    amun_kernels::cat_channels(parts)
-}
 
 /// He-uniform bound `sqrt(6 / fan_in)`, right for layers followed by a ReLU.
 fn he_bound(fan_in: usize) -> f64 {
@@ -175,7 +171,7 @@ impl Gmfca {
         }
         let a = (sum_a * w_t)?; // Σ_i F_A,i ⊙ w_T = (Σ_i F_A,i) ⊙ w_T
         let t = f_t.broadcast_mul(&sum_s)?; // Σ_i F_T ⊙ s_i = F_T ⊙ Σ_i s_i
-        self.fuse.forward(&cat(&[&a, &t])?) // [B, 2C, H, W] -> [B, C, H, W]
+        self.fuse.forward(&cat_channels(&[&a, &t])?) // [B, 2C, H, W] -> [B, C, H, W]
     }
 }
 
@@ -212,7 +208,7 @@ impl Module for Rdb {
         let mut inp = x.clone();
         for conv in &self.convs {
             let f = conv.forward_relu(&inp)?;
-            inp = cat(&[&inp, &f])?; // [B, C + l·G, H, W]
+            inp = cat_channels(&[&inp, &f])?; // [B, C + l·G, H, W]
         }
         let fused = self.lff.forward(&inp)?;
         fused + x
@@ -254,7 +250,9 @@ impl Module for Ffrdb {
             h = rdb.forward(&h)?;
             outs.push(h.clone());
         }
-        let g = self.gff1.forward(&cat(&outs.iter().collect::<Vec<_>>())?)?; // [B, count·C, H, W] -> [B, C, H, W]
+        let g = self
+            .gff1
+            .forward(&cat_channels(&outs.iter().collect::<Vec<_>>())?)?; // [B, count·C, H, W] -> [B, C, H, W]
         self.gff3.forward(&g)
     }
 }
@@ -342,7 +340,7 @@ impl Module for UNet {
         h = self.bridge.forward(&h)?;
         for ((up, dec), skip) in self.up.iter().zip(&self.dec).zip(&skips).rev() {
             let u = up.forward(&h)?; // [B, w, 2h, 2w]
-            h = dec.forward(&cat(&[skip, &u])?)?; // [B, 2w, ..] -> [B, w, ..]
+            h = dec.forward(&cat_channels(&[skip, &u])?)?; // [B, 2w, ..] -> [B, w, ..]
         }
         self.out.forward(&h)
     }
@@ -454,7 +452,7 @@ impl Module for Amun {
         }
         let fused = self
             .fusion
-            .forward(&cat(&parts.iter().collect::<Vec<_>>())?)?; // [B, C, H, W]
+            .forward(&cat_channels(&parts.iter().collect::<Vec<_>>())?)?; // [B, C, H, W]
         match (&self.unet, &self.head) {
             (Some(u), _) => u.forward(&fused),
             (None, Some(h)) => h.forward(&fused),
