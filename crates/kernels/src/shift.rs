@@ -116,7 +116,8 @@ fn tail_for(g: &ConvGeom, wp: usize) -> usize {
     (g.k - 1) * (wp + 1)
 }
 
-/// Forward convolution `y = conv(x, w) + bias` (shapes as [`crate::conv::forward`]).
+/// Forward convolution `y = conv(x, w) + bias`, through a ReLU with `relu` (shapes and
+/// arguments as [`crate::conv::forward`]).
 pub(crate) fn forward(
     x: &[f32],
     w: &[f32],
@@ -124,13 +125,13 @@ pub(crate) fn forward(
     relu: bool,
     g: &ConvGeom,
 ) -> Vec<f32> {
-    let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
-    let planes = Planes::new(x, [g.b, g.ci, g.h, g.w], (hp, wp), g.pad, tail_for(g, wp));
     let len = g.b * g.co * g.ho * g.wo;
-    let q = planes.positions;
     if len == 0 {
         return Vec::new();
     }
+    let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+    let planes = Planes::new(x, [g.b, g.ci, g.h, g.w], (hp, wp), g.pad, tail_for(g, wp));
+    let q = planes.positions;
     let per = positions_per_chunk(q, g.ci, g.co, 1 << 17);
     let taps = g.k * g.k;
     let fill = |y: &mut [MaybeUninit<f32>]| {
