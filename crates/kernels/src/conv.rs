@@ -268,6 +268,9 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Option<Vec<
 /// (1.1–1.4× faster forward+backward for the 16-channel layers at 32×32, slower from 128
 /// output channels on; measured with `examples/compare.rs`).
 pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    if shift::direct(g) {
+        return shift::backward_filter(x, dy, g);
+    }
     let kdim = g.kdim();
     let units = g.b * g.ho;
     if units == 0 {

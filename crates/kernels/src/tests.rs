@@ -101,6 +101,16 @@ fn conv2d_matches_candle_over_shape_sweep() {
         (2, 7, 1, 9, 9, 5, 2),
         (2, 1, 5, 6, 6, 3, 0),
         (4, 16, 1, 8, 8, 1, 0),
+        // Several bands per image (a batch of one, as inference), odd sizes: direct loops and
+        // shifted products.
+        (1, 16, 1, 37, 29, 3, 1),
+        (1, 1, 8, 41, 19, 3, 1),
+        (1, 12, 20, 33, 21, 3, 1),
+        // Chunks of several whole small images (the gathered patches): no padding and
+        // non-square, 5×5 with padding 2, and 16×16 images on the im2col path.
+        (6, 3, 4, 5, 7, 3, 0),
+        (9, 2, 3, 8, 8, 5, 2),
+        (4, 64, 8, 16, 16, 3, 1),
     ];
     for (i, &(b, ci, co, h, w, k, p)) in shapes.iter().enumerate() {
         let s = i as u64 * 10;

@@ -36,10 +36,3 @@ pub(crate) fn write(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
         d.write(s);
     }
 }
-
-/// Writes zeros into `dst`.
-pub(crate) fn zero(dst: &mut [MaybeUninit<f32>]) {
-    for d in dst {
-        d.write(0.0);
-    }
-}
