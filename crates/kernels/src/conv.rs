@@ -18,6 +18,9 @@ use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
 use crate::{shift, uninit};
 
+/// Output pixels of an image up to which a chunk holds whole images (16×16).
+const SMALL_IMAGE: usize = 256;
+
 /// Sizes of one stride-1 convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConvGeom {
@@ -85,12 +88,25 @@ impl ConvGeom {
 
     /// Output rows per chunk: about `budget` floats of im2col matrix, at least `min_cols`
     /// columns, and enough chunks to keep every thread busy when the batch allows it.
+    ///
+    /// Images of at most [`SMALL_IMAGE`] pixels are never split: their chunks are whole images,
+    /// so that patches, gradient rows and outputs move as whole planes ([`im2col_small`],
+    /// [`rows_view`]) instead of rows of a few values.
     fn rows_per_chunk(&self, budget: usize, min_cols: usize) -> usize {
         let units = self.b * self.ho;
         let cols = (budget / self.kdim().max(1)).max(min_cols);
         let by_cache = (cols / self.wo.max(1)).max(1);
         let by_threads = units.div_ceil(2 * threads()).max(1);
-        by_cache.min(by_threads).max(1)
+        let rows = by_cache.min(by_threads).max(1);
+        if self.whole_images() {
+            return (rows / self.ho).max(1) * self.ho;
+        }
+        rows
+    }
+
+    /// Whether chunks are whole images (see [`Self::rows_per_chunk`]).
+    fn whole_images(&self) -> bool {
+        self.opix() <= SMALL_IMAGE && self.ho > 0
     }
 
     /// The input geometry of the input-gradient convolution: `dX = conv(dY, flip(W)ᵀ)` with
@@ -145,6 +161,44 @@ fn im2col(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32]) {
     }
 }
 
+/// [`im2col`] for chunks of whole images of at most 8×8 output pixels, where rows of the
+/// patch matrix would be copied a few values at a time: each patch row of an image is gathered
+/// through a table of source pixels per filter tap (the pixel count standing for a zero).
+fn im2col_small(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32]) {
+    let (hw, opix, taps) = (g.h * g.w, g.opix(), g.k * g.k);
+    let (b0, b1) = (u0 / g.ho, u1 / g.ho);
+    let nc = (b1 - b0) * opix;
+    let mut table = Vec::with_capacity(taps * opix);
+    for t in 0..taps {
+        let (kh, kw) = (t / g.k, t % g.k);
+        for p in 0..opix {
+            let ih = (p / g.wo + kh).wrapping_sub(g.pad);
+            let iw = (p % g.wo + kw).wrapping_sub(g.pad);
+            table.push(if ih < g.h && iw < g.w {
+                ih * g.w + iw
+            } else {
+                hw
+            });
+        }
+    }
+    let mut plane = [0f32; SMALL_PATCH_IMAGE + 1];
+    for ci in 0..g.ci {
+        for b in b0..b1 {
+            plane[..hw].copy_from_slice(&x[(b * g.ci + ci) * hw..][..hw]);
+            plane[hw] = 0.0;
+            for (t, idx) in table.chunks_exact(opix).enumerate() {
+                let dst = &mut col[(ci * taps + t) * nc + (b - b0) * opix..][..opix];
+                for (d, &i) in dst.iter_mut().zip(idx) {
+                    *d = plane[i];
+                }
+            }
+        }
+    }
+}
+
+/// Input pixels of an image up to which [`im2col_small`] gathers its patches (8×8).
+const SMALL_PATCH_IMAGE: usize = 64;
+
 /// Rows `u0..u1` (row `u` is image `u / h`, row `u % h`) of an NCHW buffer `[B, c, h, w]` as a
 /// `[c, (u1 − u0)·w]` matrix: a view into `src` when the rows lie in one image, else a copy
 /// gathered into `buf` (which must hold `c·(u1 − u0)·w` values).
@@ -160,6 +214,16 @@ pub(crate) fn rows_view<'a>(
         return View::rows(&src[b * c * h * w + r * w..], h * w);
     }
     let nc = (u1 - u0) * w;
+    if u0.is_multiple_of(h) && u1.is_multiple_of(h) {
+        // Whole images: one copy per channel plane.
+        let (b0, p) = (u0 / h, h * w);
+        for b in b0..u1 / h {
+            for ch in 0..c {
+                buf[ch * nc + (b - b0) * p..][..p].copy_from_slice(&src[(b * c + ch) * p..][..p]);
+            }
+        }
+        return View::rows(buf, nc);
+    }
     for (t, u) in (u0..u1).enumerate() {
         let (b, r) = (u / h, u % h);
         for ch in 0..c {
@@ -175,7 +239,11 @@ fn patches<'a>(x: &'a [f32], g: &ConvGeom, u0: usize, u1: usize, col: &'a mut [f
     if g.k == 1 && g.pad == 0 {
         return rows_view(x, [g.ci, g.h, g.w], u0, u1, col);
     }
-    im2col(x, g, u0, u1, col);
+    if g.whole_images() && g.h * g.w <= SMALL_PATCH_IMAGE {
+        im2col_small(x, g, u0, u1, col);
+    } else {
+        im2col(x, g, u0, u1, col);
+    }
     View::rows(col, (u1 - u0) * g.wo)
 }
 
@@ -220,6 +288,19 @@ pub(crate) fn forward(
             with_scratch(kdim * nc, g.co * nc, |col, tmp| {
                 let rhs = patches(x, g, u0, u1, col);
                 matmul(g.co, nc, kdim, tmp, nc, false, lhs, rhs, parallel);
+                if g.whole_images() {
+                    // One write per output plane.
+                    let b0 = u0 / g.ho;
+                    for b in b0..u1 / g.ho {
+                        for co in 0..g.co {
+                            let src = &tmp[co * nc + (b - b0) * opix..][..opix];
+                            // SAFETY: output plane (b, co) belongs to this chunk alone.
+                            let dst = unsafe { out.range_uninit((b * g.co + co) * opix, opix) };
+                            write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
+                        }
+                    }
+                    return;
+                }
                 for (t, u) in (u0..u1).enumerate() {
                     let (b, oh) = (u / g.ho, u % g.ho);
                     for co in 0..g.co {
