@@ -1,25 +1,81 @@
 //! Running a kernel over chunks of rows on rayon's pool.
 //!
 //! The kernels see their work as `units` rows (of the batch's images, one after the other) cut
-//! into chunks of `rows` rows each (the last one shorter); a chunk is handed to the kernel as
-//! its row range `u0..u1`.
+//! into chunks ([`Split`]): of `rows` rows each, or bands that stay within one image; a chunk
+//! is handed to the kernel as its row range `u0..u1`.
 
 use rayon::prelude::*;
 
 use crate::mm::threads;
 
-/// The row range `u0..u1` of chunk `c`.
-fn range(c: usize, rows: usize, units: usize) -> (usize, usize) {
-    (c * rows, ((c + 1) * rows).min(units))
+/// How `units` rows are cut into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Split {
+    units: usize,
+    /// Rows per chunk (the last chunk of a block may be shorter).
+    rows: usize,
+    /// Rows per block (an image) that no chunk may straddle, or 0 for none.
+    block: usize,
+}
+
+impl Split {
+    /// Chunks of `rows` rows each (the last one shorter).
+    pub fn even(units: usize, rows: usize) -> Self {
+        Self {
+            units,
+            rows: rows.max(1),
+            block: 0,
+        }
+    }
+
+    /// Each block of `block` rows (`units` is a multiple of it) cut into bands of at most
+    /// `rows` rows, as even as possible; no chunk straddles two blocks.
+    pub fn within(units: usize, block: usize, rows: usize) -> Self {
+        debug_assert!(
+            block == 0 || units.is_multiple_of(block),
+            "Split: partial block"
+        );
+        if block == 0 {
+            return Self::even(units, rows);
+        }
+        let per_block = block.div_ceil(rows.clamp(1, block));
+        Self {
+            units,
+            rows: block.div_ceil(per_block),
+            block,
+        }
+    }
+
+    /// The number of chunks.
+    pub fn count(&self) -> usize {
+        if self.block == 0 {
+            return self.units.div_ceil(self.rows);
+        }
+        self.units / self.block * self.block.div_ceil(self.rows)
+    }
+
+    /// The row range `u0..u1` of chunk `c`.
+    pub fn range(&self, c: usize) -> (usize, usize) {
+        if self.block == 0 {
+            return (c * self.rows, ((c + 1) * self.rows).min(self.units));
+        }
+        let per_block = self.block.div_ceil(self.rows);
+        let (b, i) = (c / per_block, c % per_block);
+        let start = b * self.block;
+        (
+            start + i * self.rows,
+            start + ((i + 1) * self.rows).min(self.block),
+        )
+    }
 }
 
 /// Runs `run(u0, u1, parallel)` once for every chunk: the chunks in parallel on rayon's pool
 /// (with `parallel` false) when there are at least as many as threads, else one after the other
 /// with `parallel` true, so that each chunk's own matrix product runs in parallel instead.
-pub(crate) fn for_each_chunk(units: usize, rows: usize, run: impl Fn(usize, usize, bool) + Sync) {
-    let chunks = units.div_ceil(rows);
+pub(crate) fn for_each_chunk(split: Split, run: impl Fn(usize, usize, bool) + Sync) {
+    let chunks = split.count();
     let one = |c: usize, parallel: bool| {
-        let (u0, u1) = range(c, rows, units);
+        let (u0, u1) = split.range(c);
         run(u0, u1, parallel);
     };
     if chunks >= threads() {
@@ -40,16 +96,15 @@ pub(crate) fn for_each_chunk(units: usize, rows: usize, run: impl Fn(usize, usiz
 /// thread count. With a single range (one thread or one chunk) each product runs in parallel
 /// instead.
 pub(crate) fn sum_chunks(
-    units: usize,
-    rows: usize,
+    split: Split,
     len: usize,
     run: impl Fn(usize, usize, &mut [f32], bool, bool) + Sync,
 ) -> Vec<f32> {
-    let chunks = units.div_ceil(rows);
+    let chunks = split.count();
     // Accumulates chunks `c0..c1` into `acc`.
     let run_range = |c0: usize, c1: usize, acc: &mut [f32], parallel: bool| {
         for c in c0..c1 {
-            let (u0, u1) = range(c, rows, units);
+            let (u0, u1) = split.range(c);
             run(u0, u1, acc, c > c0, parallel);
         }
     };
@@ -84,4 +139,35 @@ fn sum_parts(parts: Vec<Vec<f32>>) -> Vec<f32> {
         }
     }
     acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chunks of a split, as row ranges, in order.
+    fn ranges(split: Split) -> Vec<(usize, usize)> {
+        (0..split.count()).map(|c| split.range(c)).collect()
+    }
+
+    #[test]
+    fn splits_cover_every_row_once_and_bands_stay_within_blocks() {
+        assert_eq!(ranges(Split::even(10, 4)), [(0, 4), (4, 8), (8, 10)]);
+        // Blocks of 5 rows in bands of at most 3: two bands of 3 and 2 per block.
+        assert_eq!(
+            ranges(Split::within(10, 5, 3)),
+            [(0, 3), (3, 5), (5, 8), (8, 10)]
+        );
+        for (units, block, rows) in [(57, 19, 15), (64, 32, 56), (7, 7, 1), (12, 4, 100)] {
+            let r = ranges(Split::within(units, block, rows));
+            let mut next = 0;
+            for &(u0, u1) in &r {
+                assert_eq!(u0, next, "{units}/{block}/{rows}: {r:?}");
+                assert!(u0 < u1 && u1 - u0 <= rows.max(1));
+                assert_eq!(u0 / block, (u1 - 1) / block, "straddles a block: {r:?}");
+                next = u1;
+            }
+            assert_eq!(next, units);
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::chunks::{for_each_chunk, sum_chunks};
+use crate::chunks::{for_each_chunk, sum_chunks, Split};
 use crate::error::{Error, Result};
 use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
@@ -102,6 +102,19 @@ impl ConvGeom {
             return (rows / self.ho).max(1) * self.ho;
         }
         rows
+    }
+
+    /// The chunks of output rows: whole images for small images, else bands within one image
+    /// (see [`Self::rows_per_chunk`]), so that a 1×1 convolution's input and a filter
+    /// gradient's output-gradient rows are views of one image rather than copies (1×1 layers
+    /// at 32×32, batch 34: 1.3–1.6× faster).
+    fn split(&self, budget: usize, min_cols: usize) -> Split {
+        let rows = self.rows_per_chunk(budget, min_cols);
+        if self.whole_images() {
+            Split::even(self.b * self.ho, rows)
+        } else {
+            Split::within(self.b * self.ho, self.ho, rows)
+        }
     }
 
     /// Whether chunks are whole images (see [`Self::rows_per_chunk`]).
@@ -275,47 +288,38 @@ pub(crate) fn forward(
     }
     let (kdim, opix) = (g.kdim(), g.opix());
     let len = g.b * g.co * opix;
-    let units = g.b * g.ho;
     if len == 0 {
         return Vec::new();
     }
-    let rows = g.rows_per_chunk(1 << 18, 256);
+    let split = g.split(1 << 18, 256);
     let lhs = View::rows(w, kdim);
     let fill = |y: &mut [MaybeUninit<f32>]| {
         let out = SharedMut::new_uninit(y);
-        for_each_chunk(units, rows, |u0, u1, parallel| {
+        for_each_chunk(split, |u0, u1, parallel| {
             let nc = (u1 - u0) * g.wo;
             with_scratch(kdim * nc, g.co * nc, |col, tmp| {
                 let rhs = patches(x, g, u0, u1, col);
                 matmul(g.co, nc, kdim, tmp, nc, false, lhs, rhs, parallel);
-                if g.whole_images() {
-                    // One write per output plane.
-                    let b0 = u0 / g.ho;
-                    for b in b0..u1 / g.ho {
-                        for co in 0..g.co {
-                            let src = &tmp[co * nc + (b - b0) * opix..][..opix];
-                            // SAFETY: output plane (b, co) belongs to this chunk alone.
-                            let dst = unsafe { out.range_uninit((b * g.co + co) * opix, opix) };
-                            write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
-                        }
-                    }
-                    return;
-                }
-                for (t, u) in (u0..u1).enumerate() {
-                    let (b, oh) = (u / g.ho, u % g.ho);
+                // Each image the chunk covers, rows `r0..r1`: contiguous in every channel.
+                let mut u = u0;
+                while u < u1 {
+                    let (b, r0) = (u / g.ho, u % g.ho);
+                    let r1 = g.ho.min(r0 + u1 - u);
+                    let (at, len) = ((u - u0) * g.wo, (r1 - r0) * g.wo);
                     for co in 0..g.co {
-                        let src = &tmp[co * nc + t * g.wo..][..g.wo];
-                        // SAFETY: output row (b, co, oh) belongs to this chunk alone.
-                        let dst =
-                            unsafe { out.range_uninit(((b * g.co + co) * g.ho + oh) * g.wo, g.wo) };
+                        let start = (b * g.co + co) * opix + r0 * g.wo;
+                        // SAFETY: rows (b, co, r0..r1) belong to this chunk alone.
+                        let dst = unsafe { out.range_uninit(start, len) };
+                        let src = &tmp[co * nc + at..][..len];
                         write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
                     }
+                    u += r1 - r0;
                 }
             });
         });
     };
-    // SAFETY: the chunks cover every output row `u = (b, oh)` once, and each writes the whole
-    // row `(b, co, oh)` of every output channel.
+    // SAFETY: the chunks cover every output row `u = (b, oh)` once, and each writes that row of
+    // every output channel.
     unsafe { uninit::vec_written_by(len, fill) }
 }
 
@@ -357,11 +361,9 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     if units == 0 {
         return vec![0.0; g.co * kdim];
     }
-    let rows = g.rows_per_chunk(1 << 18, 256);
     let transposed = g.co <= 64;
     let acc = sum_chunks(
-        units,
-        rows,
+        g.split(1 << 18, 256),
         g.co * kdim,
         |u0, u1, acc, accumulate, parallel| {
             let nc = (u1 - u0) * g.wo;

@@ -4,7 +4,7 @@
 //! of input rows, `Z[(C_out, 2, 2), pixels] = Wᵀ · X[C_in, pixels]`, followed by a pixel
 //! shuffle into the output (and the reverse shuffle for the gradients).
 
-use crate::chunks::{for_each_chunk, sum_chunks};
+use crate::chunks::{for_each_chunk, sum_chunks, Split};
 use crate::conv::rows_view;
 use crate::error::{Error, Result};
 use crate::mm::{matmul, threads, View};
@@ -72,7 +72,7 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) ->
     let out = SharedMut::new(&mut y);
     // Wᵀ[(co, di, dj), ci] = w[ci, co, di, dj]
     let lhs = View::rows_t(w, co4);
-    for_each_chunk(units, rows, |u0, u1, parallel| {
+    for_each_chunk(Split::even(units, rows), |u0, u1, parallel| {
         let nc = (u1 - u0) * g.w;
         with_scratch(g.ci * nc, co4 * nc, |xbuf, z| {
             let rhs = rows_view(x, [g.ci, g.h, g.w], u0, u1, xbuf);
@@ -131,7 +131,7 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &UpGeom) -> Vec<f32> {
     let rows = g.rows_per_chunk();
     let out = SharedMut::new(&mut dx);
     let lhs = View::rows(w, co4);
-    for_each_chunk(units, rows, |u0, u1, parallel| {
+    for_each_chunk(Split::even(units, rows), |u0, u1, parallel| {
         let nc = (u1 - u0) * g.w;
         with_scratch(co4 * nc, g.ci * nc, |dz, tmp| {
             unshuffle(dy, g, u0, u1, dz);
@@ -168,8 +168,7 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &UpGeom) -> Vec<f32> {
     }
     let rows = g.rows_per_chunk();
     sum_chunks(
-        units,
-        rows,
+        Split::even(units, rows),
         g.ci * co4,
         |u0, u1, acc, accumulate, parallel| {
             let nc = (u1 - u0) * g.w;

@@ -32,7 +32,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::chunks::{for_each_chunk, sum_chunks};
+use crate::chunks::{for_each_chunk, sum_chunks, Split};
 use crate::conv::{write_output, ConvGeom};
 use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
@@ -173,7 +173,7 @@ pub(crate) fn forward(
     let offs = bands.tap_offsets(g);
     let fill = |y: &mut [MaybeUninit<f32>]| {
         let out = SharedMut::new_uninit(y);
-        for_each_chunk(bands.count(g), 1, |c, _, parallel| {
+        for_each_chunk(Split::even(bands.count(g), 1), |c, _, parallel| {
             let band = bands.band(c, g);
             let (n, stride) = (bands.positions(&band), bands.stride(&band, g));
             with_scratch(g.ci * stride, g.co * n, |planes, tmp| {
@@ -326,8 +326,7 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     let bands = Bands::new(g, 1 << 17);
     let offs = bands.tap_offsets(g);
     let sums = sum_chunks(
-        bands.count(g),
-        1,
+        Split::even(bands.count(g), 1),
         len * lanes,
         |c, _, acc, accumulate, _| {
             if !accumulate {
