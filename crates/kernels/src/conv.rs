@@ -356,6 +356,9 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     if shift::direct(g) {
         return shift::backward_filter(x, dy, g);
     }
+    if shift::filter_grad_by_rows(g) {
+        return shift::backward_filter_by_rows(x, dy, g);
+    }
     let kdim = g.kdim();
     let units = g.b * g.ho;
     if units == 0 {

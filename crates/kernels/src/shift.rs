@@ -22,9 +22,11 @@
 //!
 //! Both serve the forward pass and the input gradient (itself a convolution). The filter
 //! gradient of a direct layer is a dot product per filter element over the same positions
-//! ([`backward_filter`]); other layers keep im2col for it: as nine products `gemm` must pack
-//! both operands, and as dot products (the same loops) they ran no faster than `gemm` for 16
-//! to 64 channels, their shifted vector loads straddling cache lines.
+//! ([`backward_filter`]); for other layers on images of at least 8×8 it is one product per
+//! filter row on channels-last copies of the band ([`backward_filter_by_rows`]). (As nine
+//! products on these channel-major planes `gemm` must pack both operands, and as dot
+//! products, the direct loops ran no faster than im2col for 16 to 64 channels, their shifted
+//! vector loads straddling cache lines.)
 //!
 //! Copying per band instead of the whole batch at once (sessions 2–3) keeps the copy in cache
 //! and drops the border rows between images from the positions: forward 48→16 at 32×32,
@@ -371,6 +373,100 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
         },
     );
     sums.chunks_exact(lanes).map(|l| l.iter().sum()).collect()
+}
+
+/// Whether [`backward_filter_by_rows`] computes this layer's filter gradient: a real filter
+/// on images of at least 8×8. Against im2col there (batch 34, `examples/compare.rs` and
+/// single-layer runs): 1.6–1.9× for the 16–48→16 layers at 32×32, 1.2–1.4× at 16×16 and
+/// 8×8, 1.05–1.3× for `paper`'s 52–208-channel layers; even to 5 % slower for 64→64 and
+/// 64→32 at 32×32; 30 % slower on 4×4 images (their border columns are a third of the
+/// positions), which stay on im2col.
+pub(crate) fn filter_grad_by_rows(g: &ConvGeom) -> bool {
+    g.k > 1 && g.ho >= 8 && g.wo >= 8
+}
+
+/// Filter gradient from channels-last copies of each band: `Pᵀ[q, ci]` (the band's input
+/// rows with their zero border) and `dYᵀ[q, co]` (its output-gradient rows, zero in the
+/// border columns). For filter row `kh`, the taps `kw = 0..K` read `Pᵀ[q + kh·Wp + kw, ci]`:
+/// row `q + kh·Wp` of `Pᵀ` seen as a `[positions, K·C_in]` matrix whose rows overlap (they
+/// are `C_in` apart). So one product per filter row,
+///
+/// `dW_kh[co, (kw, ci)] += dYᵀᵀ · Pᵀ_kh`,
+///
+/// sums over all positions with both operands read in place by `gemm` (the positions are its
+/// inner dimension, the channels contiguous): no nine-times-larger patch matrix, and a copy
+/// of the input the size of the input. Bands are summed in a fixed order ([`sum_chunks`]).
+pub(crate) fn backward_filter_by_rows(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let (k, taps) = (g.k, g.k * g.k);
+    let row = k * g.ci; // columns of one filter row's product
+    let len = k * g.co * row;
+    let bands = Bands::new(g, 1 << 17);
+    let wp = bands.wp;
+    let acc = sum_chunks(
+        Split::even(bands.count(g), 1),
+        len,
+        |c, _, acc, accumulate, parallel| {
+            let band = bands.band(c, g);
+            let (n, stride) = (bands.positions(&band), bands.stride(&band, g));
+            with_scratch(g.ci * stride, g.co * n, |pt, dyt| {
+                // Pᵀ: input rows oh0 − pad .. with their border, channels last.
+                pt.fill(0.0);
+                let r0 = band.oh0 as isize - g.pad as isize;
+                for r in 0..band.oh1 - band.oh0 + k - 1 {
+                    let Some(ih) = usize::try_from(r0 + r as isize).ok().filter(|&i| i < g.h)
+                    else {
+                        continue;
+                    };
+                    for ci in 0..g.ci {
+                        let src = &x[((band.img * g.ci + ci) * g.h + ih) * g.w..][..g.w];
+                        let base = (r * wp + g.pad) * g.ci + ci;
+                        for (j, &v) in src.iter().enumerate() {
+                            pt[base + j * g.ci] = v;
+                        }
+                    }
+                }
+                // dYᵀ: the band's output rows, zero in the border columns.
+                dyt.fill(0.0);
+                for r in 0..band.oh1 - band.oh0 {
+                    for co in 0..g.co {
+                        let src =
+                            &dy[((band.img * g.co + co) * g.ho + band.oh0 + r) * g.wo..][..g.wo];
+                        let base = r * wp * g.co + co;
+                        for (j, &v) in src.iter().enumerate() {
+                            dyt[base + j * g.co] = v;
+                        }
+                    }
+                }
+                let lhs = View {
+                    data: dyt,
+                    rs: 1,
+                    cs: g.co,
+                };
+                for kh in 0..k {
+                    let rhs = View {
+                        data: &pt[kh * wp * g.ci..],
+                        rs: g.ci,
+                        cs: 1,
+                    };
+                    let dst = &mut acc[kh * g.co * row..][..g.co * row];
+                    matmul(g.co, row, n, dst, row, accumulate, lhs, rhs, parallel);
+                }
+            });
+        },
+    );
+    // acc[kh][co][kw·C_in + ci] → dw[co][ci][kh][kw]
+    let mut dw = vec![0f32; g.co * g.ci * taps];
+    for kh in 0..k {
+        for co in 0..g.co {
+            for kw in 0..k {
+                for ci in 0..g.ci {
+                    dw[((co * g.ci + ci) * k + kh) * k + kw] =
+                        acc[(kh * g.co + co) * row + kw * g.ci + ci];
+                }
+            }
+        }
+    }
+    dw
 }
 
 /// The lanes [`FilterDots`] sums each dot product in: one vector of `f32`.
