@@ -3,8 +3,9 @@
     python3 benches/pytorch/amun_step.py small 7     # or: paper 4
 
 The step is the one of `reference.py` (and of `cargo run --release -p amun-net --example
-step_time`): forward on a batch of 34 9x32x32 patches, MSE, backward, SGD with lr 1e-3. Prints
-`torch <preset> step <median seconds>`. Alternate it with the Rust example to get paired ratios
+step_time`): forward on a batch of 34 9x32x32 patches, MSE, backward, SGD with lr 1e-3; then
+inference on one 1x9x256x256 tile. Prints `torch <preset> step <median seconds> inference
+<median Mpx/s>`. Alternate it with the Rust example to get paired ratios
 on a machine whose speed drifts:
 
     for i in 1 2 3 4 5; do
@@ -41,14 +42,21 @@ def main():
         F.mse_loss(net(x), y).backward()
         opt.step()
 
-    step()
-    t = []
-    for _ in range(n):
-        s = time.perf_counter()
-        step()
-        t.append(time.perf_counter() - s)
-    t.sort()
-    print(f"torch {preset} step {t[len(t) // 2]:.3f}")
+    def median(f):
+        f()
+        t = []
+        for _ in range(n):
+            s = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - s)
+        t.sort()
+        return t[len(t) // 2]
+
+    t_step = median(step)
+    tile = torch.randn(1, 9, 256, 256)
+    with torch.no_grad():
+        t_inf = median(lambda: net(tile))
+    print(f"torch {preset} step {t_step:.3f} inference {256 * 256 / t_inf / 1e6:.3f} Mpx/s")
 
 
 if __name__ == "__main__":
