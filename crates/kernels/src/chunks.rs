@@ -12,10 +12,18 @@ use crate::mm::threads;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Split {
     units: usize,
-    /// Rows per chunk (the last chunk of a block may be shorter).
-    rows: usize,
-    /// Rows per block (an image) that no chunk may straddle, or 0 for none.
-    block: usize,
+    cut: Cut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Chunks of `rows` rows each, the last one shorter.
+    Rows(usize),
+    /// Each block of `block` rows cut into bands of `rows` rows (the last band of a block
+    /// shorter).
+    Bands { block: usize, rows: usize },
+    /// `n` chunks of whole blocks of `block` rows, their sizes differing by one block at most.
+    Blocks { block: usize, n: usize },
 }
 
 impl Split {
@@ -23,8 +31,7 @@ impl Split {
     pub fn even(units: usize, rows: usize) -> Self {
         Self {
             units,
-            rows: rows.max(1),
-            block: 0,
+            cut: Cut::Rows(rows.max(1)),
         }
     }
 
@@ -41,31 +48,63 @@ impl Split {
         let per_block = block.div_ceil(rows.clamp(1, block));
         Self {
             units,
-            rows: block.div_ceil(per_block),
-            block,
+            cut: Cut::Bands {
+                block,
+                rows: block.div_ceil(per_block),
+            },
+        }
+    }
+
+    /// Whole blocks of `block` rows (`units` is a multiple of it), at most `rows` rows per
+    /// chunk where a block fits, in a number of chunks that is a multiple of the thread count
+    /// (when there are blocks enough) and of sizes that differ by one block at most, so that
+    /// every thread gets the same work: 34 images in chunks of at most 7 are 6 chunks of 6 or
+    /// 5 images, not 5 chunks of which one thread runs 3.
+    pub fn blocks(units: usize, block: usize, rows: usize) -> Self {
+        debug_assert!(
+            block == 0 || units.is_multiple_of(block),
+            "Split: partial block"
+        );
+        if block == 0 || units == 0 {
+            return Self::even(units, rows);
+        }
+        let blocks = units / block;
+        let per_chunk = (rows / block).max(1);
+        let t = threads();
+        let n = blocks.div_ceil(per_chunk).div_ceil(t) * t;
+        Self {
+            units,
+            cut: Cut::Blocks {
+                block,
+                n: n.min(blocks),
+            },
         }
     }
 
     /// The number of chunks.
     pub fn count(&self) -> usize {
-        if self.block == 0 {
-            return self.units.div_ceil(self.rows);
+        match self.cut {
+            Cut::Rows(rows) => self.units.div_ceil(rows),
+            Cut::Bands { block, rows } => self.units / block * block.div_ceil(rows),
+            Cut::Blocks { n, .. } => n,
         }
-        self.units / self.block * self.block.div_ceil(self.rows)
     }
 
     /// The row range `u0..u1` of chunk `c`.
     pub fn range(&self, c: usize) -> (usize, usize) {
-        if self.block == 0 {
-            return (c * self.rows, ((c + 1) * self.rows).min(self.units));
+        match self.cut {
+            Cut::Rows(rows) => (c * rows, ((c + 1) * rows).min(self.units)),
+            Cut::Bands { block, rows } => {
+                let per_block = block.div_ceil(rows);
+                let (b, i) = (c / per_block, c % per_block);
+                let start = b * block;
+                (start + i * rows, start + ((i + 1) * rows).min(block))
+            }
+            Cut::Blocks { block, n } => {
+                let blocks = self.units / block;
+                (c * blocks / n * block, (c + 1) * blocks / n * block)
+            }
         }
-        let per_block = self.block.div_ceil(self.rows);
-        let (b, i) = (c / per_block, c % per_block);
-        let start = b * self.block;
-        (
-            start + i * self.rows,
-            start + ((i + 1) * self.rows).min(self.block),
-        )
     }
 }
 
@@ -168,6 +207,36 @@ mod tests {
                 next = u1;
             }
             assert_eq!(next, units);
+        }
+    }
+
+    #[test]
+    fn block_splits_are_balanced_whole_blocks() {
+        for (units, block, rows) in [(34 * 8, 8, 56), (34 * 4, 4, 64), (6, 2, 100), (9, 3, 1)] {
+            let split = Split::blocks(units, block, rows);
+            let r = ranges(split);
+            let blocks = units / block;
+            assert!(
+                r.len() == blocks || r.len().is_multiple_of(threads()),
+                "{r:?}"
+            );
+            let mut next = 0;
+            let (mut lo, mut hi) = (usize::MAX, 0);
+            for &(u0, u1) in &r {
+                assert_eq!(u0, next, "{units}/{block}/{rows}: {r:?}");
+                assert!(u0 < u1 && u0.is_multiple_of(block) && u1.is_multiple_of(block));
+                lo = lo.min(u1 - u0);
+                hi = hi.max(u1 - u0);
+                next = u1;
+            }
+            assert_eq!(next, units);
+            assert!(hi - lo <= block, "unbalanced: {r:?}");
+        }
+        // 34 images of 8 rows, at most 7 images a chunk: 5 chunks are needed, and with two
+        // threads that becomes 6 chunks of 6 or 5 images.
+        if threads() == 2 {
+            let r = ranges(Split::blocks(34 * 8, 8, 56));
+            assert_eq!(r.len(), 6);
         }
     }
 }

@@ -111,7 +111,7 @@ impl ConvGeom {
     fn split(&self, budget: usize, min_cols: usize) -> Split {
         let rows = self.rows_per_chunk(budget, min_cols);
         if self.whole_images() {
-            Split::even(self.b * self.ho, rows)
+            Split::blocks(self.b * self.ho, self.ho, rows)
         } else {
             Split::within(self.b * self.ho, self.ho, rows)
         }
@@ -212,6 +212,55 @@ fn im2col_small(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32]) 
 /// Input pixels of an image up to which [`im2col_small`] gathers its patches (8×8).
 const SMALL_PATCH_IMAGE: usize = 64;
 
+/// [`im2col`] for chunks of whole images of a "same" convolution (`K = 2·pad + 1`, output as
+/// large as the input): the patch row of a filter tap is the image plane shifted by the tap's
+/// offset, so it is copied whole from a copy of the plane between zero margins, and only the
+/// output columns whose input column falls outside the image are zeroed after the copy (a
+/// vertical overflow reads the margins). Up to 16×16 images, rows would otherwise be copied a
+/// few values at a time (16×16, 32→64 channels: forward 1.17× faster), or gathered through a table
+/// (8×8, 64→64: 1.25×; at 4×4 and 2×2 the table stays faster).
+fn im2col_planes(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32]) {
+    debug_assert!(same_conv(g));
+    let (hw, w, pad) = (g.h * g.w, g.w, g.pad);
+    let (b0, b1) = (u0 / g.ho, u1 / g.ho);
+    let nc = (b1 - b0) * hw;
+    let margin = pad * w + pad;
+    let mut ext = [0f32; SMALL_IMAGE + 2 * (MAX_SAME_PAD * 16 + MAX_SAME_PAD)];
+    let ext = &mut ext[..hw + 2 * margin];
+    for ci in 0..g.ci {
+        for b in b0..b1 {
+            ext[margin..margin + hw].copy_from_slice(&x[(b * g.ci + ci) * hw..][..hw]);
+            for kh in 0..g.k {
+                for kw in 0..g.k {
+                    let r = (ci * g.k + kh) * g.k + kw;
+                    let dst = &mut col[r * nc + (b - b0) * hw..][..hw];
+                    // Pixel p reads ext[margin + p + (kh − pad)·w + (kw − pad)].
+                    let at = kh * w + kw;
+                    dst.copy_from_slice(&ext[at..at + hw]);
+                    // Output columns whose input column `ow + kw − pad` is outside the image.
+                    let (lo, hi) = (pad.saturating_sub(kw), (w + pad - kw).min(w));
+                    for row in dst.chunks_exact_mut(w) {
+                        row[..lo].fill(0.0);
+                        row[hi..].fill(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The largest padding [`im2col_planes`] handles (filters up to 7×7).
+const MAX_SAME_PAD: usize = 3;
+
+/// Whether `g` is a "same" convolution of whole images that [`im2col_planes`] handles.
+fn same_conv(g: &ConvGeom) -> bool {
+    g.whole_images()
+        && g.k == 2 * g.pad + 1
+        && g.pad <= MAX_SAME_PAD
+        && (8..=16).contains(&g.w)
+        && g.h * g.w <= SMALL_IMAGE
+}
+
 /// Rows `u0..u1` (row `u` is image `u / h`, row `u % h`) of an NCHW buffer `[B, c, h, w]` as a
 /// `[c, (u1 − u0)·w]` matrix: a view into `src` when the rows lie in one image, else a copy
 /// gathered into `buf` (which must hold `c·(u1 − u0)·w` values).
@@ -252,7 +301,9 @@ fn patches<'a>(x: &'a [f32], g: &ConvGeom, u0: usize, u1: usize, col: &'a mut [f
     if g.k == 1 && g.pad == 0 {
         return rows_view(x, [g.ci, g.h, g.w], u0, u1, col);
     }
-    if g.whole_images() && g.h * g.w <= SMALL_PATCH_IMAGE {
+    if same_conv(g) {
+        im2col_planes(x, g, u0, u1, col);
+    } else if g.whole_images() && g.h * g.w <= SMALL_PATCH_IMAGE {
         im2col_small(x, g, u0, u1, col);
     } else {
         im2col(x, g, u0, u1, col);

@@ -111,6 +111,10 @@ fn conv2d_matches_candle_over_shape_sweep() {
         (6, 3, 4, 5, 7, 3, 0),
         (9, 2, 3, 8, 8, 5, 2),
         (4, 64, 8, 16, 16, 3, 1),
+        // "Same" convolutions of whole images 8–16 wide (patch rows as shifted planes):
+        // non-square, 7×7 with padding 3, an odd batch.
+        (7, 9, 10, 8, 12, 3, 1),
+        (3, 4, 6, 10, 8, 7, 3),
         // Images larger than 16×16 on the im2col path, cut into uneven bands (3×3 and 1×1).
         (3, 64, 5, 19, 23, 3, 1),
         (2, 20, 7, 23, 17, 1, 0),
