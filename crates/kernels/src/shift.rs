@@ -13,20 +13,20 @@
 //! planes seen as a `[C_in, positions]` matrix. Positions in the border columns
 //! (`ow ≥ W_out`) are computed and thrown away, a waste of `1 − W_out / Wp`: 6 % at 32×32.
 //!
-//! Two ways to compute the sum:
-//! - **shifted GEMM** ([`worth_it`]): nine matrix products (for 3×3) that read the planes in
-//!   place instead of a nine-times-larger patch matrix;
-//! - **direct loops** ([`direct`]) for layers with one input or one output channel, where each
-//!   of those products would have one term or one row and `gemm` runs at a few GFLOP/s: the
-//!   sums of a block of positions are kept in vector registers over all channels and taps.
+//! The sum is an implicit matrix product whose patch matrix is never written: [`TiledBand`]
+//! keeps a tile of output channels × positions in vector registers over all input channels and
+//! taps, loading each plane at the tap's offset (layers chosen by [`worth_it`]); layers with one
+//! output channel take the plain loops of [`DirectBand`]. Both serve the forward pass and the
+//! input gradient (itself a convolution). Session 5 replaced nine `gemm` products (one per tap,
+//! each writing back and reading again all the band's sums, with `K = C_in` as short as 16) by
+//! the tiles: forward 16→16 at 32×32 137 → 190 GFLOP/s, 48→16 185 → 207.
 //!
-//! Both serve the forward pass and the input gradient (itself a convolution). The filter
-//! gradient of a direct layer is a dot product per filter element over the same positions
-//! ([`backward_filter`]); for other layers on images of at least 8×8 it is one product per
-//! filter row on channels-last copies of the band ([`backward_filter_by_rows`]). (As nine
-//! products on these channel-major planes `gemm` must pack both operands, and as dot
-//! products, the direct loops ran no faster than im2col for 16 to 64 channels, their shifted
-//! vector loads straddling cache lines.)
+//! The filter gradient of a layer with one input or output channel is a dot product per filter
+//! element over the same positions ([`backward_filter`]); for other layers on images of at
+//! least 8×8 it is one product per filter row on channels-last copies of the band
+//! ([`backward_filter_by_rows`]). (As nine products on these channel-major planes `gemm` must
+//! pack both operands, and as dot products, the direct loops ran no faster than im2col for 16
+//! to 64 channels, their shifted vector loads straddling cache lines.)
 //!
 //! Copying per band instead of the whole batch at once (sessions 2–3) keeps the copy in cache
 //! and drops the border rows between images from the positions: forward 48→16 at 32×32,
@@ -40,15 +40,19 @@ use crate::mm::{matmul, threads, View};
 use crate::scratch::{with_scratch, SharedMut};
 use crate::uninit;
 
-/// Whether the shifted products beat im2col for this geometry, as measured on the AMUN
-/// presets' layers (`examples/compare.rs`, 2 threads, AVX-512): a real filter (K > 1) on
-/// 8–48 input and at most 48 output channels, over images of at least 16×16 so that the
-/// thrown-away border positions stay a small share. There the forward pass is 15–30 % faster;
-/// with one input channel each product has a single term and im2col wins by 2×, and from 64
-/// channels on the two are even or im2col is ahead. Layers with one input or output channel
-/// take the [`direct`] loops.
+/// Whether the tiled loops on band planes ([`TiledBand`], [`DirectBand`]) beat im2col and
+/// `gemm` for this geometry, as measured on the AMUN presets' layers (`examples/compare.rs`,
+/// 2 threads, AVX-512): a real filter (K > 1) over images of at least 16×16, so that the
+/// thrown-away border positions stay a small share, with one input or output channel, or with
+/// at least 8 input channels and at most 48 output channels (or, up to 32 input channels, any
+/// number of output channels). There the forward pass is 1.1–1.4× faster than one `gemm`
+/// product per tap, which was itself 15–30 % ahead of im2col; with 52–104 output channels
+/// from 64 input channels im2col stays ahead.
 pub(crate) fn worth_it(g: &ConvGeom) -> bool {
-    direct(g) || g.k > 1 && (8..=48).contains(&g.ci) && g.co <= 48 && g.wo >= 16 && g.ho >= 16
+    if direct(g) {
+        return true;
+    }
+    g.k > 1 && g.ci >= 8 && (g.co <= 48 || g.ci <= 32) && g.wo >= 16 && g.ho >= 16
 }
 
 /// Whether the layer has a single input or output channel: computed by plain loops over the
@@ -57,9 +61,10 @@ pub(crate) fn direct(g: &ConvGeom) -> bool {
     g.ci == 1 || g.co == 1
 }
 
-/// The most positions the direct loops compute together ([`DirectBand`]): eight vector
-/// registers of sums, so that eight independent chains of fused multiply-adds hide their
-/// latency (128 with AVX-512, 64 with AVX2).
+/// The most positions the loops compute together, and so the zeros every band plane carries
+/// after its last row: [`DirectBand`] keeps eight vector registers of sums, so that eight
+/// independent chains of fused multiply-adds hide their latency (128 positions with AVX-512,
+/// 64 with AVX2); a [`TiledBand`] tile is narrower.
 const BLOCK: usize = 128;
 
 /// How the output rows are cut into bands.
@@ -89,7 +94,7 @@ impl Bands {
         let by_cache = budget / ((g.ci + g.co) * wp).max(1);
         let by_threads = (g.b * g.ho).div_ceil(2 * threads());
         let rows = by_cache.min(by_threads).clamp(1, g.ho.max(1));
-        let tail = g.k - 1 + if direct(g) { BLOCK } else { 0 };
+        let tail = g.k - 1 + BLOCK;
         Self {
             rows,
             per_image: g.ho.div_ceil(rows),
@@ -173,9 +178,14 @@ pub(crate) fn forward(
     }
     let bands = Bands::new(g, 1 << 17);
     let offs = bands.tap_offsets(g);
+    let packed = if g.co == 1 {
+        Vec::new()
+    } else {
+        pack_filter(w, g)
+    };
     let fill = |y: &mut [MaybeUninit<f32>]| {
         let out = SharedMut::new_uninit(y);
-        for_each_chunk(Split::even(bands.count(g), 1), |c, _, parallel| {
+        for_each_chunk(Split::even(bands.count(g), 1), |c, _, _| {
             let band = bands.band(c, g);
             let (n, stride) = (bands.positions(&band), bands.stride(&band, g));
             with_scratch(g.ci * stride, g.co * n, |planes, tmp| {
@@ -192,7 +202,7 @@ pub(crate) fn forward(
                     stride,
                     planes,
                 );
-                if direct(g) {
+                if g.co == 1 {
                     pulp::Arch::new().dispatch(DirectBand {
                         w,
                         planes,
@@ -202,16 +212,15 @@ pub(crate) fn forward(
                         tmp,
                     });
                 } else {
-                    for (t, &off) in offs.iter().enumerate() {
-                        // W_tap[co, ci] = w[co, ci, kh, kw]
-                        let lhs = View {
-                            data: &w[t..],
-                            rs: g.ci * offs.len(),
-                            cs: offs.len(),
-                        };
-                        let rhs = View::rows(&planes[off..], stride);
-                        matmul(g.co, n, g.ci, tmp, n, t > 0, lhs, rhs, parallel);
-                    }
+                    pulp::Arch::new().dispatch(TiledBand {
+                        w: &packed,
+                        planes,
+                        stride,
+                        offs: &offs,
+                        ci: g.ci,
+                        co: g.co,
+                        tmp,
+                    });
                 }
                 scatter(tmp, &band, bands.wp, g, bias, relu, out);
             });
@@ -308,6 +317,125 @@ impl DirectBand<'_> {
                     }
                 }
                 tmp[co * n + blk..][..len].copy_from_slice(&acc[..len]);
+            }
+        }
+    }
+}
+
+/// Output channels [`pack_filter`] pads the filter to a multiple of: every tile width of
+/// [`TiledBand`] divides it.
+const TILE_CO: usize = 8;
+
+/// The filter `[C_out, C_in, K, K]` as `[C_in, K·K, C_out′]`, `C_out′` rounded up to a
+/// multiple of [`TILE_CO`] with zero filters, for [`TiledBand`]: the `TILE_CO` weights one
+/// input value meets are adjacent.
+fn pack_filter(w: &[f32], g: &ConvGeom) -> Vec<f32> {
+    let taps = g.k * g.k;
+    let cop = g.co.div_ceil(TILE_CO) * TILE_CO;
+    let mut packed = vec![0f32; g.ci * taps * cop];
+    for (co, filter) in w.chunks_exact(g.ci * taps).enumerate().take(g.co) {
+        for (i, &v) in filter.iter().enumerate() {
+            // `i` is `ci·taps + tap`.
+            packed[i * cop + co] = v;
+        }
+    }
+    packed
+}
+
+/// `tmp[co, q] = Σ_ci Σ_taps w[co, ci, tap] · P[ci, q + off_tap]` as an implicit matrix
+/// product with the band's planes as its patch matrix: a tile of `CO` output channels × `NV`
+/// vectors of positions (8 × 3 with AVX-512: 24 registers) stays in registers over all input
+/// channels and taps; each step loads `NV` vectors of one plane at the tap's offset (no
+/// packing, no im2col) and meets them with `CO` broadcast weights. Unlike one `gemm`
+/// product per tap, the sums are not written back and read again after every tap.
+///
+/// `w` is the filter as [`pack_filter`] lays it out. The planes must hold `NV` vectors of
+/// readable values after the last position plus the largest offset (the [`Bands`] tail).
+struct TiledBand<'a> {
+    w: &'a [f32],
+    planes: &'a [f32],
+    stride: usize,
+    offs: &'a [usize],
+    ci: usize,
+    co: usize,
+    tmp: &'a mut [f32],
+}
+
+impl pulp::WithSimd for TiledBand<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        // AVX-512: 8 channels × 3 vectors, 24 of the 32 registers (measured against 6 × 4,
+        // 4 × 6, 8 × 2 and 16 × 1: 16→16 at 32×32 190 against 146–184 GFLOP/s). AVX2 (16
+        // registers): 4 × 2.
+        match S::F32_LANES {
+            16 => self.run::<S, 3, 8>(simd),
+            _ => self.run::<S, 2, 4>(simd),
+        }
+    }
+}
+
+impl TiledBand<'_> {
+    /// The tiles, `NV` vectors of positions each.
+    #[inline(always)]
+    fn run<S: pulp::Simd, const NV: usize, const CO: usize>(self, simd: S) {
+        let Self {
+            w,
+            planes,
+            stride,
+            offs,
+            ci: ci_n,
+            co,
+            tmp,
+        } = self;
+        let lanes = S::F32_LANES;
+        let width = NV * lanes;
+        debug_assert!(
+            TILE_CO.is_multiple_of(CO),
+            "TiledBand: tile not dividing the padding"
+        );
+        debug_assert!(
+            width <= BLOCK,
+            "TiledBand: tile wider than the planes' tail"
+        );
+        let n = tmp.len() / co;
+        let taps = offs.len();
+        let cop = w.len() / (ci_n * taps).max(1);
+        let mut spill = [0f32; BLOCK];
+        for blk in (0..n).step_by(width) {
+            let len = width.min(n - blk);
+            for co0 in (0..co).step_by(CO) {
+                let mut acc = [[simd.splat_f32s(0.0); NV]; CO];
+                for ci in 0..ci_n {
+                    let plane = &planes[ci * stride + blk..];
+                    let wc = &w[ci * taps * cop + co0..];
+                    for (t, &off) in offs.iter().enumerate() {
+                        let (xs, _) = S::as_simd_f32s(&plane[off..off + width]);
+                        let ws = &wc[t * cop..t * cop + CO];
+                        for (a, &wv) in acc.iter_mut().zip(ws) {
+                            let wv = simd.splat_f32s(wv);
+                            for (a, &x) in a.iter_mut().zip(xs) {
+                                *a = simd.mul_add_e_f32s(wv, x, *a);
+                            }
+                        }
+                    }
+                }
+                for (j, a) in acc.iter().enumerate().take(co - co0) {
+                    let row = &mut tmp[(co0 + j) * n + blk..][..len];
+                    if len == width {
+                        let (dst, _) = S::as_mut_simd_f32s(row);
+                        for (d, &v) in dst.iter_mut().zip(a) {
+                            *d = v;
+                        }
+                    } else {
+                        let (dst, _) = S::as_mut_simd_f32s(&mut spill[..width]);
+                        for (d, &v) in dst.iter_mut().zip(a) {
+                            *d = v;
+                        }
+                        row.copy_from_slice(&spill[..len]);
+                    }
+                }
             }
         }
     }

@@ -94,6 +94,11 @@ fn conv2d_matches_candle_over_shape_sweep() {
         (2, 12, 20, 17, 23, 3, 0),
         (3, 8, 8, 16, 18, 5, 2),
         (5, 48, 9, 19, 16, 3, 1),
+        // The register tiles: more than 48 input channels into few outputs, up to 32 inputs
+        // into many, output channels not a multiple of the tile, one input channel.
+        (2, 96, 13, 16, 20, 3, 1),
+        (1, 24, 67, 20, 18, 3, 1),
+        (2, 1, 11, 17, 33, 5, 2),
         // One input or one output channel, as AMUN's shallow features, spatial weights and
         // output layer, with odd sizes and paddings.
         (3, 1, 16, 20, 32, 3, 1),
