@@ -42,17 +42,24 @@ use crate::uninit;
 
 /// Whether the tiled loops on band planes ([`TiledBand`], [`DirectBand`]) beat im2col and
 /// `gemm` for this geometry, as measured on the AMUN presets' layers (`examples/compare.rs`,
-/// 2 threads, AVX-512): a real filter (K > 1) over images of at least 16×16, so that the
-/// thrown-away border positions stay a small share, with one input or output channel, or with
-/// at least 8 input channels and at most 48 output channels (or, up to 32 input channels, any
-/// number of output channels). There the forward pass is 1.1–1.4× faster than one `gemm`
-/// product per tap, which was itself 15–30 % ahead of im2col; with 52–104 output channels
-/// from 64 input channels im2col stays ahead.
+/// 2 threads): a real filter (K > 1) over images of at least 16×16, so that the thrown-away
+/// border positions stay a small share, with one input or output channel, or with at least 8
+/// input channels and at most 48 output channels (or, up to 32 input channels, any number of
+/// output channels). There, with AVX-512, the forward pass is 1.1–1.4× faster than one `gemm`
+/// product per tap, which was itself 15–30 % ahead of im2col; with 52–104 output channels from
+/// 64 input channels im2col stays ahead. Without AVX-512 (16 vector registers, tiles of 4 × 2
+/// vectors) im2col with `gemm`'s AVX2 kernels was 5–15 % faster for those layers (16–48→16 at
+/// 32×32 and 256×256, `--no-default-features`), so only the one-channel layers take the tiles.
 pub(crate) fn worth_it(g: &ConvGeom) -> bool {
     if direct(g) {
         return true;
     }
-    g.k > 1 && g.ci >= 8 && (g.co <= 48 || g.ci <= 32) && g.wo >= 16 && g.ho >= 16
+    wide_vectors() && g.k > 1 && g.ci >= 8 && (g.co <= 48 || g.ci <= 32) && g.wo >= 16 && g.ho >= 16
+}
+
+/// Whether `pulp` runs this machine's vector loops with 16 `f32` lanes (AVX-512).
+fn wide_vectors() -> bool {
+    pulp::Arch::new().dispatch(Lanes) == 16
 }
 
 /// Whether the layer has a single input or output channel: its forward pass runs on the band
@@ -214,7 +221,7 @@ pub(crate) fn forward(
                         tmp,
                     });
                 } else {
-                    pulp::Arch::new().dispatch(TiledBand {
+                    let tb = TiledBand {
                         w: &packed,
                         planes,
                         stride,
@@ -222,7 +229,8 @@ pub(crate) fn forward(
                         ci: g.ci,
                         co: g.co,
                         tmp,
-                    });
+                    };
+                    pulp::Arch::new().dispatch(tb);
                 }
                 scatter(tmp, &band, bands.wp, g, bias, relu, out);
             });
