@@ -15,7 +15,6 @@ on a machine whose speed drifts:
 
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -42,20 +41,10 @@ def main():
         F.mse_loss(net(x), y).backward()
         opt.step()
 
-    def median(f):
-        f()
-        t = []
-        for _ in range(n):
-            s = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - s)
-        t.sort()
-        return t[len(t) // 2]
-
-    t_step = median(step)
+    t_step = reference.median_time(step, n)[0]
     tile = torch.randn(1, 9, 256, 256)
     with torch.no_grad():
-        t_inf = median(lambda: net(tile))
+        t_inf = reference.median_time(lambda: net(tile), n)[0]
     print(f"torch {preset} step {t_step:.3f} inference {256 * 256 / t_inf / 1e6:.3f} Mpx/s")
 
 

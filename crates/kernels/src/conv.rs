@@ -225,7 +225,7 @@ fn im2col_planes(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32])
     let (b0, b1) = (u0 / g.ho, u1 / g.ho);
     let nc = (b1 - b0) * hw;
     let margin = pad * w + pad;
-    let mut ext = [0f32; SMALL_IMAGE + 2 * (MAX_SAME_PAD * 16 + MAX_SAME_PAD)];
+    let mut ext = [0f32; SMALL_IMAGE + 2 * (MAX_SAME_PAD * MAX_PLANE_WIDTH + MAX_SAME_PAD)];
     let ext = &mut ext[..hw + 2 * margin];
     for ci in 0..g.ci {
         for b in b0..b1 {
@@ -252,13 +252,16 @@ fn im2col_planes(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32])
 /// The largest padding [`im2col_planes`] handles (filters up to 7×7).
 const MAX_SAME_PAD: usize = 3;
 
-/// Whether `g` is a "same" convolution of whole images that [`im2col_planes`] handles.
+/// The widest image [`im2col_planes`] handles (from 8 on: narrower images keep the table).
+const MAX_PLANE_WIDTH: usize = 16;
+
+/// Whether `g` is a "same" convolution of whole images that [`im2col_planes`] handles (whole
+/// images have at most [`SMALL_IMAGE`] output pixels, here as many as input pixels).
 fn same_conv(g: &ConvGeom) -> bool {
     g.whole_images()
         && g.k == 2 * g.pad + 1
         && g.pad <= MAX_SAME_PAD
-        && (8..=16).contains(&g.w)
-        && g.h * g.w <= SMALL_IMAGE
+        && (8..=MAX_PLANE_WIDTH).contains(&g.w)
 }
 
 /// Rows `u0..u1` (row `u` is image `u / h`, row `u % h`) of an NCHW buffer `[B, c, h, w]` as a

@@ -57,9 +57,10 @@ pub(crate) fn worth_it(g: &ConvGeom) -> bool {
     wide_vectors() && g.k > 1 && g.ci >= 8 && (g.co <= 48 || g.ci <= 32) && g.wo >= 16 && g.ho >= 16
 }
 
-/// Whether `pulp` runs this machine's vector loops with 16 `f32` lanes (AVX-512).
+/// Whether `pulp` runs this machine's vector loops with 16 `f32` lanes (AVX-512), detected once.
 fn wide_vectors() -> bool {
-    pulp::Arch::new().dispatch(Lanes) == 16
+    static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WIDE.get_or_init(|| pulp::Arch::new().dispatch(Lanes) == 16)
 }
 
 /// Whether the layer has a single input or output channel: its forward pass runs on the band
@@ -433,16 +434,12 @@ impl TiledBand<'_> {
                 }
                 for (j, a) in acc.iter().enumerate().take(co - co0) {
                     let row = &mut tmp[(co0 + j) * n + blk..][..len];
-                    if len == width {
-                        let (dst, _) = S::as_mut_simd_f32s(row);
-                        for (d, &v) in dst.iter_mut().zip(a) {
-                            *d = v;
-                        }
-                    } else {
-                        let (dst, _) = S::as_mut_simd_f32s(&mut spill[..width]);
-                        for (d, &v) in dst.iter_mut().zip(a) {
-                            *d = v;
-                        }
+                    // A partial last tile goes through `spill`, so as not to write past `len`.
+                    let full = len == width;
+                    let (dst, _) =
+                        S::as_mut_simd_f32s(if full { &mut *row } else { &mut spill[..width] });
+                    dst.copy_from_slice(a);
+                    if !full {
                         row.copy_from_slice(&spill[..len]);
                     }
                 }
