@@ -11,10 +11,13 @@ use amun_core::{
 };
 use anyhow::{Context, Result};
 
-use crate::commands::{prediction_figures, synth_scene, write_geotiff, Ctx};
+use crate::commands::evaluate::prediction_figures;
+use crate::commands::synth::synth_scene;
+use crate::commands::{write_geotiff, Ctx};
 use crate::figures;
 use crate::output::check_writable;
-use crate::DemoArgs;
+use clap::Args;
+use std::path::PathBuf;
 
 /// Months the models learn from and months they are tested on (unseen dates, one per season).
 const TRAIN_MONTHS: [u32; 8] = [1, 3, 4, 6, 7, 9, 10, 12];
@@ -24,6 +27,30 @@ const HOUR: u32 = 13;
 /// 0.1° → 0.01°, as in the paper's real experiment.
 const FACTOR: usize = 10;
 
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, default_value = "amun-demo")]
+    pub out: PathBuf,
+    /// Overwrite the output folder's files.
+    #[arg(long)]
+    pub force: bool,
+    /// A smaller world and shorter training (about a minute).
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed of the synthetic world and of training.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Training epochs for AMUN (default: 20, or 6 with --quick).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Side of the world in fine pixels, a multiple of 10, at least 80 (default: 320, or 160
+    /// with --quick).
+    #[arg(long)]
+    pub size: Option<usize>,
+}
+
+/// Runs `amun demo`.
 pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     let t0 = Instant::now();
     let out = &a.out;

@@ -1,0 +1,265 @@
+//! `amun evaluate`: a prediction scored against a reference, the coarse input and stations.
+
+use std::path::{Path, PathBuf};
+
+use amun_core::metrics::{
+    aggregated_back, read_stations, scatter_data, score, score_by_class, score_stations, Metrics,
+    Sampling,
+};
+use amun_core::raster::{read_band, Raster};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use super::{check_file, Ctx};
+use crate::figures::{self, MapPanel, Palette, ScatterPlot};
+use crate::output::check_writable;
+
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// The prediction GeoTIFF (fine LST).
+    #[arg(long)]
+    pub prediction: PathBuf,
+    /// Fine reference LST on the prediction's grid.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Coarse input LST: the prediction is aggregated back onto it and scored.
+    #[arg(long)]
+    pub coarse: Option<PathBuf>,
+    /// Stations CSV (columns id,lon,lat,value and optionally time).
+    #[arg(long)]
+    pub stations: Option<PathBuf>,
+    /// Sample stations bilinearly instead of at the nearest pixel.
+    #[arg(long)]
+    pub bilinear: bool,
+    /// Land-cover or terrain-class raster for per-class metrics.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
+    /// Write maps and a scatter plot into this folder.
+    #[arg(long)]
+    pub figures: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Overwrite figure files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Serialize)]
+struct EvalOut {
+    prediction: PathBuf,
+    reference: Option<Metrics>,
+    aggregated_back: Option<Metrics>,
+    stations: Option<amun_core::metrics::StationReport>,
+    classes: Option<Vec<amun_core::metrics::ClassMetrics>>,
+}
+
+/// One row of a metrics table (see [`metrics_header`]).
+pub fn metrics_row(name: &str, m: &Metrics) -> String {
+    let f = |v: Option<f64>| v.map_or("–".into(), |x| format!("{x:.4}"));
+    format!(
+        "{name:<16} {:>8.3} {:>8.3} {:>8.3} {:>8} {:>8} {:>8} {:>9}",
+        m.rmse,
+        m.mae,
+        m.bias,
+        f(m.r2),
+        f(m.pearson_r),
+        f(m.ssim),
+        m.n
+    )
+}
+
+/// The header of [`metrics_row`] tables.
+pub fn metrics_header() -> String {
+    format!(
+        "{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "", "RMSE K", "MAE K", "bias K", "R²", "r", "SSIM", "pixels"
+    )
+}
+
+/// Draws the reference / prediction / bias maps and the scatter of a prediction.
+pub fn prediction_figures(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    prediction: &Raster,
+    reference: &Raster,
+    coarse_input: Option<&Raster>,
+    force: bool,
+) -> Result<()> {
+    let range = figures::robust_range(&[reference, prediction])
+        .ok_or_else(|| anyhow!("nothing valid to draw"))?;
+    let bias = Raster::new(
+        prediction.grid().clone(),
+        prediction.data() - reference.data(),
+    )?;
+    let bmax = figures::robust_range(&[&bias]).map_or(1.0, |(a, b)| a.abs().max(b.abs()).max(0.1));
+    let mut panels = vec![MapPanel {
+        raster: reference,
+        title: "Reference LST".into(),
+        palette: Palette::Temperature,
+        range,
+        units: "K",
+    }];
+    let up;
+    if let Some(c) = coarse_input {
+        up = amun_core::raster::resample(
+            c,
+            prediction.grid(),
+            amun_core::raster::Resampling::Nearest,
+        )?;
+        panels.push(MapPanel {
+            raster: &up,
+            title: "Coarse input".into(),
+            palette: Palette::Temperature,
+            range,
+            units: "K",
+        });
+    }
+    panels.push(MapPanel {
+        raster: prediction,
+        title: title.into(),
+        palette: Palette::Temperature,
+        range,
+        units: "K",
+    });
+    panels.push(MapPanel {
+        raster: &bias,
+        title: "Prediction − reference".into(),
+        palette: Palette::Diverging,
+        range: (-bmax, bmax),
+        units: "K",
+    });
+    let maps = dir.join(format!("{stem}_maps.png"));
+    check_writable(&maps, force)?;
+    figures::maps_png(&maps, &panels)?;
+    let m = score(prediction, reference, None)?;
+    let sd = scatter_data(prediction, reference, 120, Some(range))?;
+    let counts: Vec<Vec<u64>> = sd.counts.outer_iter().map(|r| r.to_vec()).collect();
+    let sc = dir.join(format!("{stem}_scatter.png"));
+    check_writable(&sc, force)?;
+    figures::scatter_png(
+        &sc,
+        &ScatterPlot {
+            title: title.into(),
+            counts: &counts,
+            range: (sd.min, sd.max),
+            line: sd.fit.map(|f| (f.slope, f.intercept)),
+            text: vec![
+                format!("R² = {}", m.r2.map_or("–".into(), |v| format!("{v:.3}"))),
+                format!("RMSE = {:.3} K", m.rmse),
+                format!("MAE = {:.3} K", m.mae),
+                format!("bias = {:+.3} K", m.bias),
+                format!("n = {}", m.n),
+            ],
+        },
+    )?;
+    Ok(())
+}
+
+/// Runs `amun evaluate`.
+pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
+    check_file(&a.prediction)?;
+    let pred = read_band(&a.prediction, 1)?;
+    if pred.valid_count() == 0 {
+        bail!("{}: every pixel is nodata", a.prediction.display());
+    }
+    if a.reference.is_none() && a.coarse.is_none() && a.stations.is_none() {
+        bail!("nothing to evaluate against: give --reference, --coarse and/or --stations");
+    }
+    let reference = match &a.reference {
+        Some(p) => {
+            check_file(p)?;
+            Some(read_band(p, 1)?)
+        }
+        None => None,
+    };
+    let coarse = match &a.coarse {
+        Some(p) => {
+            check_file(p)?;
+            Some(read_band(p, 1)?)
+        }
+        None => None,
+    };
+    let mut out = EvalOut {
+        prediction: a.prediction.clone(),
+        reference: None,
+        aggregated_back: None,
+        stations: None,
+        classes: None,
+    };
+    if let Some(r) = &reference {
+        out.reference = Some(score(&pred, r, None).with_context(|| {
+            format!(
+                "scoring {} against {}",
+                a.prediction.display(),
+                a.reference.as_deref().unwrap_or(Path::new("")).display()
+            )
+        })?);
+        if let Some(cp) = &a.classes {
+            check_file(cp)?;
+            let classes = read_band(cp, 1)?;
+            out.classes = Some(score_by_class(&pred, r, &classes)?);
+        }
+    }
+    if let Some(c) = &coarse {
+        out.aggregated_back = Some(aggregated_back(&pred, c, 0.5).with_context(|| {
+            format!(
+                "aggregating {} back onto the coarse grid",
+                a.prediction.display()
+            )
+        })?);
+    }
+    if let Some(sp) = &a.stations {
+        check_file(sp)?;
+        let st = read_stations(sp)?;
+        let sampling = if a.bilinear {
+            Sampling::Bilinear
+        } else {
+            Sampling::Nearest
+        };
+        out.stations = Some(score_stations(&pred, &st, sampling)?);
+    }
+    if let (Some(dir), Some(r)) = (&a.figures, &reference) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        prediction_figures(
+            dir,
+            "evaluation",
+            "Prediction",
+            &pred,
+            r,
+            coarse.as_ref(),
+            a.force,
+        )?;
+        ctx.say(&format!("wrote figures into {}", dir.display()));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("{}", metrics_header());
+    if let Some(m) = &out.reference {
+        println!("{}", metrics_row("reference", m));
+    }
+    if let Some(m) = &out.aggregated_back {
+        println!("{}", metrics_row("aggregated back", m));
+    }
+    if let Some(s) = &out.stations {
+        match &s.metrics {
+            Some(m) => println!("{}", metrics_row("stations", m)),
+            None => println!("stations: none scored"),
+        }
+        println!(
+            "stations skipped: {} outside the grid, {} on nodata, {} without a value",
+            s.skip_counts.outside_grid, s.skip_counts.nodata, s.skip_counts.missing_value
+        );
+    }
+    if let Some(cl) = &out.classes {
+        println!("\nper class:");
+        for c in cl {
+            println!("{}", metrics_row(&format!("class {}", c.class), &c.metrics));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `amun train`: AMUN trained on scene folders into a checkpoint.
+
+use std::path::PathBuf;
+
+use amun_core::net::{AmunConfig, Checkpoint, TrainConfig, Trainer};
+use amun_core::{run_trainer, training_scenes, Scene};
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, ValueEnum};
+
+use super::{load_scenes, preset, Ctx, Preset};
+use crate::figures;
+use crate::output::check_writable;
+
+/// Training-data construction (DESIGN §5).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Learn from the scenes' fine reference at the target scale (paper-style simulation).
+    Supervised,
+    /// Learn one scale up (coarse LST aggregated again, covariates aggregated): what real
+    /// data without fine truth allows.
+    ScaleUp,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training scene folders.
+    #[arg(long, num_args = 1.., required = true)]
+    pub scenes: Vec<PathBuf>,
+    /// Checkpoint folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// TOML file with `[model]` (AmunConfig) and `[train]` (TrainConfig) tables; flags
+    /// override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Resume from this checkpoint (its model and optimiser state).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Model preset when no config is given.
+    #[arg(long, value_enum, default_value_t = Preset::Small)]
+    pub preset: Preset,
+    /// How training pairs are made.
+    #[arg(long, value_enum, default_value_t = Scheme::Supervised)]
+    pub scheme: Scheme,
+    /// Epochs (total, counting resumed ones).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Batch size.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Overwrite an existing checkpoint folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct TrainFile {
+    model: Option<AmunConfig>,
+    train: Option<TrainConfig>,
+}
+
+/// Training scenes under a scheme: as they are, or one scale up.
+pub fn scheme_scenes(scenes: Vec<Scene>, scheme: Scheme) -> Result<Vec<Scene>> {
+    match scheme {
+        Scheme::Supervised => Ok(scenes),
+        Scheme::ScaleUp => Ok(scenes
+            .iter()
+            .map(Scene::coarsened)
+            .collect::<amun_core::Result<Vec<_>>>()?),
+    }
+}
+
+/// Runs `amun train`.
+pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
+    check_writable(&a.out, a.force)?;
+    let file: TrainFile = match &a.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("{}: invalid config", p.display()))?
+        }
+        None => TrainFile::default(),
+    };
+    let scenes = scheme_scenes(load_scenes(&a.scenes)?, a.scheme)?;
+    let first = scenes.first().ok_or_else(|| anyhow!("no training scene"))?;
+    let model = file
+        .model
+        .unwrap_or_else(|| preset(a.preset).with_covariates(first.covariates().names()));
+    let mut tc = match file.train {
+        Some(tc) => tc,
+        // Without a config, 30 epochs rather than the paper's 99 (which assume a GPU).
+        None => TrainConfig {
+            epochs: 30,
+            ..TrainConfig::default()
+        },
+    };
+    if let Some(e) = a.epochs {
+        tc.epochs = e;
+    }
+    if let Some(lr) = a.lr {
+        tc.learning_rate = lr;
+    }
+    if let Some(b) = a.batch {
+        tc.batch_size = b;
+    }
+    if let Some(s) = a.seed {
+        tc.seed = s;
+    }
+    let data = training_scenes(&scenes)?;
+    let mut trainer = match &a.resume {
+        Some(dir) => {
+            let ckpt = Checkpoint::load(dir)
+                .with_context(|| format!("loading checkpoint {}", dir.display()))?;
+            ctx.say(&format!(
+                "resuming from {} after epoch {}",
+                dir.display(),
+                ckpt.history().len()
+            ));
+            Trainer::resume(&ckpt, &tc, &data)?
+        }
+        None => Trainer::new(&model, &tc, &data)?,
+    };
+    let (ntrain, nval) = trainer.patch_counts();
+    ctx.say(&format!(
+        "training on {} scenes: {ntrain} training and {nval} validation patches, {} epochs",
+        scenes.len(),
+        tc.epochs
+    ));
+    run_trainer(&mut trainer, &tc, &ctx.bars)?;
+    let ckpt = trainer.finish()?;
+    ckpt.save(&a.out)?;
+    let h = ckpt.history();
+    if let Some(last) = h.last() {
+        ctx.say(&format!(
+            "epoch {}: train RMSE {:.3} K, validation RMSE {:.3} K",
+            last.epoch + 1,
+            last.train_rmse_k,
+            last.val_rmse_k
+        ));
+    }
+    let tr: Vec<f64> = h.iter().map(|r| r.train_rmse_k).collect();
+    let va: Vec<f64> = h.iter().map(|r| r.val_rmse_k).collect();
+    figures::curves_png(&a.out.join("training.png"), "AMUN training", &tr, &va)?;
+    ctx.say(&format!("wrote checkpoint {}", a.out.display()));
+    Ok(())
+}
