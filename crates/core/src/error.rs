@@ -43,16 +43,6 @@ pub enum Error {
         /// What is missing or wrong.
         detail: String,
     },
-    /// An iterative procedure did not reach its tolerance.
-    #[error("{what} did not converge in {iterations} iterations (residual {residual:.3e})")]
-    NotConverged {
-        /// The procedure.
-        what: &'static str,
-        /// Iterations run.
-        iterations: usize,
-        /// Largest residual left.
-        residual: f64,
-    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

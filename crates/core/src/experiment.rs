@@ -5,12 +5,12 @@ use std::time::Instant;
 use amun_metrics::{aggregated_back, score, score_grouped, score_stations, Sampling, Station};
 use amun_raster::Raster;
 
-use crate::conserve::{conserve, ConserveParams};
 use crate::downscale::Downscaler;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::report::{MethodReport, Report, SceneScore};
 use crate::scene::Scene;
+use amun_raster::{conserve, ConserveParams};
 
 /// Options shared by the experiments.
 #[derive(Debug, Clone, Default)]

@@ -12,7 +12,6 @@ pub use amun_synth as synth;
 
 mod amun;
 mod baselines;
-mod conserve;
 mod downscale;
 mod error;
 mod experiment;
@@ -23,8 +22,8 @@ mod scene;
 
 pub use amun::{run_trainer, training_scenes, AmunDownscaler};
 pub use amun_net::tune_allocator;
+pub use amun_raster::{conserve, ConserveParams};
 pub use baselines::{Regression, RegressionMode};
-pub use conserve::{conserve, ConserveParams};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
 pub use experiment::{paper_style, real, scale_transfer, score_method, RunOptions, RunOutput};

@@ -195,6 +195,18 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// An iterative computation did not reach its tolerance.
+    #[error(
+        "{what} did not converge in {iterations} iterations (largest residual {residual:.3e})"
+    )]
+    NotConverged {
+        /// What was computed.
+        what: &'static str,
+        /// Iterations allowed.
+        iterations: usize,
+        /// The largest residual left.
+        residual: f64,
+    },
     /// Reprojection failed inside PROJ.
     #[error("reprojection from {from} to {to}: {detail}")]
     Projection {

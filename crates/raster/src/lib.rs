@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
 
+mod conserve;
 mod error;
 mod grid;
 mod gtiff;
@@ -14,6 +15,7 @@ mod stack;
 #[cfg(test)]
 mod fixture_tests;
 
+pub use conserve::{conserve, solve_spread, ConserveParams, SpreadOperator};
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
