@@ -10,12 +10,12 @@
 //! on the coarse grid — `k²` times fewer pixels than the fine grid — and spreads the summed
 //! correction once. The result equals the fine-grid iteration up to rounding.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::raster::Raster;
-use crate::resample::{resample, Resampling};
+use crate::resample::bilinear4;
 
 /// Options of coarse conservation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -59,15 +59,14 @@ impl SpreadOperator {
         let valid = fine_valid.data();
         for colour in 0..9usize {
             let (cr, cc) = (colour / 3, colour % 3);
-            let probe = Raster::from_fn(coarse.grid().clone(), |(r, c)| {
+            let probe = Array2::from_shape_fn((rows, cols), |(r, c)| {
                 if r % 3 == cr && c % 3 == cc {
                     1.0
                 } else {
                     0.0
                 }
             });
-            let spread = resample(&probe, fine_valid.grid(), Resampling::Bilinear)?;
-            let s = spread.data();
+            let s = spread_onto(&probe, k, fine_valid);
             for r in 0..rows {
                 for c in 0..cols {
                     // The one neighbour of (r, c) with this colour.
@@ -127,6 +126,41 @@ fn offset_slot(d: usize) -> usize {
         1 => 2,
         _ => 0,
     }
+}
+
+/// Bilinear interpolation of a coarse field onto the fine pixels `rows × cols` starting at
+/// fine pixel `(row0, col0)` of the grid that refines it `k` times: the values
+/// [`crate::resample`] with [`crate::Resampling::Bilinear`] gives on the whole fine grid
+/// (GDAL's rules: edge taps clamp, missing coarse pixels are left out, a fine pixel whose
+/// centre falls in a missing coarse pixel is missing), but computed from fine pixel indices,
+/// so that any window of the fine grid gets bit-identical values.
+pub fn bilinear_spread(
+    coarse: ArrayView2<'_, f32>,
+    k: usize,
+    row0: usize,
+    col0: usize,
+    rows: usize,
+    cols: usize,
+) -> Array2<f32> {
+    let kf = k as f64;
+    let xs: Vec<f64> = (col0..col0 + cols).map(|c| (c as f64 + 0.5) / kf).collect();
+    let ys: Vec<f64> = (row0..row0 + rows).map(|r| (r as f64 + 0.5) / kf).collect();
+    let d = coarse.to_owned();
+    let (h, w) = d.dim();
+    Array2::from_shape_fn((rows, cols), |(i, j)| {
+        let (sx, sy) = (xs[j], ys[i]);
+        let (cx, cy) = (sx as usize, sy as usize);
+        if cy >= h || cx >= w || d[(cy, cx)].is_nan() {
+            return f32::NAN;
+        }
+        bilinear4(&d, sx, sy)
+    })
+}
+
+/// [`bilinear_spread`] onto the whole fine grid of `fine` (a refinement of `coarse`'s grid).
+fn spread_onto(coarse: &Array2<f32>, k: usize, fine: &Raster) -> Array2<f32> {
+    let (rows, cols) = fine.grid().shape();
+    bilinear_spread(coarse.view(), k, 0, 0, rows, cols)
 }
 
 /// Solves `A s = target` for the coarse field `s` by the iteration that back-projection
@@ -195,14 +229,10 @@ pub fn conserve(
         .and(agg.data())
         .map_collect(|&c, &a| if a.is_nan() { f32::NAN } else { c - a });
     let (s, iterations) = solve_spread(&op, &target, params)?;
-    let correction = resample(
-        &Raster::new(coarse.grid().clone(), s)?,
-        fine.grid(),
-        Resampling::Bilinear,
-    )?;
+    let correction = spread_onto(&s, k, fine);
     let mut out = fine.clone();
     ndarray::Zip::from(out.data_mut())
-        .and(correction.data())
+        .and(&correction)
         .for_each(|v, &s| {
             if !v.is_nan() && !s.is_nan() {
                 *v += s;
@@ -215,6 +245,28 @@ pub fn conserve(
 mod tests {
     use super::*;
     use crate::grid::Grid;
+    use crate::resample::{resample, Resampling};
+
+    #[test]
+    fn spread_equals_resample_and_windows_are_exact() {
+        let coarse_grid = Grid::geographic(10.0, 50.0, 0.1, 7, 5).unwrap();
+        let mut coarse = Raster::from_fn(coarse_grid, |(r, c)| (r * 7 + c * c) as f32 * 0.37);
+        coarse.data_mut()[(2, 3)] = f32::NAN;
+        let fine_grid = coarse.grid().refine(4).unwrap();
+        let whole = bilinear_spread(coarse.data().view(), 4, 0, 0, 20, 28);
+        let reference = resample(&coarse, &fine_grid, Resampling::Bilinear).unwrap();
+        for (a, b) in whole.iter().zip(reference.data()) {
+            assert_eq!(a.is_nan(), b.is_nan());
+            if !a.is_nan() {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+        let win = bilinear_spread(coarse.data().view(), 4, 3, 5, 9, 11);
+        for ((i, j), v) in win.indexed_iter() {
+            let w = whole[(3 + i, 5 + j)];
+            assert!(v.to_bits() == w.to_bits(), "({i}, {j}): {v} vs {w}");
+        }
+    }
 
     /// The fine-grid back-projection this module replaces, kept as the reference.
     fn iterate_on_fine(fine: &Raster, coarse: &Raster, tol: f64) -> Raster {

@@ -15,7 +15,7 @@ mod stack;
 #[cfg(test)]
 mod fixture_tests;
 
-pub use conserve::{conserve, solve_spread, ConserveParams, SpreadOperator};
+pub use conserve::{bilinear_spread, conserve, solve_spread, ConserveParams, SpreadOperator};
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
