@@ -12,5 +12,5 @@ mod regression;
 mod tests;
 
 pub use error::{Error, Result};
-pub use params::{PriorKind, PriorParams, PriorValidParams};
+pub use params::{Base, PriorKind, PriorParams, PriorValidParams};
 pub use prior::{FitReport, Prior, Term, Transform};

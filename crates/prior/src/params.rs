@@ -237,3 +237,51 @@ impl PriorParams {
         Ok(PriorValidParams(self.clone()))
     }
 }
+
+/// The field a learned method corrects: it predicts `base + residual` and learns the
+/// residual.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "params")]
+pub enum Base {
+    /// Bilinear interpolation of the coarse LST (the AMUN paper's choice).
+    #[default]
+    Bilinear,
+    /// A physical prior fitted on each scene (see [`PriorParams`]).
+    Prior(PriorParams),
+}
+
+impl Base {
+    /// `bilinear`, `prior-elevation` or `prior-covariates`.
+    pub fn name(&self) -> String {
+        match self {
+            Base::Bilinear => "bilinear".into(),
+            Base::Prior(p) => format!("prior-{}", p.kind.name()),
+        }
+    }
+
+    /// The base field of a scene on the covariates' grid, with the prior's fit report.
+    ///
+    /// # Errors
+    /// Resampling errors; as [`PriorParams::fit`].
+    pub fn field(
+        &self,
+        coarse_lst: &amun_raster::Raster,
+        fine_covariates: &amun_raster::Stack,
+    ) -> Result<(amun_raster::Raster, Option<crate::FitReport>)> {
+        match self {
+            Base::Bilinear => Ok((
+                amun_raster::resample(
+                    coarse_lst,
+                    fine_covariates.grid(),
+                    amun_raster::Resampling::Bilinear,
+                )?,
+                None,
+            )),
+            Base::Prior(p) => {
+                let prior = p.fit(coarse_lst, fine_covariates)?;
+                let field = prior.field(fine_covariates)?;
+                Ok((field, Some(prior.report().clone())))
+            }
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The downscaling flows: Hutengs & Vohland (fit on coarse pixels) and supervised (fit on
 //! fine pixels of training scenes), with a random forest or ridge regression.
 
-use amun_raster::{resample, Raster, Resampling, Stack};
+use amun_prior::{Base, FitReport, Prior};
+use amun_raster::{bilinear_spread, conserve, resample, Raster, Resampling, Stack};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -113,6 +114,15 @@ pub enum SupervisedTarget {
 /// | `residual_correction` | `Aggregated { iterations: 10 }` | agreement with the coarse LST |
 /// | `supervised_target` | [`SupervisedTarget::Residual`] | what the supervised mode learns |
 /// | `min_coverage` | 0.5 | fraction of valid fine pixels a coarse cell needs in aggregation |
+/// | `base` | [`Base::Bilinear`] | the field the model corrects (see below) |
+///
+/// With a physical prior as the base ([`Base::Prior`], `amun-prior`), the per-scene flow
+/// fits the model on what the prior's linear model leaves of the coarse local anomalies (the
+/// trend comes from the linear model, the model fits what is left — the remedy for a
+/// forest's inability to extrapolate beyond the coarse cells' range), shrinks its
+/// contribution by the skill it shows in a spatially blocked 5-fold cross-validation on the
+/// coarse cells (none: the prior alone), and keeps the coarse block means exactly; the
+/// supervised flow uses the prior in place of the bilinear field.
 ///
 /// The default correction is the iterated aggregated residual rather than Hutengs &
 /// Vohland's coarse-model residual ([`ResidualCorrection::Coarse`]): with a nonlinear model
@@ -128,6 +138,8 @@ pub struct DownscaleParams {
     residual_correction: ResidualCorrection,
     supervised_target: SupervisedTarget,
     min_coverage: f64,
+    #[serde(default)]
+    base: Base,
 }
 
 impl Default for DownscaleParams {
@@ -145,6 +157,8 @@ pub struct DownscaleValidParams {
     residual_correction: ResidualCorrection,
     supervised_target: SupervisedTarget,
     min_coverage: f64,
+    #[serde(default)]
+    base: Base,
 }
 
 impl DownscaleParams {
@@ -166,7 +180,14 @@ impl DownscaleParams {
             residual_correction: ResidualCorrection::default(),
             supervised_target: SupervisedTarget::default(),
             min_coverage: 0.5,
+            base: Base::Bilinear,
         }
+    }
+
+    /// The field the model corrects.
+    pub fn base(mut self, base: Base) -> Self {
+        self.base = base;
+        self
     }
 
     /// How categorical bands become features.
@@ -219,6 +240,9 @@ impl DownscaleParams {
                 reason: "must be at least 1 (use ResidualCorrection::Off for none)",
             });
         }
+        if let Base::Prior(p) = &self.base {
+            p.check()?;
+        }
         let model = match self.model {
             ModelParams::Forest(p) => ValidModel::Forest(p.check()?),
             ModelParams::Ridge(p) => ValidModel::Ridge(p.check()?),
@@ -230,6 +254,7 @@ impl DownscaleParams {
             residual_correction: self.residual_correction,
             supervised_target: self.supervised_target,
             min_coverage: self.min_coverage,
+            base: self.base,
         })
     }
 
@@ -289,6 +314,10 @@ impl DownscaleValidParams {
     /// model errors.
     pub fn fit(&self, coarse_lst: &Raster, fine_covariates: &Stack) -> Result<FittedDownscaler> {
         let k = fine_covariates.grid().refinement_of(coarse_lst.grid())?;
+        let prior = match &self.base {
+            Base::Bilinear => None,
+            Base::Prior(p) => Some(p.fit(coarse_lst, fine_covariates)?),
+        };
         let spec = FeatureSpec::new(
             &[fine_covariates],
             self.categorical,
@@ -302,7 +331,11 @@ impl DownscaleValidParams {
         for (idx, _) in lst.indexed_iter() {
             all.extend(cols.iter().map(|c| c[idx]));
         }
-        let flat_lst: Vec<f32> = lst.iter().copied().collect();
+        // The target: the coarse LST, or what the prior's linear model leaves of it.
+        let flat_lst: Vec<f32> = match &prior {
+            None => lst.iter().copied().collect(),
+            Some(p) => p.coarse_residual().data().iter().copied().collect(),
+        };
         let rows: Vec<usize> = (0..flat_lst.len())
             .filter(|&i| {
                 flat_lst[i].is_finite() && all[i * p..(i + 1) * p].iter().all(|v| v.is_finite())
@@ -321,11 +354,26 @@ impl DownscaleValidParams {
         }
         let x = Array2::from_shape_fn((keep.len(), p), |(r, j)| all[keep[r] * p + j]);
         let y: Array1<f32> = keep.iter().map(|&i| flat_lst[i]).collect();
+        let on_prior = match prior {
+            Some(prior) => {
+                let cells: Vec<(usize, usize)> = keep
+                    .iter()
+                    .map(|&i| (i / lst.ncols(), i % lst.ncols()))
+                    .collect();
+                let (weight, cv_r2) = self.cross_validated_weight(&x, &y, &cells)?;
+                Some(OnPrior {
+                    prior,
+                    weight,
+                    cv_r2,
+                })
+            }
+            None => None,
+        };
         let model = self.fit_model(x, y)?;
         let coarse_pred = model.predict_rows(&all, p)?;
         let residual = Array2::from_shape_fn(lst.dim(), |(r, c)| {
             let i = r * lst.ncols() + c;
-            lst[(r, c)] - coarse_pred[i]
+            flat_lst[i] - coarse_pred[i]
         });
         Ok(FittedDownscaler {
             params: self.clone(),
@@ -333,8 +381,65 @@ impl DownscaleValidParams {
             model,
             coarse_lst: coarse_lst.clone(),
             coarse_residual: Raster::new(coarse_lst.grid().clone(), residual)?,
+            coarse_model: Raster::new(
+                coarse_lst.grid().clone(),
+                Array2::from_shape_vec(lst.dim(), coarse_pred).map_err(|_| {
+                    Error::SizeMismatch {
+                        what: "coarse predictions",
+                        expected: lst.len(),
+                        got: 0,
+                    }
+                })?,
+            )?,
+            on_prior,
             samples: keep.len(),
         })
+    }
+
+    /// How much of a model fitted on coarse cells to add to a prior: the least-squares
+    /// scale (clamped to 0–1) of its out-of-fold predictions in a 5-fold cross-validation
+    /// whose folds are blocks of 4×4 coarse cells, and the out-of-fold R² at that scale.
+    /// A model with no skill on held-out blocks gets weight 0: the prior alone.
+    fn cross_validated_weight(
+        &self,
+        x: &Array2<f32>,
+        y: &Array1<f32>,
+        cells: &[(usize, usize)],
+    ) -> Result<(f64, f64)> {
+        const FOLDS: usize = 5;
+        const BLOCK: usize = 4;
+        let fold_of = |&(r, c): &(usize, usize)| (r / BLOCK + 3 * (c / BLOCK)) % FOLDS;
+        let mut oof = vec![f64::NAN; y.len()];
+        for fold in 0..FOLDS {
+            let (train, test): (Vec<usize>, Vec<usize>) =
+                (0..y.len()).partition(|&i| fold_of(&cells[i]) != fold);
+            if train.len() < 2 || test.is_empty() {
+                continue;
+            }
+            let xt = Array2::from_shape_fn((train.len(), x.ncols()), |(r, j)| x[(train[r], j)]);
+            let yt: Array1<f32> = train.iter().map(|&i| y[i]).collect();
+            let model = self.fit_model(xt, yt)?;
+            let rows: Vec<f32> = test.iter().flat_map(|&i| x.row(i).to_vec()).collect();
+            for (&i, v) in test.iter().zip(model.predict_rows(&rows, x.ncols())?) {
+                oof[i] = f64::from(v);
+            }
+        }
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for (i, &p) in oof.iter().enumerate() {
+            if p.is_finite() {
+                let t = f64::from(y[i]);
+                sxy += t * p;
+                sxx += p * p;
+                syy += t * t;
+            }
+        }
+        if sxx <= 0.0 || syy <= 0.0 {
+            return Ok((0.0, 0.0));
+        }
+        let weight = (sxy / sxx).clamp(0.0, 1.0);
+        // Σ(y − w p)² = Σy² − 2w Σyp + w² Σp².
+        let sse = syy - 2.0 * weight * sxy + weight * weight * sxx;
+        Ok((weight, 1.0 - sse / syy))
     }
 
     /// The supervised mode of the paper's simulated experiment: features at each fine pixel
@@ -348,17 +453,14 @@ impl DownscaleValidParams {
     /// land-cover value that is not an IGBP code; [`Error::TooFewSamples`]; model errors.
     pub fn fit_supervised(&self, scenes: &[TrainingScene<'_>]) -> Result<SupervisedDownscaler> {
         let stacks: Vec<&Stack> = scenes.iter().map(|s| s.covariates).collect();
-        let spec = FeatureSpec::new(&stacks, self.categorical, true, self.coordinates)?;
+        let mut spec = FeatureSpec::new(&stacks, self.categorical, true, self.coordinates)?;
+        spec.base = self.base.name();
         let p = spec.len();
         let mut lsts = Vec::with_capacity(scenes.len());
         for s in scenes {
             s.covariates.grid().refinement_of(s.coarse_lst.grid())?;
             s.covariates.grid().check_same(s.truth.grid())?;
-            lsts.push(resample(
-                s.coarse_lst,
-                s.covariates.grid(),
-                Resampling::Bilinear,
-            )?);
+            lsts.push(self.base.field(s.coarse_lst, s.covariates)?.0);
         }
         // Pass 1: which pixels have every feature and the label.
         let mut valid: Vec<(usize, usize, usize)> = Vec::new();
@@ -392,7 +494,7 @@ impl DownscaleValidParams {
             x.row_mut(row).assign(&ndarray::ArrayView1::from(&buf[..]));
             y[row] = s.truth.data()[(r, c)];
             if self.supervised_target == SupervisedTarget::Residual {
-                // buf[0] is the bilinear coarse LST (the spec's first column).
+                // buf[0] is the base field (the spec's first column).
                 y[row] -= buf[0];
             }
         }
@@ -499,7 +601,20 @@ pub struct FittedDownscaler {
     model: Model,
     coarse_lst: Raster,
     coarse_residual: Raster,
+    /// The model on the coarse cells' features.
+    coarse_model: Raster,
+    on_prior: Option<OnPrior>,
     samples: usize,
+}
+
+/// A per-scene model on top of a prior.
+#[derive(Debug)]
+struct OnPrior {
+    prior: Prior,
+    /// Share of the model's sub-grid pattern added to the prior (0–1).
+    weight: f64,
+    /// Out-of-fold R² of the weighted model on the prior's coarse residual.
+    cv_r2: f64,
 }
 
 impl FittedDownscaler {
@@ -514,6 +629,9 @@ impl FittedDownscaler {
         let k = fine_covariates
             .grid()
             .refinement_of(self.coarse_lst.grid())?;
+        if let Some(op) = &self.on_prior {
+            return self.predict_on_prior(op, fine_covariates, k);
+        }
         let mut out = self.predict_uncorrected(fine_covariates)?;
         match self.params.residual_correction {
             ResidualCorrection::Off => {}
@@ -527,6 +645,37 @@ impl FittedDownscaler {
         }
         mask_by_parent(&mut out, &self.coarse_lst, k);
         Ok(out)
+    }
+
+    /// The prior plus the weighted sub-grid pattern of the model (its fine prediction minus
+    /// the bilinear spread of its coarse one), with the block means kept exactly.
+    fn predict_on_prior(&self, op: &OnPrior, fine: &Stack, k: usize) -> Result<Raster> {
+        let mut out = op.prior.field(fine)?;
+        if op.weight > 0.0 {
+            let model = self.predict_uncorrected(fine)?;
+            let (h, w) = fine.grid().shape();
+            let smooth = bilinear_spread(self.coarse_model.data().view(), k, 0, 0, h, w);
+            let wt = op.weight as f32;
+            ndarray::Zip::from(out.data_mut())
+                .and(model.data())
+                .and(&smooth)
+                .for_each(|o, &m, &s| *o += wt * (m - s));
+            let params = match &self.params.base {
+                Base::Prior(p) => p.conserve,
+                Base::Bilinear => amun_raster::ConserveParams::default(),
+            };
+            out = conserve(&out, &self.coarse_lst, &params)?.0;
+        }
+        mask_by_parent(&mut out, &self.coarse_lst, k);
+        Ok(out)
+    }
+
+    /// With a prior as the base: the prior's fit report, the weight given to the model's
+    /// sub-grid pattern (0 = the prior alone) and its cross-validated R² on the coarse cells.
+    pub fn prior_report(&self) -> Option<(&FitReport, f64, f64)> {
+        self.on_prior
+            .as_ref()
+            .map(|op| (op.prior.report(), op.weight, op.cv_r2))
     }
 
     /// The model applied to covariates on any grid (no correction, no coarse mask): e.g.
@@ -586,7 +735,7 @@ impl SupervisedDownscaler {
     /// IGBP code; grid errors if the grids do not nest; model errors.
     pub fn predict(&self, coarse_lst: &Raster, covariates: &Stack) -> Result<Raster> {
         let k = covariates.grid().refinement_of(coarse_lst.grid())?;
-        let lst = resample(coarse_lst, covariates.grid(), Resampling::Bilinear)?;
+        let lst = self.params.base.field(coarse_lst, covariates)?.0;
         let mut out = predict_grid(
             &self.model,
             &self.spec,
@@ -837,5 +986,118 @@ mod tests {
         assert!(e_rf < e_bl, "RF {e_rf} K vs bilinear {e_bl} K");
         let back = rmse(&pred.block_mean(10, 0.0).unwrap(), &coarse);
         assert!(back < 0.05, "aggregated back: {back} K");
+    }
+
+    /// A larger hand-made world for the prior base: `cells × cells` coarse cells of `K`
+    /// fine pixels, smooth terrain, a lapse rate of 6 K/km and `extra(row, col, class)`.
+    fn relief_world(
+        cells: usize,
+        extra: impl Fn(usize, usize, f32) -> f32,
+    ) -> (Raster, Stack, Raster) {
+        let coarse = Grid::geographic(10.0, 50.0, 0.05, cells, cells).unwrap();
+        let fine = coarse.refine(K).unwrap();
+        let elev = Raster::from_fn(fine.clone(), |(r, c)| {
+            let (x, y) = (c as f32 / 17.0, r as f32 / 13.0);
+            450.0 + 300.0 * x.sin() * y.cos() + 150.0 * (0.7 * x + 1.3 * y).sin()
+        });
+        let lc = Raster::from_fn(fine.clone(), |(r, c)| {
+            if ((r / 3) * 5 + (c / 2) * 3) % 7 < 2 {
+                13.0
+            } else {
+                10.0
+            }
+        })
+        .with_kind(BandKind::Categorical);
+        let truth = Raster::from_fn(fine.clone(), |(r, c)| {
+            300.0 - 0.006 * elev.data()[(r, c)] + extra(r, c, lc.data()[(r, c)])
+        });
+        let stack = Stack::new(fine)
+            .with("elevation", elev)
+            .unwrap()
+            .with("landcover", lc)
+            .unwrap();
+        (truth.block_mean(K, 1.0).unwrap(), stack, truth)
+    }
+
+    fn prior_base() -> Base {
+        Base::Prior(amun_prior::PriorParams::elevation())
+    }
+
+    /// With nothing left to learn (the truth is the prior's model plus noise that no
+    /// covariate explains), the forest on the prior gets (almost) no weight in the
+    /// cross-validation and returns (almost) the prior: never worse than it.
+    #[test]
+    fn forest_on_the_prior_returns_the_prior_when_nothing_is_left() {
+        let noise =
+            |r: usize, c: usize, _| (((r * 7919 + c * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 0.6;
+        let (coarse, stack, truth) = relief_world(20, noise);
+        let prior = amun_prior::PriorParams::elevation()
+            .fit(&coarse, &stack)
+            .unwrap();
+        let prior_field = prior.field(&stack).unwrap();
+        let rf = DownscaleParams::random_forest(RfParams::new().n_trees(30).seed(2))
+            .base(prior_base())
+            .fit(&coarse, &stack)
+            .unwrap();
+        let (_, weight, cv_r2) = rf.prior_report().unwrap();
+        let pred = rf.predict(&stack).unwrap();
+        let (e_rf, e_prior) = (rmse(&pred, &truth), rmse(&prior_field, &truth));
+        assert!(weight < 0.3, "weight {weight}, cv R² {cv_r2}");
+        assert!(
+            e_rf <= e_prior + 0.02,
+            "forest on prior {e_rf} K vs prior {e_prior} K"
+        );
+        // Conservation holds either way.
+        let back = rmse(&pred.block_mean(K, 0.0).unwrap(), &coarse);
+        assert!(back < 1e-4, "aggregated back: {back} K");
+    }
+
+    /// The elevation prior misses the urban heat of class 13 (+3 K); a forest and a ridge
+    /// regression on the prior learn it from the class fractions of the coarse cells.
+    #[test]
+    fn forest_on_the_prior_learns_what_the_prior_misses() {
+        let urban = |_: usize, _: usize, lc: f32| if lc > 12.5 { 3.0 } else { 0.0 };
+        let (coarse, stack, truth) = relief_world(20, urban);
+        let prior = amun_prior::PriorParams::elevation()
+            .fit(&coarse, &stack)
+            .unwrap();
+        let e_prior = rmse(&prior.field(&stack).unwrap(), &truth);
+        let rf = DownscaleParams::random_forest(RfParams::new().n_trees(30).seed(2))
+            .base(prior_base())
+            .fit(&coarse, &stack)
+            .unwrap();
+        let (report, weight, cv_r2) = rf.prior_report().unwrap();
+        let e_rf = rmse(&rf.predict(&stack).unwrap(), &truth);
+        assert!(
+            weight > 0.5 && cv_r2 > 0.3,
+            "weight {weight}, cv R² {cv_r2}; {}",
+            report.summary()
+        );
+        // Less than all of it: at the fine scale a pixel is all urban or not at all, beyond
+        // the coarse class fractions the forest saw (it cannot extrapolate); the linear
+        // model on the prior can.
+        assert!(
+            e_rf < 0.85 * e_prior,
+            "forest on prior {e_rf} K vs prior {e_prior} K"
+        );
+        let ridge = DownscaleParams::ridge(RidgeParams::new().alpha(1e-6))
+            .base(prior_base())
+            .fit(&coarse, &stack)
+            .unwrap();
+        let e_ridge = rmse(&ridge.predict(&stack).unwrap(), &truth);
+        assert!(
+            e_ridge < 0.3 * e_prior,
+            "ridge on prior {e_ridge} K vs prior {e_prior} K"
+        );
+        // The supervised flow takes the prior as its base column.
+        let sup = DownscaleParams::random_forest(RfParams::new().n_trees(10).seed(1))
+            .base(prior_base())
+            .fit_supervised(&[TrainingScene {
+                coarse_lst: &coarse,
+                covariates: &stack,
+                truth: &truth,
+            }])
+            .unwrap();
+        assert_eq!(sup.feature_names()[0], "lst_prior-elevation");
     }
 }

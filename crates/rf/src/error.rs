@@ -11,6 +11,9 @@ pub enum Error {
     /// code, …).
     #[error(transparent)]
     Indices(#[from] amun_indices::Error),
+    /// Physical-prior error (the base field).
+    #[error(transparent)]
+    Prior(#[from] amun_prior::Error),
     /// smartcore refused to fit or predict.
     #[error("model: {0}")]
     Model(#[from] smartcore::error::Failed),

@@ -24,7 +24,8 @@ pub enum CategoricalEncoding {
 /// One feature column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Column {
-    /// The coarse LST bilinearly resampled to the fine grid (supervised mode).
+    /// The base field on the fine grid: the coarse LST resampled bilinearly, or a prior
+    /// (supervised mode).
     CoarseLst,
     /// A continuous band (block mean at the coarse scale).
     Band(usize),
@@ -43,6 +44,9 @@ enum Column {
 pub(crate) struct FeatureSpec {
     bands: Vec<String>,
     columns: Vec<Column>,
+    /// The name of the base field in the `lst_<base>` column (`bilinear` or a prior's).
+    #[serde(default = "bilinear")]
+    pub base: String,
 }
 
 impl FeatureSpec {
@@ -86,7 +90,11 @@ impl FeatureSpec {
         if coordinates {
             columns.extend([Column::X, Column::Y]);
         }
-        Ok(FeatureSpec { bands, columns })
+        Ok(FeatureSpec {
+            bands,
+            columns,
+            base: bilinear(),
+        })
     }
 
     /// Number of features.
@@ -99,7 +107,7 @@ impl FeatureSpec {
         self.columns
             .iter()
             .map(|c| match c {
-                Column::CoarseLst => "lst_bilinear".to_string(),
+                Column::CoarseLst => format!("lst_{}", self.base),
                 Column::Band(b) | Column::Mode(b) => self.bands[*b].clone(),
                 Column::Fraction(b, k) => format!("{}={}", self.bands[*b], k.code()),
                 Column::X => "x".into(),
@@ -187,7 +195,8 @@ impl FeatureSpec {
     }
 
     /// Writes the features of fine pixel `(row, col)` into `dst` (length [`Self::len`]);
-    /// `lst` is the bilinear coarse LST when the spec has that column.
+    /// `lst` is the base field (bilinear coarse LST or a prior) when the spec has that
+    /// column.
     pub(crate) fn fine_row(
         &self,
         stack: &Stack,
@@ -213,6 +222,10 @@ impl FeatureSpec {
             };
         }
     }
+}
+
+fn bilinear() -> String {
+    "bilinear".into()
 }
 
 /// Checks that `stack` has `bands`, in order.
