@@ -1,5 +1,6 @@
 //! The network's configuration: inputs, widths and the module switches of the ablations.
 
+pub use amun_prior::Base;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -79,9 +80,12 @@ pub struct AmunConfig {
     pub unet_widths: Vec<usize>,
     /// Width of the U-Net bridge (default 256).
     pub unet_bridge: usize,
-    /// Predict the residual over the bilinearly upsampled coarse LST (default true):
-    /// `LST_fine = LST_bilinear + net(x)`.
+    /// Predict the residual over the base field (default true): `LST_fine = base + net(x)`.
     pub residual: bool,
+    /// The base field, also the network's first input channel (default
+    /// [`Base::Bilinear`]: the bilinearly upsampled coarse LST, as in the paper); a
+    /// physical prior ([`Base::Prior`]) is fitted on each scene, in training and inference.
+    pub base: Base,
     /// Include the GMFCA module (default true).
     pub gmfca: bool,
     /// Include the FFRDB module (default true).
@@ -123,10 +127,17 @@ impl AmunConfig {
             unet_widths: vec![16, 32, 64, 128],
             unet_bridge: 256,
             residual: true,
+            base: Base::Bilinear,
             gmfca: true,
             ffrdb: true,
             unet: true,
         }
+    }
+
+    /// This configuration with another base field.
+    pub fn with_base(mut self, base: Base) -> Self {
+        self.base = base;
+        self
     }
 
     /// Widths chosen so that the weights come close to the paper's 84.1 MB: C = 64, G = 32,
@@ -239,6 +250,10 @@ impl AmunConfig {
         }
         if self.channels == 0 {
             return Err(Error::config("channels", "must be ≥ 1"));
+        }
+        if let Base::Prior(p) = &self.base {
+            p.check()
+                .map_err(|e| Error::config("base", e.to_string()))?;
         }
         if self.ffrdb && (self.rdb_growth == 0 || self.rdb_count == 0 || self.rdb_layers == 0) {
             return Err(Error::config(

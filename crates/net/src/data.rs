@@ -1,7 +1,7 @@
 //! From rasters to network inputs: channel encoding, normalisation, patches, the spatially
 //! blocked split, augmentation and batches.
 
-use amun_raster::{resample, Raster, Resampling, Stack};
+use amun_raster::{Raster, Stack};
 use candle_core::{Device, Tensor};
 use ndarray::{s, Array2, Array3, ArrayView2};
 use rand::seq::SliceRandom;
@@ -65,11 +65,11 @@ impl ChannelStats {
 /// checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
-    /// The bilinear coarse-LST channel (kelvin).
+    /// The base channel: bilinear coarse LST or the prior (kelvin).
     pub lst: ChannelStats,
     /// The auxiliary channels, in [`AmunConfig::aux_channels`] order.
     pub aux: Vec<ChannelStats>,
-    /// The target: the residual `label − bilinear` with `residual: true`, else the label.
+    /// The target: the residual `label − base` with `residual: true`, else the label.
     pub target: ChannelStats,
 }
 
@@ -110,22 +110,22 @@ impl Moments {
     }
 }
 
-/// The scene's channels on the fine grid before normalisation: bilinear LST, then the
+/// The scene's channels on the fine grid before normalisation: the base field, then the
 /// encoded covariates. `NaN` marks missing pixels.
 pub(crate) struct EncodedInputs {
-    pub bilinear: Array2<f32>,
+    pub base: Array2<f32>,
     pub aux: Vec<Array2<f32>>,
 }
 
-/// Resamples the coarse LST bilinearly onto the covariates' grid and encodes the covariates
+/// Computes the base field on the covariates' grid ([`AmunConfig::base`]: the coarse LST
+/// resampled bilinearly, or a prior fitted on the scene) and encodes the covariates
 /// in the configuration's order (aspect → northness/eastness by default).
 pub(crate) fn encode_inputs(
     cfg: &AmunConfig,
     coarse_lst: &Raster,
     covariates: &Stack,
 ) -> Result<EncodedInputs> {
-    let fine = covariates.grid();
-    let bilinear = resample(coarse_lst, fine, Resampling::Bilinear)?.into_data();
+    let base = cfg.base.field(coarse_lst, covariates)?.0.into_data();
     let mut aux = Vec::with_capacity(cfg.n_aux());
     for name in &cfg.covariates {
         let band = covariates
@@ -142,7 +142,7 @@ pub(crate) fn encode_inputs(
             aux.push(band.to_owned());
         }
     }
-    Ok(EncodedInputs { bilinear, aux })
+    Ok(EncodedInputs { base, aux })
 }
 
 /// Where the aspect lives among the input channels (index 0 is LST).
@@ -359,7 +359,7 @@ pub(crate) fn build_dataset(
         let (h, w) = fine.shape();
         let valid = Array2::from_shape_fn((h, w), |ix| {
             label[ix].is_finite()
-                && enc.bilinear[ix].is_finite()
+                && enc.base[ix].is_finite()
                 && enc.aux.iter().all(|a| a[ix].is_finite())
         });
         let table = integral(&valid);
@@ -461,12 +461,12 @@ fn compute_norm(
             if !(cov && ok) {
                 continue;
             }
-            m_lst.add(enc.bilinear[ix]);
+            m_lst.add(enc.base[ix]);
             for (m, a) in m_aux.iter_mut().zip(&enc.aux) {
                 m.add(a[ix]);
             }
             m_t.add(if cfg.residual {
-                label[ix] - enc.bilinear[ix]
+                label[ix] - enc.base[ix]
             } else {
                 label[ix]
             });
@@ -484,11 +484,11 @@ pub(crate) fn normalise_inputs(
     enc: &EncodedInputs,
     norm: &Normalization,
 ) -> (Array3<f32>, Array2<bool>) {
-    let (h, w) = enc.bilinear.dim();
+    let (h, w) = enc.base.dim();
     let n = 1 + enc.aux.len();
     let mut x = Array3::<f32>::zeros((n, h, w));
     let mut valid = Array2::from_elem((h, w), true);
-    let chans = std::iter::once((&enc.bilinear, &norm.lst)).chain(enc.aux.iter().zip(&norm.aux));
+    let chans = std::iter::once((&enc.base, &norm.lst)).chain(enc.aux.iter().zip(&norm.aux));
     for (c, (a, st)) in chans.enumerate() {
         let mut dst = x.slice_mut(s![c, .., ..]);
         for ((d, &v), ok) in dst.iter_mut().zip(a.iter()).zip(valid.iter_mut()) {
@@ -517,7 +517,7 @@ fn prepare_scene(
             return 0.0;
         }
         let t = if cfg.residual {
-            label[ix] - enc.bilinear[ix]
+            label[ix] - enc.base[ix]
         } else {
             label[ix]
         };
@@ -532,9 +532,9 @@ fn prepare_scene(
             return f32::NAN;
         }
         if cfg.residual {
-            // mean(bilinear + σ·out + μ) = coarse  ⇔  mean(out) = (coarse − mean(bil) − μ)/σ
+            // mean(base + σ·out + μ) = coarse  ⇔  mean(out) = (coarse − mean(base) − μ)/σ
             let mb = enc
-                .bilinear
+                .base
                 .slice(win)
                 .iter()
                 .map(|&v| f64::from(v))
@@ -807,7 +807,7 @@ mod tests {
                 (n + 1.0, s + f64::from(ndvi[ix]))
             });
         assert!((ds.norm.aux[0].mean - sum / n).abs() < 1e-9);
-        // The target is the residual over bilinear: its mean is near zero here (a plane).
+        // The target is the residual over the (bilinear) base: its mean is near zero here (a plane).
         assert!(ds.norm.target.mean.abs() < 0.05, "{:?}", ds.norm.target);
         // Normalised ndvi of the training pixels has mean 0.
         let x = &ds.scenes[0].inputs;
@@ -882,5 +882,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("elevation") && e.contains("ndvi, aspect"), "{e}");
+    }
+
+    /// With a prior as the base, the first channel is the prior fitted on the scene and the
+    /// target is the label minus it; the configuration survives a JSON round trip (it
+    /// travels in the checkpoint).
+    #[test]
+    fn a_prior_base_is_the_first_channel_and_the_residual_reference() {
+        use amun_prior::PriorParams;
+        let sc = crate::testutil::scene(64, 4, 0.0);
+        let base = crate::config::Base::Prior(PriorParams::elevation().elevation_band("height"));
+        let cfg = crate::testutil::tiny_config().with_base(base.clone());
+        let enc = encode_inputs(&cfg, &sc.coarse_lst, &sc.covariates).unwrap();
+        let (prior, report) = base.field(&sc.coarse_lst, &sc.covariates).unwrap();
+        let report = report.unwrap();
+        assert!(report.lapse_rate.is_some(), "{}", report.summary());
+        for (a, b) in enc.base.iter().zip(prior.data()) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        let bilinear = encode_inputs(
+            &crate::testutil::tiny_config(),
+            &sc.coarse_lst,
+            &sc.covariates,
+        )
+        .unwrap()
+        .base;
+        assert!(enc
+            .base
+            .iter()
+            .zip(&bilinear)
+            .any(|(a, b)| (a - b).abs() > 0.1));
+        let json = serde_json::to_string(&cfg).unwrap();
+        let back: AmunConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.base, base);
+        // Configurations written before the field existed read as bilinear.
+        let old = json.replace(
+            &format!(",\"base\":{}", serde_json::to_string(&base).unwrap()),
+            "",
+        );
+        assert!(!old.contains("\"base\""), "{old}");
+        let old: AmunConfig = serde_json::from_str(&old).unwrap();
+        assert_eq!(old.base, crate::config::Base::Bilinear);
     }
 }

@@ -14,6 +14,9 @@ pub enum Error {
     /// A raster operation (alignment, resampling, windows) failed.
     #[error(transparent)]
     Raster(#[from] amun_raster::Error),
+    /// The physical prior used as the base field could not be fitted.
+    #[error(transparent)]
+    Prior(#[from] amun_prior::Error),
     /// A configuration value is out of range or inconsistent.
     #[error("invalid setting `{field}`: {detail}")]
     InvalidConfig {

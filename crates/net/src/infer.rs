@@ -85,7 +85,9 @@ fn weight_1d(i: usize, len: usize, halo: usize, crop: bool) -> f32 {
 impl Checkpoint {
     /// Predicts fine LST over the covariates' grid from a coarse LST raster.
     ///
-    /// `coarse_lst` is resampled bilinearly onto `fine_covariates`'s grid (same CRS).
+    /// The base field ([`AmunConfig::base`]: `coarse_lst` resampled bilinearly onto
+    /// `fine_covariates`'s grid, or a prior fitted on the scene) is the first input channel
+    /// and what the network's residual is added to.
     /// Pixels where any input is missing are missing in the output. `progress(done, total)`
     /// is called after each tile batch.
     ///
@@ -182,7 +184,7 @@ impl Checkpoint {
             }
             let o = norm.target.denorm(acc[ix] / wsum[ix]);
             if cfg.residual {
-                enc.bilinear[ix] + o
+                enc.base[ix] + o
             } else {
                 o
             }

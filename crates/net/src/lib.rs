@@ -16,7 +16,7 @@ pub mod train;
 
 pub use amun_kernels::tune_allocator;
 pub use checkpoint::{Checkpoint, CheckpointMeta};
-pub use config::{Ablation, AmunConfig, AspectEncoding, PAPER_COVARIATES};
+pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
 pub use error::{Error, Result};
 pub use infer::{predict, TileParams};
