@@ -1,5 +1,5 @@
 //! Workspace-level tests of the pipeline through the `amun-core` facade: the experiments of
-//! DESIGN §5 on a small synthetic world, scene folders and reports.
+//! `docs/design.md` §5 on a small synthetic world, scene folders and reports.
 //! (The `amun` binary itself is tested end to end in `tests/cli.rs`, an integration test of
 //! `amun-cli`.)
 
@@ -85,7 +85,8 @@ fn scale_transfer_and_real_experiments_with_conservation() {
     ];
     let st = scale_transfer(&s, &s, &mut methods, &opts, &NoProgress).unwrap();
     for m in &st.report.methods {
-        // Conservation: every block mean equals the coarse input (DESIGN §4, to 1e-3 K).
+        // Conservation: every block mean equals the coarse input (`docs/design.md` §4.7, to
+        // 1e-3 K).
         assert!(
             m.aggregated_back.unwrap().rmse < 1e-3,
             "{}: {:?}",

@@ -316,7 +316,7 @@ impl SearchSpace {
         })
     }
 
-    /// The search space of the AMUN paper's hyperparameter tuning (DESIGN.md §7):
+    /// The search space of the AMUN paper's hyperparameter tuning (`docs/design.md` §7):
     ///
     /// | name | domain |
     /// |---|---|

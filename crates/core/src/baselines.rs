@@ -14,9 +14,9 @@ pub enum RegressionMode {
     /// Paper-style: learn from fine pixels of training scenes with a fine reference
     /// (features: bilinear coarse LST + covariates), predict other scenes.
     Supervised,
-    /// Hutengs & Vohland (DESIGN §6): fit on the coarse pixels of the scene being downscaled
-    /// (covariates aggregated to the coarse grid), predict from the fine covariates, add the
-    /// coarse residual. Needs no training scene and no reference.
+    /// Hutengs & Vohland (`docs/design.md` §6): fit on the coarse pixels of the scene being
+    /// downscaled (covariates aggregated to the coarse grid), predict from the fine covariates,
+    /// add the coarse residual. Needs no training scene and no reference.
     PerScene,
 }
 

@@ -1,4 +1,4 @@
-//! The experiments of DESIGN §5: paper-style, scale-transfer and real.
+//! The experiments of `docs/design.md` §5: paper-style, scale-transfer and real.
 
 use std::time::Instant;
 
@@ -33,9 +33,9 @@ pub struct RunOutput {
     pub predictions: Vec<Vec<Raster>>,
 }
 
-/// Paper-style simulated experiment (DESIGN §5): fit every method on training scenes with a
-/// fine reference, predict the test scenes (other dates) and score against their fine
-/// reference and, aggregated back, against their coarse input.
+/// Paper-style simulated experiment (`docs/design.md` §5): fit every method on training
+/// scenes with a fine reference, predict the test scenes (other dates) and score against their
+/// fine reference and, aggregated back, against their coarse input.
 ///
 /// # Errors
 /// [`Error::Scene`] if a scene lacks a fine reference; method errors.
@@ -60,7 +60,7 @@ pub fn paper_style(
     )
 }
 
-/// Scale-transfer experiment (DESIGN §5): train one scale up (each training scene
+/// Scale-transfer experiment (`docs/design.md` §5): train one scale up (each training scene
 /// [`Scene::coarsened`]: LST at c′ → c), apply at c → f on the test scenes and score against
 /// their fine reference. This is what real use relies on.
 ///
@@ -87,8 +87,9 @@ pub fn scale_transfer(
     )
 }
 
-/// Real experiment (DESIGN §5): no fine truth. Train one scale up on the scenes themselves,
-/// downscale them, and score by aggregating back to the coarse input and against stations.
+/// Real experiment (`docs/design.md` §5): no fine truth. Train one scale up on the scenes
+/// themselves, downscale them, and score by aggregating back to the coarse input and against
+/// stations.
 ///
 /// # Errors
 /// As [`scale_transfer`], without the reference requirement.

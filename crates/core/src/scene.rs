@@ -272,8 +272,8 @@ impl Scene {
         Ok(scene)
     }
 
-    /// The same scene one scale up, for training under scale invariance (DESIGN §5): the
-    /// coarse LST aggregated again by the factor becomes the input, the covariates are
+    /// The same scene one scale up, for training under scale invariance (`docs/design.md`
+    /// §5): the coarse LST aggregated again by the factor becomes the input, the covariates are
     /// aggregated to the coarse grid (mean for continuous bands, mode for land cover) and
     /// the coarse LST becomes the reference.
     ///

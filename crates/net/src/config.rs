@@ -52,8 +52,8 @@ impl Ablation {
     }
 }
 
-/// The AMUN architecture (DESIGN.md §4). Every reading of the paper that it leaves open is
-/// a field here.
+/// The AMUN architecture (`docs/design.md` §4). Every reading of the paper that it leaves
+/// open is a field here.
 ///
 /// Defaults are [`AmunConfig::small`] with the paper's seven covariates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

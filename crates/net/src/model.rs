@@ -1,4 +1,4 @@
-//! The AMUN network (DESIGN.md §4) as candle modules.
+//! The AMUN network (`docs/design.md` §4) as candle modules.
 //!
 //! Every convolution, transposed convolution, max-pool and channel concatenation goes through
 //! `amun-kernels`, so that its fast CPU kernels are used when selected. Variable paths
@@ -478,7 +478,7 @@ mod tests {
         c_out * (c_in * k * k + 1)
     }
 
-    /// Parameter count from the architecture's formula (DESIGN.md §4), written out
+    /// Parameter count from the architecture's formula (`docs/design.md` §4.3), written out
     /// independently of the code that builds the blocks.
     fn expected_params(cfg: &AmunConfig) -> usize {
         let (c, g, n) = (cfg.channels, cfg.rdb_growth, cfg.n_aux());

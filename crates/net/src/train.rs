@@ -59,7 +59,7 @@ impl DeviceSpec {
     }
 }
 
-/// Training settings. [`Default`] is the paper's protocol (DESIGN.md §4).
+/// Training settings. [`Default`] is the paper's protocol (`docs/design.md` §4.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {

@@ -78,10 +78,10 @@ impl Default for ResidualCorrection {
 pub enum ResidualCorrection {
     /// No correction: the model's prediction as is.
     Off,
-    /// Hutengs & Vohland (DESIGN §6): the coarse residual `LST − model(coarse covariates)`,
-    /// resampled bilinearly to the fine grid and added. In the supervised mode, where the
-    /// model has no coarse-scale prediction, this is [`ResidualCorrection::Aggregated`] with
-    /// one iteration.
+    /// Hutengs & Vohland (`docs/design.md` §6): the coarse residual
+    /// `LST − model(coarse covariates)`, resampled bilinearly to the fine grid and added. In
+    /// the supervised mode, where the model has no coarse-scale prediction, this is
+    /// [`ResidualCorrection::Aggregated`] with one iteration.
     Coarse,
     /// The residual `LST − block mean(fine prediction)`, resampled bilinearly and added,
     /// repeated `iterations` times (see [`residual_correct`]): the aggregated output

@@ -11,7 +11,7 @@ use super::{load_scenes, preset, Ctx, Preset};
 use crate::figures;
 use crate::output::check_writable;
 
-/// Training-data construction (DESIGN §5).
+/// Training-data construction (`docs/design.md` §5).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
     /// Learn from the scenes' fine reference at the target scale (paper-style simulation).
