@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::check::HeldOutCheck;
 use crate::config::AmunConfig;
 use crate::data::Normalization;
 use crate::error::{Error, Result};
@@ -56,6 +57,9 @@ pub struct CheckpointMeta {
     pub epochs_done: usize,
     /// Optimiser state summary, if saved from a trainer.
     pub optimizer: Option<OptimizerMeta>,
+    /// The model against interpolation and the prior on held-out pixels, when checked.
+    #[serde(default)]
+    pub held_out: Option<HeldOutCheck>,
 }
 
 impl CheckpointMeta {
@@ -78,6 +82,7 @@ impl CheckpointMeta {
             history,
             epochs_done,
             optimizer,
+            held_out: None,
         }
     }
 }
@@ -185,6 +190,16 @@ impl Checkpoint {
     /// The metadata.
     pub fn meta(&self) -> &CheckpointMeta {
         &self.meta
+    }
+
+    /// The held-out check, when one was made (see [`HeldOutCheck`]).
+    pub fn held_out(&self) -> Option<&HeldOutCheck> {
+        self.meta.held_out.as_ref()
+    }
+
+    /// Records the held-out check (saved with the checkpoint).
+    pub fn set_held_out(&mut self, check: HeldOutCheck) {
+        self.meta.held_out = Some(check);
     }
 
     /// The architecture.

@@ -305,7 +305,21 @@ pub(crate) struct PatchSettings {
     pub nodata: NodataPolicy,
     pub val_fraction: f64,
     pub split_block: usize,
+    /// Scenes held out whole for validation (validation in time as well as in space).
+    pub val_scenes: usize,
     pub seed: u64,
+}
+
+/// Which of `n` scenes are held out whole: `count` of them, drawn by the seed (none when
+/// `count` is 0; never all of them).
+pub(crate) fn held_out_scenes(n: usize, count: usize, seed: u64) -> Vec<bool> {
+    let mut ids: Vec<usize> = (0..n).collect();
+    ids.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x7e5c_e11e));
+    let mut out = vec![false; n];
+    for &i in ids.iter().take(count.min(n.saturating_sub(1))) {
+        out[i] = true;
+    }
+    out
 }
 
 /// The data set: prepared scenes, train and validation patches, normalisation.
@@ -318,14 +332,27 @@ pub(crate) struct Dataset {
 }
 
 /// Which split blocks are validation blocks, for a grid of `h × w` pixels: a seeded
-/// shuffle of the blocks, the first `round(fraction · n)` of them. The same grid size and
-/// seed give the same blocks, so one location is never in both sets across scenes.
-fn val_blocks(h: usize, w: usize, block: usize, fraction: f64, seed: u64) -> Array2<bool> {
+/// shuffle of the blocks that can hold a `p × p` patch (edge blocks may be cut short), the
+/// first `round(fraction · n)` of them. The same grid size and seed give the same blocks, so
+/// one location is never in both sets across scenes.
+fn val_blocks(
+    h: usize,
+    w: usize,
+    block: usize,
+    p: usize,
+    fraction: f64,
+    seed: u64,
+) -> Array2<bool> {
     let (bh, bw) = (h.div_ceil(block), w.div_ceil(block));
-    let n = bh * bw;
-    let mut ids: Vec<usize> = (0..n).collect();
+    let mut ids: Vec<usize> = (0..bh * bw).collect();
     let grid_seed = seed ^ ((h as u64) << 32) ^ (w as u64) ^ 0x5eed_b10c;
     ids.shuffle(&mut ChaCha8Rng::seed_from_u64(grid_seed));
+    let fits = |id: usize| {
+        let (r, c) = (id / bw, id % bw);
+        (h - r * block).min(block) >= p && (w - c * block).min(block) >= p
+    };
+    ids.retain(|&id| fits(id));
+    let n = ids.len();
     let mut n_val = (fraction * n as f64).round() as usize;
     if fraction > 0.0 && n >= 2 {
         n_val = n_val.clamp(1, n - 1);
@@ -350,6 +377,7 @@ pub(crate) fn build_dataset(
     let mut raw = Vec::with_capacity(scenes.len());
     let mut train = Vec::new();
     let mut val = Vec::new();
+    let whole = held_out_scenes(scenes.len(), settings.val_scenes, settings.seed);
     for (si, sc) in scenes.iter().enumerate() {
         let fine = sc.covariates.grid();
         let k = fine.refinement_of(sc.coarse_lst.grid())?;
@@ -371,6 +399,7 @@ pub(crate) fn build_dataset(
             h,
             w,
             settings.split_block,
+            p,
             settings.val_fraction,
             settings.seed,
         );
@@ -386,7 +415,7 @@ pub(crate) fn build_dataset(
                     row: r,
                     col: c,
                 };
-                if cover.iter().all(|&v| v) {
+                if whole[si] || cover.iter().all(|&v| v) {
                     val.push(pr);
                 } else if cover.iter().all(|&v| !v) {
                     train.push(pr);
@@ -715,6 +744,7 @@ mod tests {
             nodata: NodataPolicy::Drop,
             val_fraction: 0.15,
             split_block: 32,
+            val_scenes: 0,
             seed: 3,
         }
     }

@@ -17,6 +17,18 @@ pub enum Error {
     /// The physical prior used as the base field could not be fitted.
     #[error(transparent)]
     Prior(#[from] amun_prior::Error),
+    /// Scenes are too small to cut a training and a validation patch from.
+    #[error(
+        "scenes are {side} px on their smallest side at the training scale; AMUN needs at least {needed} px (two patches of {multiple}): use the physical prior (`amun baseline prior`) or split the factor into stages so each stage trains on more pixels"
+    )]
+    RegionTooSmall {
+        /// The smallest side, in training-scale pixels.
+        side: usize,
+        /// The least side that works.
+        needed: usize,
+        /// The model's size multiple.
+        multiple: usize,
+    },
     /// A configuration value is out of range or inconsistent.
     #[error("invalid setting `{field}`: {detail}")]
     InvalidConfig {

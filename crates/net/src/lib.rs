@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
 
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -15,6 +16,7 @@ mod testutil;
 pub mod train;
 
 pub use amun_kernels::tune_allocator;
+pub use check::{HeldOutCheck, MethodScore, Verdict};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};

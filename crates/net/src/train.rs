@@ -94,6 +94,10 @@ pub struct TrainConfig {
     /// Side of the square blocks the split is drawn over, in fine pixels (default 128):
     /// patches are wholly in training or wholly in validation blocks.
     pub split_block: usize,
+    /// Whole scenes held out for validation besides the spatial blocks (default 0): with
+    /// many time steps of one region, validation is then held out in time as well as in
+    /// space.
+    pub val_scenes: usize,
     /// Patches with nodata (paper: dropped).
     pub nodata: NodataPolicy,
     /// Random flips and 90° rotations, transforming aspect consistently (default off).
@@ -125,6 +129,7 @@ impl Default for TrainConfig {
             stride: 16,
             val_fraction: 0.15,
             split_block: 128,
+            val_scenes: 0,
             nodata: NodataPolicy::Drop,
             augment: false,
             divergence_factor: 1000.0,
@@ -188,11 +193,9 @@ impl TrainConfig {
                 ));
             }
         }
-        if self.patch == 0 || !self.patch.is_multiple_of(16) {
-            return Err(Error::config(
-                "patch",
-                format!("must be a positive multiple of 16, got {}", self.patch),
-            ));
+        // The model's size multiple (16 with four U-Net levels) is checked with the model.
+        if self.patch == 0 {
+            return Err(Error::config("patch", "must be ≥ 1"));
         }
         if self.stride == 0 {
             return Err(Error::config("stride", "must be ≥ 1"));
@@ -224,6 +227,46 @@ impl TrainConfig {
             ));
         }
         Ok(ValidTrainConfig(self.clone()))
+    }
+
+    /// These settings fitted to scenes whose smallest side is `side` pixels, for a model whose
+    /// patch sides must be multiples of `multiple`: a patch larger than half the side
+    /// shrinks to the largest multiple that fits twice, the stride to at most half the
+    /// patch, and a split block larger than half the side to one patch, so that training
+    /// and validation patches both exist. Returns the settings and a note per change.
+    ///
+    /// # Errors
+    /// [`Error::RegionTooSmall`] when the side is below two patches of `multiple`.
+    pub fn fitted_to(&self, side: usize, multiple: usize) -> Result<(TrainConfig, Vec<String>)> {
+        let needed = 2 * multiple;
+        if side < needed {
+            return Err(Error::RegionTooSmall {
+                side,
+                needed,
+                multiple,
+            });
+        }
+        let mut tc = self.clone();
+        let mut notes = Vec::new();
+        if tc.patch > side / 2 {
+            let patch = (side / 2 / multiple).max(1) * multiple;
+            notes.push(format!(
+                "patch {} → {patch} (scenes are {side} px on their smallest side)",
+                tc.patch
+            ));
+            tc.patch = patch;
+        }
+        if tc.stride > tc.patch / 2 && tc.patch != self.patch {
+            let stride = (tc.patch / 2).max(1);
+            notes.push(format!("stride {} → {stride}", tc.stride));
+            tc.stride = stride;
+        }
+        if tc.split_block > side / 2 || tc.split_block < tc.patch {
+            let block = tc.patch;
+            notes.push(format!("split block {} → {block}", tc.split_block));
+            tc.split_block = block;
+        }
+        Ok((tc, notes))
     }
 
     /// The learning rate in (0-based) `epoch`.
@@ -334,6 +377,7 @@ impl Trainer {
             nodata: tc.nodata,
             val_fraction: tc.val_fraction,
             split_block: tc.split_block,
+            val_scenes: tc.val_scenes,
             seed: tc.seed,
         };
         let data = build_dataset(
@@ -395,6 +439,24 @@ impl Trainer {
     /// Number of training and validation patches.
     pub fn patch_counts(&self) -> (usize, usize) {
         (self.data.train.len(), self.data.val.len())
+    }
+
+    /// For each training scene, the pixels covered by validation patches: never trained on
+    /// (the split is by spatial blocks and whole held-out scenes).
+    pub fn validation_masks(&self) -> Vec<ndarray::Array2<bool>> {
+        let p = self.tc.patch;
+        let mut masks: Vec<ndarray::Array2<bool>> = self
+            .data
+            .scenes
+            .iter()
+            .map(|s| ndarray::Array2::from_elem(s.target.dim(), false))
+            .collect();
+        for pr in &self.data.val {
+            masks[pr.scene]
+                .slice_mut(ndarray::s![pr.row..pr.row + p, pr.col..pr.col + p])
+                .fill(true);
+        }
+        masks
     }
 
     /// Epochs completed so far.
@@ -783,7 +845,7 @@ mod tests {
         for (tc, field) in [
             (
                 TrainConfig {
-                    patch: 20,
+                    patch: 0,
                     ..quick()
                 },
                 "patch",
@@ -862,5 +924,59 @@ mod tests {
         };
         let ck = train(&tiny_config(), &tc, &sc, |_| {}).unwrap();
         assert!(ck.history()[0].train_loss.is_finite());
+    }
+
+    /// Small scenes get a smaller patch, stride and split block, each change noted; scenes
+    /// below two patches of the size multiple are refused with advice.
+    #[test]
+    fn settings_fit_small_scenes() {
+        let tc = TrainConfig::default(); // patch 32, stride 16, split block 128
+        let (same, notes) = tc.fitted_to(400, 16).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!((same.patch, same.stride, same.split_block), (32, 16, 128));
+        let (t, notes) = tc.fitted_to(40, 16).unwrap();
+        assert_eq!((t.patch, t.stride, t.split_block), (16, 8, 16));
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].contains("patch 32 → 16"), "{notes:?}");
+        let (t, _) = tc.fitted_to(80, 16).unwrap();
+        assert_eq!((t.patch, t.split_block), (32, 32));
+        let e = tc.fitted_to(31, 16).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::RegionTooSmall {
+                side: 31,
+                needed: 32,
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("amun baseline prior"), "{e}");
+    }
+
+    /// Whole held-out scenes are validation only, and on a 40-px scene with 16-px patches
+    /// every scene yields validation patches.
+    #[test]
+    fn whole_scenes_are_held_out_and_masks_cover_validation() {
+        let scenes = vec![scene(48, 4, 0.0), scene(48, 4, 1.0), scene(48, 4, 2.0)];
+        let tc = TrainConfig {
+            val_scenes: 1,
+            epochs: 1,
+            ..quick()
+        };
+        let t = Trainer::new(&tiny_config(), &tc, &scenes).unwrap();
+        let masks = t.validation_masks();
+        let full: Vec<bool> = masks.iter().map(|m| m.iter().all(|&v| v)).collect();
+        assert_eq!(full.iter().filter(|&&f| f).count(), 1, "{full:?}");
+        // The other scenes keep some validation blocks and some training pixels.
+        for (m, f) in masks.iter().zip(&full) {
+            if !f {
+                let n = m.iter().filter(|&&v| v).count();
+                assert!(n > 0 && n < m.len(), "{n} of {}", m.len());
+            }
+        }
+        assert_eq!(
+            crate::data::held_out_scenes(1, 1, 0),
+            vec![false],
+            "never every scene"
+        );
     }
 }
