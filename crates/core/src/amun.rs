@@ -1,6 +1,8 @@
 //! AMUN (from `amun-net`) as a [`Downscaler`].
 
-use amun_net::{AmunConfig, Checkpoint, TileParams, TrainConfig, Trainer, TrainingScene};
+use amun_net::{
+    AmunConfig, Checkpoint, HeldOutCheck, TileParams, TrainConfig, Trainer, TrainingScene,
+};
 use amun_raster::Raster;
 
 use crate::downscale::Downscaler;
@@ -15,6 +17,7 @@ pub struct AmunDownscaler {
     train: TrainConfig,
     tiles: TileParams,
     checkpoint: Option<Checkpoint>,
+    notes: Vec<String>,
 }
 
 impl AmunDownscaler {
@@ -25,6 +28,7 @@ impl AmunDownscaler {
             train,
             tiles: TileParams::default(),
             checkpoint: None,
+            notes: Vec::new(),
         }
     }
 
@@ -35,6 +39,7 @@ impl AmunDownscaler {
             train: TrainConfig::default(),
             tiles: TileParams::default(),
             checkpoint: Some(checkpoint),
+            notes: Vec::new(),
         }
     }
 
@@ -42,6 +47,11 @@ impl AmunDownscaler {
     pub fn with_tiles(mut self, tiles: TileParams) -> Self {
         self.tiles = tiles;
         self
+    }
+
+    /// The changes [`Downscaler::fit`] made to the training settings to fit small scenes.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The trained checkpoint, once fitted or loaded.
@@ -65,6 +75,66 @@ pub fn training_scenes(scenes: &[Scene]) -> Result<Vec<TrainingScene>> {
             })
         })
         .collect()
+}
+
+/// A trainer for AMUN on `scenes` (with a reference), new or resuming `resume`, with the
+/// patch, stride and split settings fitted to scenes too small for them
+/// ([`TrainConfig::fitted_to`]). Returns the trainer, the settings it uses and a note per
+/// setting changed.
+///
+/// # Errors
+/// [`Error::Method`] if a scene has no reference; `amun-net` errors (scenes too small,
+/// bad settings, no patches).
+pub fn amun_trainer(
+    config: &AmunConfig,
+    tc: &TrainConfig,
+    scenes: &[Scene],
+    resume: Option<&Checkpoint>,
+) -> Result<(Trainer, TrainConfig, Vec<String>)> {
+    let data = training_scenes(scenes)?;
+    let side = scenes
+        .iter()
+        .map(|s| s.fine_grid().width().min(s.fine_grid().height()))
+        .min()
+        .unwrap_or(0);
+    let config = resume.map_or(config, |c| c.config());
+    let (tc, notes) = tc.fitted_to(side, config.size_multiple())?;
+    let trainer = match resume {
+        Some(c) => Trainer::resume(c, &tc, &data)?,
+        None => Trainer::new(config, &tc, &data)?,
+    };
+    Ok((trainer, tc, notes))
+}
+
+/// Ends a training run and checks the model where the truth is known: every training scene
+/// is predicted whole and scored on the pixels training held out, next to bilinear
+/// interpolation and the physical priors ([`crate::guard::check`]); the check is stored in
+/// the checkpoint.
+///
+/// # Errors
+/// Training-end, prediction and prior errors.
+pub fn finish_checked(
+    trainer: Trainer,
+    scenes: &[Scene],
+    tiles: &TileParams,
+) -> Result<Checkpoint> {
+    let masks = trainer.validation_masks();
+    let mut ckpt = trainer.finish()?;
+    let preds = scenes
+        .iter()
+        .map(|s| Ok(ckpt.predict(s.coarse_lst(), s.covariates(), tiles, |_, _| {})?))
+        .collect::<Result<Vec<_>>>()?;
+    let check = crate::guard::check(
+        format!(
+            "training scale, {} scene(s), validation blocks and held-out scenes",
+            scenes.len()
+        ),
+        scenes,
+        &preds,
+        Some(&masks),
+    )?;
+    ckpt.set_held_out(check);
+    Ok(ckpt)
 }
 
 /// Runs a trainer to the end, reporting batches and epochs to `progress`.
@@ -101,14 +171,19 @@ impl Downscaler for AmunDownscaler {
     }
 
     fn fit(&mut self, train: &[Scene], progress: &dyn Progress) -> Result<()> {
-        let scenes = training_scenes(train)?;
-        let mut trainer = match &self.checkpoint {
-            Some(c) => Trainer::resume(c, &self.train, &scenes)?,
-            None => Trainer::new(&self.config, &self.train, &scenes)?,
-        };
-        run_trainer(&mut trainer, &self.train, progress)?;
-        self.checkpoint = Some(trainer.finish()?);
+        let (mut trainer, tc, notes) =
+            amun_trainer(&self.config, &self.train, train, self.checkpoint.as_ref())?;
+        for n in &notes {
+            progress.message(&format!("training settings fitted to the scenes: {n}"));
+        }
+        self.notes = notes;
+        run_trainer(&mut trainer, &tc, progress)?;
+        self.checkpoint = Some(finish_checked(trainer, train, &self.tiles)?);
         Ok(())
+    }
+
+    fn check(&self) -> Option<HeldOutCheck> {
+        self.checkpoint.as_ref().and_then(|c| c.held_out().cloned())
     }
 
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {

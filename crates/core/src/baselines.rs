@@ -1,5 +1,9 @@
-//! The random-forest and ridge baselines as [`Downscaler`]s.
+//! The physical prior and the random-forest and ridge baselines as [`Downscaler`]s.
 
+use std::sync::Mutex;
+
+use amun_net::HeldOutCheck;
+use amun_prior::{Base, FitReport, PriorParams};
 use amun_raster::Raster;
 use amun_rf::{DownscaleParams, RfParams, RidgeParams, SupervisedDownscaler, TrainingScene};
 
@@ -26,6 +30,8 @@ pub struct Regression {
     params: DownscaleParams,
     mode: RegressionMode,
     fitted: Option<SupervisedDownscaler>,
+    /// Per-scene mode: the one-scale-up check of every scene predicted.
+    checks: Mutex<Vec<HeldOutCheck>>,
 }
 
 impl Regression {
@@ -40,6 +46,12 @@ impl Regression {
         Self::new("ridge", DownscaleParams::ridge(params), mode)
     }
 
+    /// This baseline correcting another base field (bilinear by default; a physical prior).
+    pub fn with_base(mut self, base: Base) -> Self {
+        self.params = self.params.base(base);
+        self
+    }
+
     /// Any `amun-rf` downscaling flow under a name of your choice.
     pub fn new(name: impl Into<String>, params: DownscaleParams, mode: RegressionMode) -> Self {
         Self {
@@ -47,6 +59,7 @@ impl Regression {
             params,
             mode,
             fitted: None,
+            checks: Mutex::new(Vec::new()),
         }
     }
 }
@@ -77,11 +90,22 @@ impl Downscaler for Regression {
 
     fn predict(&self, scene: &Scene, _progress: &dyn Progress) -> Result<Raster> {
         match self.mode {
-            RegressionMode::PerScene => Ok(self
-                .params
-                .clone()
-                .fit(scene.coarse_lst(), scene.covariates())?
-                .predict(scene.covariates())?),
+            RegressionMode::PerScene => {
+                let run = |s: &Scene| -> Result<Raster> {
+                    Ok(self
+                        .params
+                        .clone()
+                        .fit(s.coarse_lst(), s.covariates())?
+                        .predict(s.covariates())?)
+                };
+                // A scene too small to aggregate once more is simply not checked.
+                if let Ok(c) = crate::guard::check_one_scale_up(scene, run) {
+                    if let Ok(mut checks) = self.checks.lock() {
+                        checks.push(c);
+                    }
+                }
+                run(scene)
+            }
             RegressionMode::Supervised => {
                 let fitted = self.fitted.as_ref().ok_or_else(|| Error::Method {
                     method: self.name.clone(),
@@ -91,4 +115,83 @@ impl Downscaler for Regression {
             }
         }
     }
+
+    fn check(&self) -> Option<HeldOutCheck> {
+        pooled(&self.checks)
+    }
+}
+
+/// The physical prior of `amun-prior` as a downscaler of its own: fitted on each scene's
+/// coarse cells when it is downscaled (no training), conserving the coarse block means.
+pub struct PhysicalPrior {
+    name: String,
+    params: PriorParams,
+    last: Mutex<Option<FitReport>>,
+    checks: Mutex<Vec<HeldOutCheck>>,
+}
+
+impl PhysicalPrior {
+    /// The prior with these parameters, named `prior-elevation` or `prior-covariates`.
+    pub fn new(params: PriorParams) -> Self {
+        Self {
+            name: format!("prior-{}", params.kind.name()),
+            params,
+            last: Mutex::new(None),
+            checks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The same prior under another name.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The fit report of the last scene predicted.
+    pub fn last_report(&self) -> Option<FitReport> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+impl Downscaler for PhysicalPrior {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn fit(&mut self, _train: &[Scene], _progress: &dyn Progress) -> Result<()> {
+        Ok(())
+    }
+
+    fn predict(&self, scene: &Scene, _progress: &dyn Progress) -> Result<Raster> {
+        let run = |s: &Scene| -> Result<Raster> {
+            Ok(self
+                .params
+                .fit(s.coarse_lst(), s.covariates())?
+                .field(s.covariates())?)
+        };
+        if let Ok(c) = crate::guard::check_one_scale_up(scene, run) {
+            if let Ok(mut checks) = self.checks.lock() {
+                checks.push(c);
+            }
+        }
+        let prior = self.params.fit(scene.coarse_lst(), scene.covariates())?;
+        let field = prior.field(scene.covariates())?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(prior.report().clone());
+        }
+        Ok(field)
+    }
+
+    fn check(&self) -> Option<HeldOutCheck> {
+        pooled(&self.checks)
+    }
+}
+
+/// The checks gathered so far, pooled.
+fn pooled(checks: &Mutex<Vec<HeldOutCheck>>) -> Option<HeldOutCheck> {
+    let checks = checks.lock().ok()?;
+    crate::guard::pool(
+        &checks,
+        format!("coarse scale (one scale up), {} scene(s)", checks.len()),
+    )
 }

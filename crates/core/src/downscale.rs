@@ -1,5 +1,6 @@
 //! The `Downscaler` trait and the interpolation baselines.
 
+use amun_net::HeldOutCheck;
 use amun_raster::{Raster, Resampling};
 
 use crate::error::Result;
@@ -25,6 +26,14 @@ pub trait Downscaler {
     /// # Errors
     /// Method-specific; [`crate::Error::Method`] if called before `fit` when fitting is needed.
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster>;
+
+    /// How the method fared where the truth was known, next to interpolation and the
+    /// physical prior (see [`crate::guard`]): AMUN on the pixels its training held out, a
+    /// per-scene method one scale up on the scenes it predicted. `None` when the method was
+    /// not checked.
+    fn check(&self) -> Option<HeldOutCheck> {
+        None
+    }
 }
 
 /// Interpolation of the coarse LST onto the fine grid, ignoring the covariates: the floor any
@@ -80,5 +89,9 @@ impl<T: Downscaler + ?Sized> Downscaler for &mut T {
 
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {
         (**self).predict(scene, progress)
+    }
+
+    fn check(&self) -> Option<HeldOutCheck> {
+        (**self).check()
     }
 }

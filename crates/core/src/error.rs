@@ -21,6 +21,9 @@ pub enum Error {
     /// Random-forest or ridge baseline error.
     #[error(transparent)]
     Rf(#[from] amun_rf::Error),
+    /// Physical-prior error.
+    #[error(transparent)]
+    Prior(#[from] amun_prior::Error),
     /// AMUN network error.
     #[error(transparent)]
     Net(#[from] amun_net::Error),

@@ -110,6 +110,31 @@ pub fn real(
     )
 }
 
+/// The real experiment with the scenes learnt from and the scenes downscaled given apart:
+/// train one scale up on `train` (e.g. every time step of a region), downscale `test` (some
+/// of them, or others) and score aggregated back, at stations and, where the test scenes
+/// have one, against a fine reference that no method saw.
+///
+/// # Errors
+/// As [`real`].
+pub fn real_split(
+    train: &[Scene],
+    test: &[Scene],
+    methods: &mut [Box<dyn Downscaler + '_>],
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunOutput> {
+    run(
+        "real",
+        "Real-data experiment: trained one scale up, scored aggregated back and at stations",
+        &one_scale_up(train)?,
+        test,
+        methods,
+        opts,
+        progress,
+    )
+}
+
 /// Every scene [`Scene::coarsened`]: the training set of the experiments that learn one scale
 /// up.
 fn one_scale_up(scenes: &[Scene]) -> Result<Vec<Scene>> {
@@ -164,14 +189,16 @@ fn run(
             preds.push(p);
         }
         let predict_seconds = t1.elapsed().as_secs_f64();
-        report.methods.push(score_method(
+        let mut scored = score_method(
             method.name(),
             test,
             &preds,
             opts,
             fit_seconds,
             predict_seconds,
-        )?);
+        )?;
+        scored.check = method.check();
+        report.methods.push(scored);
         predictions.push(preds);
     }
     Ok(RunOutput {
@@ -248,5 +275,6 @@ pub fn score_method(
         scenes,
         fit_seconds,
         predict_seconds,
+        check: None,
     })
 }

@@ -6,6 +6,7 @@ pub use amun_bayesopt as bayesopt;
 pub use amun_indices as indices;
 pub use amun_metrics as metrics;
 pub use amun_net as net;
+pub use amun_prior as prior;
 pub use amun_raster as raster;
 pub use amun_rf as rf;
 pub use amun_synth as synth;
@@ -15,29 +16,35 @@ mod baselines;
 mod downscale;
 mod error;
 mod experiment;
+pub mod guard;
 mod prepare;
 mod progress;
 mod report;
 mod scene;
+mod staged;
 
-pub use amun::{run_trainer, training_scenes, AmunDownscaler};
+pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunDownscaler};
 pub use amun_net::tune_allocator;
 pub use amun_raster::{conserve, ConserveParams};
-pub use baselines::{Regression, RegressionMode};
+pub use baselines::{PhysicalPrior, Regression, RegressionMode};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
-pub use experiment::{paper_style, real, scale_transfer, score_method, RunOptions, RunOutput};
+pub use experiment::{
+    paper_style, real, real_split, scale_transfer, score_method, RunOptions, RunOutput,
+};
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
 pub use report::{write_atomic, write_json, MethodReport, Report, SceneScore};
 pub use scene::{layout, Scene, SceneManifest};
+pub use staged::{StagedAmun, StagesManifest, STAGES_FILE};
 
 /// The types most programs need: `use amun_core::prelude::*;`.
 pub mod prelude {
     pub use crate::net::{AmunConfig, TrainConfig};
+    pub use crate::prior::{Base, PriorParams};
     pub use crate::raster::{BandKind, Crs, Grid, Raster, Resampling, Stack};
     pub use crate::{
-        conserve, AmunDownscaler, ConserveParams, Downscaler, Interpolation, NoProgress, Progress,
-        Regression, RegressionMode, Scene, SceneInputs,
+        conserve, AmunDownscaler, ConserveParams, Downscaler, Interpolation, NoProgress,
+        PhysicalPrior, Progress, Regression, RegressionMode, Scene, SceneInputs,
     };
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use amun_metrics::{Metrics, StationReport};
+use amun_net::{HeldOutCheck, Verdict};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -37,6 +38,20 @@ pub struct MethodReport {
     pub fit_seconds: f64,
     /// Seconds spent predicting all test scenes.
     pub predict_seconds: f64,
+    /// How the method fared where the truth was known (see [`crate::guard`]).
+    #[serde(default)]
+    pub check: Option<HeldOutCheck>,
+}
+
+impl MethodReport {
+    /// The method's name, marked `⚠` when its check found it worse than interpolation or
+    /// the prior.
+    pub fn marked_name(&self) -> String {
+        match self.check.as_ref().map(HeldOutCheck::verdict) {
+            Some(Verdict::Worse { .. }) => format!("{} ⚠", self.method),
+            _ => self.method.clone(),
+        }
+    }
 }
 
 /// A run's report: what was done, on what, and how each method scored.
@@ -90,7 +105,7 @@ impl Report {
             let fine = m.fine.as_ref();
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} |\n",
-                m.method,
+                m.marked_name(),
                 f(fine.map(|x| x.rmse), 3),
                 f(fine.map(|x| x.mae), 3),
                 f(fine.map(|x| x.bias), 3),
@@ -164,6 +179,33 @@ impl Report {
                             st.skip_counts.outside_grid, st.skip_counts.nodata
                         ));
                     }
+                }
+            }
+        }
+        let checked: Vec<&MethodReport> =
+            self.methods.iter().filter(|m| m.check.is_some()).collect();
+        if !checked.is_empty() {
+            s.push_str("\n## Checked where the truth was known\n\n");
+            s.push_str(
+                "Each method scored on truth it never saw (AMUN: its training's held-out pixels; \
+                 per-scene methods: their procedure run one scale up), next to bilinear \
+                 interpolation and the physical priors on the same pixels. ⚠ marks a method \
+                 worse than one of them there.\n\n",
+            );
+            for m in checked {
+                if let Some(c) = &m.check {
+                    let verdict = match c.verdict() {
+                        Verdict::Better => "better than every reference".to_string(),
+                        Verdict::Worse {
+                            reference,
+                            reference_rmse_k,
+                            model_rmse_k,
+                        } => format!(
+                            "⚠ worse than {reference} ({model_rmse_k:.3} K against {reference_rmse_k:.3} K)"
+                        ),
+                        Verdict::Unchecked => "not checked (no held-out pixel)".to_string(),
+                    };
+                    s.push_str(&format!("- {}: {verdict}; {}\n", m.method, c.summary()));
                 }
             }
         }

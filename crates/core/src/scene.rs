@@ -272,35 +272,41 @@ impl Scene {
         Ok(scene)
     }
 
-    /// The same scene one scale up, for training under scale invariance (`docs/design.md`
-    /// §5): the coarse LST aggregated again by the factor becomes the input, the covariates are
+    /// The same scene one scale up, for training under scale invariance (docs/design.md §5):
+    /// the coarse LST aggregated again by the factor becomes the input, the covariates are
     /// aggregated to the coarse grid (mean for continuous bands, mode for land cover) and
     /// the coarse LST becomes the reference.
     ///
+    /// A coarse grid that is not a multiple of the factor is cropped to the largest one
+    /// (rows and columns are dropped at the bottom and right): the partial blocks there
+    /// cannot make a training pair. Downscaling the scene itself is not affected.
+    ///
     /// # Errors
-    /// [`Error::Scene`] if the coarse grid is not divisible by the factor (the message says
-    /// which sizes would be).
+    /// [`Error::Scene`] if the coarse grid holds fewer than 2×2 whole blocks of the factor.
     pub fn coarsened(&self) -> Result<Scene> {
         let k = self.factor;
         let (w, h) = (self.coarse_grid().width(), self.coarse_grid().height());
-        if w % k != 0 || h % k != 0 || w / k < 2 || h / k < 2 {
+        let (cw, ch) = (w - w % k, h - h % k);
+        if cw / k < 2 || ch / k < 2 {
             return Err(Error::Scene {
                 scene: self.name.clone(),
                 detail: format!(
-                    "the coarse grid ({w}×{h}) must be a multiple of the factor {k} and at least {} pixels wide to train one scale up",
+                    "the coarse grid ({w}×{h} cells) must hold at least 2×2 blocks of the factor {k} ({}×{} cells) to train one scale up; use the physical prior (`amun baseline prior`) or a smaller factor (stages)",
+                    2 * k,
                     2 * k
                 ),
             });
         }
-        let coarser = self.coarse_lst.block_mean(k, 0.5)?;
-        let covariates =
-            amun_indices::coarsen_stack(&self.covariates, k, 0.5).map_err(|e| Error::Scene {
-                scene: self.name.clone(),
-                detail: format!("aggregating covariates to the coarse grid: {e}"),
-            })?;
+        let coarse = self.coarse_lst.window(0, 0, cw, ch)?;
+        let fine = self.covariates.window(0, 0, cw * k, ch * k)?;
+        let coarser = coarse.block_mean(k, 0.5)?;
+        let covariates = amun_indices::coarsen_stack(&fine, k, 0.5).map_err(|e| Error::Scene {
+            scene: self.name.clone(),
+            detail: format!("aggregating covariates to the coarse grid: {e}"),
+        })?;
         Ok(
             Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
-                .with_reference(self.coarse_lst.clone())?
+                .with_reference(coarse)?
                 .with_time(self.month, self.hour),
         )
     }

@@ -1,0 +1,146 @@
+//! The guard: learned methods checked where the truth is known, next to interpolation and
+//! the physical prior, so that a method worse than them never goes unnoticed.
+//!
+//! Without fine truth a model can only be checked one scale up, where the coarse field is
+//! the truth: AMUN on the pixels its training held out (spatial blocks and whole scenes),
+//! a per-scene method by running its whole procedure on the scene aggregated once more.
+
+use amun_net::{HeldOutCheck, MethodScore};
+use amun_prior::{Base, PriorParams};
+use amun_raster::Raster;
+use ndarray::Array2;
+
+use crate::error::Result;
+use crate::scene::Scene;
+
+/// The references a model is checked against on a scene: bilinear interpolation, the
+/// elevation prior when the scene has an `elevation` band, and the covariate prior.
+pub fn references(scene: &Scene) -> Vec<Base> {
+    let mut out = vec![Base::Bilinear];
+    if scene.covariates().get("elevation").is_some() {
+        out.push(Base::Prior(PriorParams::elevation()));
+    }
+    out.push(Base::Prior(PriorParams::covariates()));
+    out
+}
+
+/// Squared errors of several fields on shared pixels, accumulated over scenes.
+struct Tally {
+    names: Vec<String>,
+    sse: Vec<f64>,
+    pixels: usize,
+}
+
+impl Tally {
+    fn new(names: Vec<String>) -> Self {
+        Self {
+            sse: vec![0.0; names.len()],
+            names,
+            pixels: 0,
+        }
+    }
+
+    /// Adds the pixels where `mask` holds and the truth and every field are valid.
+    fn add(&mut self, truth: &Raster, fields: &[&Raster], mask: Option<&Array2<bool>>) {
+        let t = truth.data();
+        for (ix, &tv) in t.indexed_iter() {
+            if tv.is_nan() || mask.is_some_and(|m| !m[ix]) {
+                continue;
+            }
+            let vals: Vec<f32> = fields.iter().map(|f| f.data()[ix]).collect();
+            if vals.iter().any(|v| v.is_nan()) {
+                continue;
+            }
+            self.pixels += 1;
+            for (s, v) in self.sse.iter_mut().zip(&vals) {
+                *s += f64::from(v - tv).powi(2);
+            }
+        }
+    }
+
+    fn finish(self, scale: String) -> HeldOutCheck {
+        let n = self.pixels.max(1) as f64;
+        HeldOutCheck {
+            scale,
+            pixels: self.pixels,
+            scores: self
+                .names
+                .into_iter()
+                .zip(self.sse)
+                .map(|(method, sse)| MethodScore {
+                    method,
+                    rmse_k: if self.pixels == 0 {
+                        f64::NAN
+                    } else {
+                        (sse / n).sqrt()
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Scores `predictions` of `scenes` (with a reference) against it on the pixels of `masks`
+/// (all pixels when `None`), next to each of [`references`] on the same pixels.
+///
+/// # Errors
+/// Prior and resampling errors.
+pub fn check(
+    scale: impl Into<String>,
+    scenes: &[Scene],
+    predictions: &[Raster],
+    masks: Option<&[Array2<bool>]>,
+) -> Result<HeldOutCheck> {
+    let refs = scenes.first().map(references).unwrap_or_default();
+    let mut names = vec!["model".to_string()];
+    names.extend(refs.iter().map(Base::name));
+    let mut tally = Tally::new(names);
+    for (i, (scene, pred)) in scenes.iter().zip(predictions).enumerate() {
+        let Some(truth) = scene.reference() else {
+            continue;
+        };
+        let mut fields = vec![pred.clone()];
+        for b in &refs {
+            fields.push(b.field(scene.coarse_lst(), scene.covariates())?.0);
+        }
+        let refs: Vec<&Raster> = fields.iter().collect();
+        tally.add(truth, &refs, masks.and_then(|m| m.get(i)));
+    }
+    Ok(tally.finish(scale.into()))
+}
+
+/// A per-scene method checked one scale up: `downscale` is run on the scene aggregated
+/// once more (its coarse LST aggregated by the factor, its covariates to the coarse grid)
+/// and its output scored against the scene's own coarse LST — truth the method never saw.
+///
+/// # Errors
+/// As [`Scene::coarsened`] and `downscale`.
+pub fn check_one_scale_up(
+    scene: &Scene,
+    downscale: impl Fn(&Scene) -> Result<Raster>,
+) -> Result<HeldOutCheck> {
+    let up = scene.coarsened()?;
+    let pred = downscale(&up)?;
+    check(
+        format!("coarse scale (one scale up) of {}", scene.name()),
+        std::slice::from_ref(&up),
+        std::slice::from_ref(&pred),
+        None,
+    )
+}
+
+/// Pools checks of several scenes: RMSEs weighted by their pixel counts.
+pub fn pool(checks: &[HeldOutCheck], scale: impl Into<String>) -> Option<HeldOutCheck> {
+    let first = checks.first()?;
+    let mut tally = Tally::new(first.scores.iter().map(|s| s.method.clone()).collect());
+    for c in checks {
+        if c.scores.len() != tally.names.len() || c.pixels == 0 {
+            continue;
+        }
+        tally.pixels += c.pixels;
+        for (s, m) in tally.sse.iter_mut().zip(&c.scores) {
+            *s += m.rmse_k.powi(2) * c.pixels as f64;
+        }
+    }
+    Some(tally.finish(scale.into()))
+}
