@@ -274,7 +274,17 @@ fn synth_prepare_train_downscale_evaluate() {
 fn demo_writes_report_geotiffs_and_figures() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
-    let args = ["demo", "--size", "80", "--epochs", "1", "--out", p(&out)];
+    let args = [
+        "demo",
+        "--experiment",
+        "paper",
+        "--size",
+        "80",
+        "--epochs",
+        "1",
+        "--out",
+        p(&out),
+    ];
     let o = amun(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value =

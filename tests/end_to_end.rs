@@ -140,3 +140,136 @@ fn scene_folders_round_trip() {
         .to_string();
     assert!(e.contains("does not refine"), "{e}");
 }
+
+/// The guard flags a method built to fail: one scale up, a downscaler that adds a 3 K bias
+/// to bilinear interpolation is scored worse than interpolation and the prior on truth it
+/// never saw; the physical prior itself is not flagged.
+#[test]
+fn the_guard_flags_a_method_built_to_fail() {
+    use amun_core::guard::check_one_scale_up;
+    use amun_core::net::Verdict;
+    use amun_core::raster::{resample, Resampling};
+    let world = World::generate(&WorldParams::new().seed(4).size(400, 400)).unwrap();
+    let scene = scenes(&world, &[7]).remove(0);
+    let biased = |s: &Scene| -> amun_core::Result<amun_core::raster::Raster> {
+        Ok(resample(s.coarse_lst(), s.fine_grid(), Resampling::Bilinear)?.map(|v| v + 3.0))
+    };
+    let c = check_one_scale_up(&scene, biased).unwrap();
+    assert_eq!(c.pixels, 40 * 40);
+    assert!(
+        matches!(c.verdict(), Verdict::Worse { .. }),
+        "{}",
+        c.summary()
+    );
+    let prior = PhysicalPrior::new(PriorParams::covariates());
+    let c = check_one_scale_up(&scene, |s| prior.predict(s, &NoProgress)).unwrap();
+    assert_eq!(c.verdict(), Verdict::Better, "{}", c.summary());
+}
+
+/// The real experiment on a region whose coarse grid (42×40 cells) is not a multiple of the
+/// factor: training pairs leave out the partial blocks, every method still downscales the
+/// whole region, per-scene methods carry their one-scale-up check into the report, and the
+/// forest on the prior keeps the block means.
+#[test]
+fn real_experiment_on_a_ragged_region_with_the_prior_base() {
+    let world = World::generate(&WorldParams::new().seed(6).size(420, 400)).unwrap();
+    let s: Vec<Scene> = scenes(&world, &[4, 8])
+        .into_iter()
+        .map(|x| {
+            let mut cov = x.covariates().clone();
+            cov.push("elevation", world.elevation().clone()).unwrap();
+            Scene::new(x.name(), x.coarse_lst().clone(), cov)
+                .unwrap()
+                .with_reference(x.reference().unwrap().clone())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(s[0].coarse_grid().width(), 42);
+    let up = s[0].coarsened().unwrap();
+    assert_eq!(up.coarse_grid().shape(), (4, 4));
+    assert_eq!(up.fine_grid().shape(), (40, 40));
+    let mut methods: Vec<Box<dyn Downscaler>> = vec![
+        Box::new(Interpolation::bilinear()),
+        Box::new(PhysicalPrior::new(PriorParams::covariates())),
+        Box::new(
+            Regression::random_forest(rf(), RegressionMode::PerScene)
+                .with_base(Base::Prior(PriorParams::covariates())),
+        ),
+    ];
+    let out = amun_core::real(&s, &mut methods, &RunOptions::default(), &NoProgress).unwrap();
+    let r = &out.report;
+    for m in &r.methods[1..] {
+        assert!(m.check.is_some(), "{} has no check", m.method);
+        let back = m.aggregated_back.unwrap().rmse;
+        assert!(back < 1e-3, "{}: aggregated back {back} K", m.method);
+    }
+    assert!(r.method("bilinear").unwrap().check.is_none());
+    assert_eq!(out.predictions[2][0].grid(), s[0].fine_grid());
+    assert!(r
+        .to_markdown()
+        .contains("Checked where the truth was known"));
+}
+
+/// A region too small to train one scale up is refused with what to do instead.
+#[test]
+fn too_small_regions_say_to_use_the_prior() {
+    let world = World::generate(&WorldParams::new().seed(6).size(150, 150)).unwrap();
+    let s = scenes(&world, &[4]);
+    let e = s[0].coarsened().unwrap_err().to_string();
+    assert!(e.contains("amun baseline prior"), "{e}");
+}
+
+/// AMUN in stages (2 then 5 for a factor of 10), trained one scale up on a 40×40-cell
+/// region: each stage is checked at its own training scale, the chain survives a save and
+/// load, and it downscales the whole region.
+#[test]
+fn staged_amun_trains_saves_and_downscales() {
+    use amun_core::net::{AmunConfig, Solver, TrainConfig};
+    use amun_core::StagedAmun;
+    let world = World::generate(&WorldParams::new().seed(8).size(400, 400)).unwrap();
+    let s = scenes(&world, &[3, 9]);
+    let up: Vec<Scene> = s.iter().map(|x| x.coarsened().unwrap()).collect();
+    let cfg = AmunConfig {
+        channels: 4,
+        rdb_growth: 4,
+        rdb_count: 1,
+        rdb_layers: 1,
+        unet_widths: vec![4, 8],
+        unet_bridge: 8,
+        ..AmunConfig::small()
+    }
+    .with_covariates(s[0].covariates().names())
+    .with_base(Base::Prior(PriorParams::covariates()));
+    let tc = TrainConfig {
+        solver: Solver::ADAM,
+        learning_rate: 1e-3,
+        epochs: 1,
+        batch_size: 8,
+        ..TrainConfig::default()
+    };
+    let mut staged = StagedAmun::new(vec![2, 5], cfg, tc).unwrap();
+    staged.fit(&up, &NoProgress).unwrap();
+    assert_eq!(staged.stages().len(), 2);
+    for c in staged.stages() {
+        let check = c.held_out().unwrap();
+        assert!(check.pixels > 0 && check.model_rmse().unwrap().is_finite());
+    }
+    assert!(staged.check().is_some());
+    let dir = tempfile::tempdir().unwrap();
+    staged.save(dir.path()).unwrap();
+    let back = StagedAmun::load(dir.path()).unwrap();
+    assert_eq!(back.factors(), [2, 5]);
+    let a = staged.predict(&s[0], &NoProgress).unwrap();
+    let b = back.predict(&s[0], &NoProgress).unwrap();
+    assert_eq!(a.grid(), s[0].fine_grid());
+    assert!(a.valid_count() > 0);
+    assert_eq!(a.data(), b.data(), "a saved chain predicts the same");
+    // Stages of 1, an unfitted chain and a scene of another factor are refused.
+    assert!(StagedAmun::new(vec![1], AmunConfig::small(), TrainConfig::default()).is_err());
+    let unfitted = StagedAmun::new(vec![2, 5], AmunConfig::small(), TrainConfig::default());
+    assert!(unfitted.unwrap().predict(&s[0], &NoProgress).is_err());
+    let five = amun_core::raster::Raster::filled(s[0].fine_grid().coarsen(5).unwrap(), 280.0);
+    let other = Scene::new("five", five, s[0].covariates().clone()).unwrap();
+    let e = staged.predict(&other, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("multiply to 10"), "{e}");
+}

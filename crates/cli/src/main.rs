@@ -2,6 +2,7 @@
 
 mod commands;
 mod demo;
+mod demo_real;
 mod figures;
 mod output;
 mod progress;

@@ -32,6 +32,16 @@ impl Bars {
     }
 }
 
+impl Bars {
+    /// Prints a line above the bars (stderr), even when quiet.
+    pub fn warn(&self, msg: &str) {
+        match self.bar.lock().ok().and_then(|b| b.clone()) {
+            Some(b) if !self.quiet => b.println(msg),
+            _ => eprintln!("{msg}"),
+        }
+    }
+}
+
 impl Progress for Bars {
     fn start(&self, stage: &str, total: u64) {
         let bar = if self.quiet {

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use amun_core::net::{Checkpoint, TileParams};
-use amun_core::{conserve, AmunDownscaler, ConserveParams, Downscaler};
+use amun_core::net::{Checkpoint, TileParams, Verdict};
+use amun_core::{conserve, AmunDownscaler, ConserveParams, Downscaler, StagedAmun, STAGES_FILE};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use super::train::report_check;
 use super::{load_scene, write_geotiff, Ctx};
 use crate::output::check_writable;
 
@@ -27,6 +28,10 @@ pub struct DownscaleArgs {
     /// Make block means equal the coarse input (iterative back-projection).
     #[arg(long)]
     pub conserve: bool,
+    /// Refuse a checkpoint that was worse than interpolation or the physical prior where it
+    /// could be checked (its held-out check), instead of warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Overwrite the output.
     #[arg(long)]
     pub force: bool,
@@ -38,12 +43,45 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     if !a.checkpoint.is_dir() {
         bail!("{}: no such checkpoint folder", a.checkpoint.display());
     }
-    let ckpt = Checkpoint::load(&a.checkpoint)
-        .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
+    let tiles = TileParams {
+        tile: a.tile,
+        ..TileParams::default()
+    };
+    // A staged checkpoint (`amun train --stages`) or a single one; the covariates of the
+    // first network are those every stage was trained on.
+    let (model, covariates): (Box<dyn Downscaler>, Vec<String>) =
+        if a.checkpoint.join(STAGES_FILE).exists() {
+            let staged = StagedAmun::load(&a.checkpoint)
+                .with_context(|| format!("loading staged checkpoint {}", a.checkpoint.display()))?;
+            ctx.say(&format!("stages {:?}", staged.factors()));
+            let covariates = staged
+                .stages()
+                .first()
+                .map(|c| c.config().covariates.clone())
+                .unwrap_or_default();
+            (Box::new(staged.with_tiles(tiles)), covariates)
+        } else {
+            let ckpt = Checkpoint::load(&a.checkpoint)
+                .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
+            let covariates = ckpt.config().covariates.clone();
+            (
+                Box::new(AmunDownscaler::from_checkpoint(ckpt).with_tiles(tiles)),
+                covariates,
+            )
+        };
+    let check = model.check();
+    if let (true, Some(Verdict::Worse { reference, .. })) =
+        (a.strict, check.as_ref().map(|c| c.verdict()))
+    {
+        bail!(
+            "checkpoint {} was worse than {reference} where it could be checked (--strict): {}",
+            a.checkpoint.display(),
+            check.map(|c| c.summary()).unwrap_or_default()
+        );
+    }
+    report_check(ctx, "checkpoint", check.as_ref());
     let scene = load_scene(&a.scene)?;
-    let missing: Vec<&String> = ckpt
-        .config()
-        .covariates
+    let missing: Vec<&String> = covariates
         .iter()
         .filter(|c| scene.covariates().get(c).is_none())
         .collect();
@@ -51,7 +89,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         bail!(
             "checkpoint {} was trained on covariates [{}] but scene {} has [{}] (missing: {})",
             a.checkpoint.display(),
-            ckpt.config().covariates.join(", "),
+            covariates.join(", "),
             a.scene.display(),
             scene.covariates().names().join(", "),
             missing
@@ -61,10 +99,6 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
                 .join(", ")
         );
     }
-    let model = AmunDownscaler::from_checkpoint(ckpt).with_tiles(TileParams {
-        tile: a.tile,
-        ..TileParams::default()
-    });
     let mut out = model.predict(&scene, &ctx.bars)?;
     if a.conserve {
         let (c, it) = conserve(&out, scene.coarse_lst(), &ConserveParams::default())?;

@@ -42,6 +42,11 @@ impl Ctx {
         self.bars.println(msg);
     }
 
+    /// A warning on stderr: shown even with `-q`.
+    pub fn warn(&self, msg: &str) {
+        self.bars.warn(&format!("warning: {msg}"));
+    }
+
     /// A detail line on stderr, shown with `-v`.
     pub fn detail(&self, msg: &str) {
         if self.verbose > 0 {

@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use amun_core::net::{AmunConfig, Checkpoint, TrainConfig, Trainer};
-use amun_core::{run_trainer, training_scenes, Scene};
-use anyhow::{anyhow, Context, Result};
+use amun_core::net::{AmunConfig, Checkpoint, HeldOutCheck, TrainConfig, Verdict};
+use amun_core::prior::{Base, PriorParams};
+use amun_core::{amun_trainer, finish_checked, run_trainer, Downscaler, Scene, StagedAmun};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 
 use super::{load_scenes, preset, Ctx, Preset};
@@ -54,9 +55,62 @@ pub struct TrainArgs {
     /// Seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The field the network corrects and takes as its first channel (default: the
+    /// config's, else bilinear).
+    #[arg(long, value_enum)]
+    pub base: Option<BaseArg>,
+    /// Train a chain of stages with these factors, coarsest first (e.g. `2,5` for a factor
+    /// of 10): each stage one scale up on its own pairs; one checkpoint folder holds them.
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Vec<usize>,
+    /// Whole scenes held out for validation, besides spatial blocks (default: with
+    /// `--scheme scale-up` and three scenes or more, 15 % of them, at least one).
+    #[arg(long)]
+    pub val_scenes: Option<usize>,
     /// Overwrite an existing checkpoint folder.
     #[arg(long)]
     pub force: bool,
+}
+
+/// A base field on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseArg {
+    /// Bilinear interpolation of the coarse LST (the AMUN paper).
+    Bilinear,
+    /// The lapse-rate prior (needs an `elevation` covariate).
+    PriorElevation,
+    /// The ridge prior on every covariate's anomalies.
+    PriorCovariates,
+}
+
+impl BaseArg {
+    /// The library's base field.
+    pub fn base(self) -> Base {
+        match self {
+            BaseArg::Bilinear => Base::Bilinear,
+            BaseArg::PriorElevation => Base::Prior(PriorParams::elevation()),
+            BaseArg::PriorCovariates => Base::Prior(PriorParams::covariates()),
+        }
+    }
+}
+
+/// Prints a model's held-out check and warns when it lost to interpolation or the prior.
+pub fn report_check(ctx: &Ctx, what: &str, check: Option<&HeldOutCheck>) {
+    let Some(c) = check else {
+        ctx.say(&format!("{what}: not checked against held-out truth"));
+        return;
+    };
+    ctx.say(&format!("{what}: {}", c.summary()));
+    if let Verdict::Worse {
+        reference,
+        reference_rmse_k,
+        model_rmse_k,
+    } = c.verdict()
+    {
+        ctx.warn(&format!(
+            "{what} was worse than {reference} where it could be checked ({model_rmse_k:.3} K against {reference_rmse_k:.3} K): prefer `amun baseline prior`, or check the model before using it"
+        ));
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -89,9 +143,12 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     };
     let scenes = scheme_scenes(load_scenes(&a.scenes)?, a.scheme)?;
     let first = scenes.first().ok_or_else(|| anyhow!("no training scene"))?;
-    let model = file
+    let mut model = file
         .model
         .unwrap_or_else(|| preset(a.preset).with_covariates(first.covariates().names()));
+    if let Some(b) = a.base {
+        model.base = b.base();
+    }
     let mut tc = match file.train {
         Some(tc) => tc,
         // Without a config, 30 epochs rather than the paper's 99 (which assume a GPU).
@@ -112,8 +169,33 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     if let Some(s) = a.seed {
         tc.seed = s;
     }
-    let data = training_scenes(&scenes)?;
-    let mut trainer = match &a.resume {
+    tc.val_scenes = match (a.val_scenes, a.scheme) {
+        (Some(n), _) => n,
+        (None, Scheme::ScaleUp) if scenes.len() >= 3 => {
+            ((0.15 * scenes.len() as f64).round() as usize).max(1)
+        }
+        (None, _) => tc.val_scenes,
+    };
+    if !a.stages.is_empty() {
+        if a.resume.is_some() {
+            bail!("--stages cannot resume a checkpoint (train the chain anew)");
+        }
+        let mut staged = StagedAmun::new(a.stages.clone(), model, tc)?;
+        ctx.say(&format!(
+            "training {} stages {:?} on {} scenes",
+            a.stages.len(),
+            a.stages,
+            scenes.len()
+        ));
+        staged.fit(&scenes, &ctx.bars)?;
+        staged.save(&a.out)?;
+        for (k, c) in a.stages.iter().zip(staged.stages()) {
+            report_check(ctx, &format!("stage ×{k}"), c.held_out());
+        }
+        ctx.say(&format!("wrote staged checkpoint {}", a.out.display()));
+        return Ok(());
+    }
+    let resume = match &a.resume {
         Some(dir) => {
             let ckpt = Checkpoint::load(dir)
                 .with_context(|| format!("loading checkpoint {}", dir.display()))?;
@@ -122,19 +204,30 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
                 dir.display(),
                 ckpt.history().len()
             ));
-            Trainer::resume(&ckpt, &tc, &data)?
+            Some(ckpt)
         }
-        None => Trainer::new(&model, &tc, &data)?,
+        None => None,
     };
+    let (mut trainer, tc, notes) = amun_trainer(&model, &tc, &scenes, resume.as_ref())?;
+    for n in notes {
+        ctx.say(&format!("fitted to the scenes: {n}"));
+    }
     let (ntrain, nval) = trainer.patch_counts();
     ctx.say(&format!(
-        "training on {} scenes: {ntrain} training and {nval} validation patches, {} epochs",
+        "training on {} scenes (base: {}): {ntrain} training and {nval} validation patches{}, {} epochs",
         scenes.len(),
+        model.base.name(),
+        if tc.val_scenes > 0 {
+            format!(" ({} whole scene(s) held out)", tc.val_scenes)
+        } else {
+            String::new()
+        },
         tc.epochs
     ));
     run_trainer(&mut trainer, &tc, &ctx.bars)?;
-    let ckpt = trainer.finish()?;
+    let ckpt = finish_checked(trainer, &scenes, &Default::default())?;
     ckpt.save(&a.out)?;
+    report_check(ctx, "the model", ckpt.held_out());
     let h = ckpt.history();
     if let Some(last) = h.last() {
         ctx.say(&format!(
