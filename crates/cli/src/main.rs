@@ -1,5 +1,7 @@
 //! `amun`: downscale land surface temperature from the command line.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod demo;
 mod figures;

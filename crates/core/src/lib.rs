@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+#![forbid(unsafe_code)]
 
 pub use amun_bayesopt as bayesopt;
 pub use amun_indices as indices;
