@@ -23,7 +23,7 @@ mod report;
 mod scene;
 
 pub use amun::{run_trainer, training_scenes, AmunDownscaler};
-pub use amun_net::tune_allocator;
+pub use amun_net::{flush_denormals, tune_allocator};
 pub use baselines::{Regression, RegressionMode};
 pub use conserve::{conserve, ConserveParams};
 pub use downscale::{Downscaler, Interpolation};

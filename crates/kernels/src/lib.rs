@@ -15,6 +15,7 @@ mod cat;
 mod chunks;
 mod conv;
 mod convt;
+mod denormals;
 mod error;
 mod geom;
 mod mm;
@@ -25,6 +26,7 @@ mod shift;
 mod uninit;
 
 pub use alloc::tune_allocator;
+pub use denormals::{denormals_flushed, flush_denormals};
 pub use error::Error;
 
 /// Which implementation the layer functions use on CPU.

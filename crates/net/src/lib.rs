@@ -17,7 +17,7 @@ pub mod optim;
 mod testutil;
 pub mod train;
 
-pub use amun_kernels::tune_allocator;
+pub use amun_kernels::{flush_denormals, tune_allocator};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::{Ablation, AmunConfig, AspectEncoding, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
