@@ -38,13 +38,13 @@ use crate::scratch::with_scratch;
 use crate::uninit::SharedMut;
 
 /// Whether the loops on band planes ([`TiledBand`], [`DirectBand`]) beat im2col and `gemm`
-/// for this geometry, as measured on the AMUN presets' layers with 2 threads: a real filter
+/// for this geometry, as measured on the AMUN presets' layers with 2 threads: every layer
+/// with one input or output channel ([`direct`]); and, with AVX-512 only, a real filter
 /// (K > 1) over images of at least 16×16, so that the thrown-away border positions stay a
-/// small share, with one input or output channel; or, with AVX-512 only, with at least 8
-/// input channels and at most 48 output channels (or, up to 32 input channels, any number of
-/// output channels). With 52–104 output channels from 64 input channels im2col stays ahead,
-/// and so it does for every many-channel layer without AVX-512, whose 16 vector registers
-/// hold tiles of only 4 × 2 vectors.
+/// small share, with at least 8 input channels and at most 48 output channels (or, up to 32
+/// input channels, any number of output channels). With 52–104 output channels from 64 input
+/// channels im2col stays ahead, and so it does for every many-channel layer without AVX-512,
+/// whose 16 vector registers hold tiles of only 4 × 2 vectors.
 pub(crate) fn worth_it(g: &ConvGeom) -> bool {
     if direct(g) {
         return true;
