@@ -2,6 +2,8 @@
 //! workspace's other end-to-end tests), and one test per bad input: each must end in one clear line
 //! on stderr and a non-zero exit code, never a panic or a backtrace.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

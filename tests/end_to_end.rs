@@ -3,6 +3,8 @@
 //! (The `amun` binary itself is tested end to end in `tests/cli.rs`, an integration test of
 //! `amun-cli`.)
 
+#![forbid(unsafe_code)]
+
 use amun_core::prelude::*;
 use amun_core::rf::{RfParams, RidgeParams};
 use amun_core::synth::{World, WorldParams};

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+#![forbid(unsafe_code)]
 
 pub use amun_bayesopt as bayesopt;
 pub use amun_indices as indices;
@@ -21,7 +22,7 @@ mod report;
 mod scene;
 
 pub use amun::{run_trainer, training_scenes, AmunDownscaler};
-pub use amun_net::tune_allocator;
+pub use amun_net::{flush_denormals, tune_allocator};
 pub use amun_raster::{conserve, ConserveParams};
 pub use baselines::{Regression, RegressionMode};
 pub use downscale::{Downscaler, Interpolation};

@@ -1,6 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+// This is the workspace's one crate with `unsafe` code (the others forbid or deny it): each
+// unsafe operation sits in its own block with a `SAFETY` comment, also inside unsafe functions.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -11,7 +15,9 @@ mod cat;
 mod chunks;
 mod conv;
 mod convt;
+mod denormals;
 mod error;
+mod geom;
 mod mm;
 mod ops;
 mod pool;
@@ -20,6 +26,7 @@ mod shift;
 mod uninit;
 
 pub use alloc::tune_allocator;
+pub use denormals::{denormals_flushed, flush_denormals};
 pub use error::Error;
 
 /// Which implementation the layer functions use on CPU.

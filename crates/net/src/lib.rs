@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+// `deny`, not `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` block,
+// which `forbid` rejects (rust-ndarray/ndarray#838). No unsafe code is written here.
+#![deny(unsafe_code)]
 
 pub mod checkpoint;
 pub mod config;
@@ -14,7 +17,7 @@ pub mod optim;
 mod testutil;
 pub mod train;
 
-pub use amun_kernels::tune_allocator;
+pub use amun_kernels::{flush_denormals, tune_allocator};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
