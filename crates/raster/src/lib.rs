@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
 
+mod atomic;
 mod error;
 mod grid;
 mod gtiff;
@@ -14,11 +15,13 @@ mod stack;
 #[cfg(test)]
 mod fixture_tests;
 
+pub use atomic::{write_atomic, write_atomic_with};
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
-    inspect, read, read_band, read_bytes, read_with, write, write_raster, BandInfo, ChunkLayout,
-    Compression, DataType, FileInfo, Interleave, ReadOptions, WriteOptions,
+    inspect, read, read_band, read_bytes, read_with, statistics, statistics_with, write,
+    write_raster, BandInfo, ChunkLayout, Compression, DataType, FileInfo, Interleave, ReadOptions,
+    WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, Averaged, Resampling};
