@@ -23,6 +23,7 @@ mod scene;
 
 pub use amun::{run_trainer, training_scenes, AmunDownscaler};
 pub use amun_net::tune_allocator;
+pub use amun_raster::write_atomic;
 pub use baselines::{Regression, RegressionMode};
 pub use conserve::{conserve, ConserveParams};
 pub use downscale::{Downscaler, Interpolation};
@@ -30,8 +31,8 @@ pub use error::{Error, Result};
 pub use experiment::{paper_style, real, scale_transfer, score_method, RunOptions, RunOutput};
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
-pub use report::{write_atomic, write_json, MethodReport, Report, SceneScore};
-pub use scene::{layout, Scene, SceneManifest};
+pub use report::{write_json, MethodReport, Report, SceneScore};
+pub use scene::{layout, Resampled, Scene, SceneManifest};
 
 /// The types most programs need: `use amun_core::prelude::*;`.
 pub mod prelude {
