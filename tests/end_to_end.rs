@@ -25,6 +25,7 @@ fn scenes(world: &World, months: &[u32]) -> Vec<Scene> {
             .with_reference(world.lst(m, 13).unwrap())
             .unwrap()
             .with_time(Some(m), Some(13))
+            .unwrap()
         })
         .collect()
 }

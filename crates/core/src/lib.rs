@@ -23,15 +23,15 @@ mod scene;
 
 pub use amun::{run_trainer, training_scenes, AmunDownscaler};
 pub use amun_net::{flush_denormals, tune_allocator};
-pub use amun_raster::{conserve, ConserveParams};
+pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{Regression, RegressionMode};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
 pub use experiment::{paper_style, real, scale_transfer, score_method, RunOptions, RunOutput};
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
-pub use report::{write_atomic, write_json, MethodReport, Report, SceneScore};
-pub use scene::{layout, Scene, SceneManifest};
+pub use report::{write_json, MethodReport, Report, SceneScore};
+pub use scene::{layout, Resampled, Scene, SceneManifest};
 
 /// The types most programs need: `use amun_core::prelude::*;`.
 pub mod prelude {

@@ -5,6 +5,7 @@
 // which `forbid` rejects (rust-ndarray/ndarray#838). No unsafe code is written here.
 #![deny(unsafe_code)]
 
+mod atomic;
 mod conserve;
 mod error;
 mod grid;
@@ -18,12 +19,14 @@ mod stack;
 #[cfg(test)]
 mod fixture_tests;
 
+pub use atomic::{write_atomic, write_atomic_with};
 pub use conserve::{bilinear_spread, conserve, solve_spread, ConserveParams, SpreadOperator};
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
-    inspect, read, read_band, read_bytes, read_with, write, write_raster, BandInfo, ChunkLayout,
-    Compression, DataType, FileInfo, Interleave, ReadOptions, WriteOptions,
+    inspect, read, read_band, read_bytes, read_with, statistics, statistics_with, write,
+    write_raster, BandInfo, ChunkLayout, Compression, DataType, FileInfo, Interleave, ReadOptions,
+    WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, Averaged, Resampling};

@@ -25,10 +25,10 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Month 1–12 of the scene.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=12))]
     pub month: Option<u32>,
     /// Hour 0–23 of the scene.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=23))]
     pub hour: Option<u32>,
     /// NDVI GeoTIFF.
     #[arg(long)]
@@ -147,12 +147,16 @@ pub fn run(ctx: &Ctx, a: &PrepareArgs) -> Result<()> {
         reference: a.reference.clone(),
     };
     let scene = inputs.build()?;
+    // Said whether or not -v is given: resampling changes the values a model sees.
+    for r in scene.resampled() {
+        ctx.say(&format!("{r}"));
+    }
     scene.save(&a.out)?;
     if let Some(st) = &a.stations {
         // Validate before copying, so a broken CSV is reported now.
         read_stations(st)?;
         let bytes = std::fs::read(st).with_context(|| format!("reading {}", st.display()))?;
-        write_atomic(&a.out.join("stations.csv"), &bytes)?;
+        write_atomic(a.out.join("stations.csv"), &bytes)?;
     }
     ctx.say(&format!(
         "wrote {} ({}×{} fine pixels, factor {}, covariates: {})",
