@@ -78,7 +78,7 @@ pub struct TrainConfig {
     /// Restore the weights of the epoch with the lowest validation RMSE at the end
     /// (default false: the paper keeps the last).
     pub keep_best: bool,
-    /// Where to train (default CPU).
+    /// Where to train: `"cpu"` (default), `"cuda"` or `"cuda:N"` in a configuration file.
     pub device: DeviceSpec,
 }
 
