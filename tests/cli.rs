@@ -667,5 +667,52 @@ fn a_directory_or_a_damaged_file_is_named() {
     assert_fails_with(
         &amun(&["info", p(&fixture("raster/hostile/huge_claim_i16_nodata.tif"))]),
         "strip 0",
+#[test]
+fn unusable_devices_are_one_line_errors() {
+    // GPU 999 exists nowhere: without the `cuda` feature the error says how to rebuild, with it
+    // CUDA's own error follows. Either way it names the device and comes before any input is
+    // read (the scene and checkpoint folders here are empty).
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for cmd in [
+        &["train", "--scenes", p(t), "--out", p(&t.join("m"))][..],
+        &[
+            "downscale",
+            "--checkpoint",
+            p(t),
+            "--scene",
+            p(t),
+            "--out",
+            p(&t.join("x.tif")),
+        ][..],
+    ] {
+        let o = amun(&[cmd, &["--device", "cuda:999"][..]].concat());
+        assert_fails_with(&o, "device cuda:999 unavailable: ");
+        let err = stderr(&o);
+        if err.contains("built without") {
+            assert!(
+                err.contains("rebuild with `cargo build --release -p amun-cli --features cuda`"),
+                "{err}"
+            );
+        }
+    }
+    // A name that is no device is a usage error naming the flag.
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        "c",
+        "--scene",
+        "s",
+        "--out",
+        "o.tif",
+        "--device",
+        "gpu0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--device"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`cpu`, `cuda` or `cuda:N`"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 
 mod alloc;
 mod cat;
@@ -16,6 +16,7 @@ mod chunks;
 mod conv;
 mod convt;
 mod denormals;
+mod dispatch;
 mod error;
 mod geom;
 mod mm;
@@ -27,6 +28,7 @@ mod uninit;
 
 pub use alloc::tune_allocator;
 pub use denormals::{denormals_flushed, flush_denormals};
+pub use dispatch::{dispatch, Dispatch};
 pub use error::Error;
 
 /// Which implementation the layer functions use on CPU.
@@ -61,14 +63,10 @@ pub fn backend() -> Backend {
     }
 }
 
-/// Whether this crate's kernels handle these tensors: [`Backend::Fast`] selected, all on CPU,
-/// all `f32`.
+/// Whether this crate's kernels handle these tensors ([`Dispatch::Kernels`]): [`Backend::Fast`]
+/// selected, all on CPU, all `f32`. On a CUDA device candle's own operators run.
 fn fast(backend: Backend, ts: &[Option<&Tensor>]) -> bool {
-    backend == Backend::Fast
-        && ts
-            .iter()
-            .flatten()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    dispatch::dispatch_for(backend, ts.iter().flatten().copied()) == Dispatch::Kernels
 }
 
 /// 2-D convolution, stride 1, zero padding `padding` on every side.

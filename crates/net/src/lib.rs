@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod infer;
 pub mod init;
@@ -21,12 +22,12 @@ pub use amun_kernels::{flush_denormals, tune_allocator};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
+pub use device::DeviceSpec;
 pub use error::{Error, Result};
 pub use infer::{predict, TileParams};
 pub use init::SeededVarMap;
 pub use model::{count_parameters, Amun};
 pub use optim::{Optim, OptimConfig, Solver};
 pub use train::{
-    train, DeviceSpec, EpochRecord, LossKind, Progress, TrainConfig, Trained, Trainer,
-    ValidTrainConfig,
+    train, EpochRecord, LossKind, Progress, TrainConfig, Trained, Trainer, ValidTrainConfig,
 };

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use amun_core::net::{Checkpoint, TileParams};
+use amun_core::net::{Checkpoint, DeviceSpec, TileParams};
 use amun_core::{conserve, AmunDownscaler, ConserveParams, Downscaler};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -30,6 +30,10 @@ pub struct DownscaleArgs {
     /// Overwrite the output.
     #[arg(long)]
     pub force: bool,
+    /// Where the network runs: `cpu`, `cuda` or `cuda:N` (an NVIDIA GPU; needs a build with
+    /// the `cuda` feature).
+    #[arg(long, default_value_t = DeviceSpec::Cpu, value_name = "DEVICE")]
+    pub device: DeviceSpec,
 }
 
 /// Runs `amun downscale`.
@@ -38,7 +42,8 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     if !a.checkpoint.is_dir() {
         bail!("{}: no such checkpoint folder", a.checkpoint.display());
     }
-    let ckpt = Checkpoint::load(&a.checkpoint)
+    let device = a.device.device()?;
+    let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
         .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
     let scene = load_scene(&a.scene)?;
     let missing: Vec<&String> = ckpt

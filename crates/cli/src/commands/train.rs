@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use amun_core::net::{AmunConfig, Checkpoint, TrainConfig, Trainer};
+use amun_core::net::{AmunConfig, Checkpoint, DeviceSpec, TrainConfig, Trainer};
 use amun_core::{run_trainer, training_scenes, Scene};
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// Seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Where to train: `cpu`, `cuda` or `cuda:N` (an NVIDIA GPU; needs a build with the `cuda`
+    /// feature). Overrides the config's `device`; default `cpu`.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<DeviceSpec>,
     /// Overwrite an existing checkpoint folder.
     #[arg(long)]
     pub force: bool,
@@ -87,6 +91,12 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         }
         None => TrainFile::default(),
     };
+    let device = a
+        .device
+        .or(file.train.as_ref().map(|t| t.device))
+        .unwrap_or_default();
+    // Fail before reading the scenes if the device cannot be used; the trainer opens it again.
+    device.device()?;
     let scenes = scheme_scenes(load_scenes(&a.scenes)?, a.scheme)?;
     let first = scenes.first().ok_or_else(|| anyhow!("no training scene"))?;
     let model = file
@@ -112,9 +122,11 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     if let Some(s) = a.seed {
         tc.seed = s;
     }
+    tc.device = device;
     let data = training_scenes(&scenes)?;
     let mut trainer = match &a.resume {
         Some(dir) => {
+            // Loaded on the CPU: the trainer copies weights and optimiser state to its device.
             let ckpt = Checkpoint::load(dir)
                 .with_context(|| format!("loading checkpoint {}", dir.display()))?;
             ctx.say(&format!(
