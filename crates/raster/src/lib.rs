@@ -5,6 +5,8 @@
 mod error;
 mod grid;
 mod gtiff;
+#[cfg(feature = "netcdf")]
+mod netcdf;
 mod raster;
 #[cfg(feature = "proj")]
 mod reproject;
@@ -24,5 +26,7 @@ pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, Averaged, Resampling};
 pub use stack::Stack;
 
+#[cfg(feature = "netcdf")]
+pub use self::netcdf::NetcdfVariable;
 #[cfg(feature = "proj")]
 pub use reproject::reproject;
