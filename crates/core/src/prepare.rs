@@ -6,7 +6,7 @@ use amun_indices::{
     landcover_raster, mndwi, ndbi, ndvi, slope_aspect, Covariate, Covariates, Reflectance,
     SlopeParams,
 };
-use amun_raster::{read_band, resample, BandKind, Grid, Raster, Resampling};
+use amun_raster::{read_band, resample, BandKind, Grid, Raster, Resampling, Stack};
 
 use crate::error::{Error, Result};
 use crate::scene::Scene;
@@ -141,6 +141,22 @@ impl SceneInputs {
             return Err(scene_err(&name, &self.lst, "every pixel is nodata"));
         }
         let fine = lst.grid().refine(self.factor)?;
+        let stack = self.covariate_stack(&name, &fine)?;
+        let mut scene = Scene::new(name.clone(), lst, stack)?.with_time(self.month, self.hour);
+        if let Some(p) = &self.reference {
+            let r = load(p)?;
+            scene = scene.with_reference(align(r, &fine, p, &name)?)?;
+        }
+        Ok(scene)
+    }
+
+    /// Reads, derives and aligns the covariates onto `fine` (the LST file is not read);
+    /// `name` names the scene in errors.
+    ///
+    /// # Errors
+    /// As [`SceneInputs::build`].
+    pub(crate) fn covariate_stack(&self, name: &str, fine: &Grid) -> Result<Stack> {
+        let name = name.to_string();
         let get = |p: &Option<PathBuf>| -> Result<Option<Raster>> {
             match p {
                 Some(p) => {
@@ -148,7 +164,7 @@ impl SceneInputs {
                     if r.valid_count() == 0 {
                         return Err(scene_err(&name, p, "every pixel is nodata"));
                     }
-                    Ok(Some(align(r, &fine, p, &name)?))
+                    Ok(Some(align(r, fine, p, &name)?))
                 }
                 None => Ok(None),
             }
@@ -180,7 +196,7 @@ impl SceneInputs {
         let landcover = match &self.landcover {
             Some(p) => {
                 let r = landcover_raster(load(p)?).map_err(|e| scene_err(&name, p, e))?;
-                Some(align(r, &fine, p, &name)?)
+                Some(align(r, fine, p, &name)?)
             }
             None => None,
         };
@@ -192,14 +208,14 @@ impl SceneInputs {
                 let sa = slope_aspect(&dem, &SlopeParams::default())
                     .map_err(|e| scene_err(&name, p, e))?;
                 if slope.is_none() {
-                    slope = Some(align(sa.slope, &fine, p, &name)?);
+                    slope = Some(align(sa.slope, fine, p, &name)?);
                 }
                 if aspect.is_none() {
-                    aspect = Some(align(sa.aspect, &fine, p, &name)?);
+                    aspect = Some(align(sa.aspect, fine, p, &name)?);
                 }
             }
             if self.elevation_band {
-                elevation = Some(align(dem, &fine, p, &name)?);
+                elevation = Some(align(dem, fine, p, &name)?);
             }
         }
         let mut cov = Covariates::new();
@@ -224,15 +240,9 @@ impl SceneInputs {
                 cov = cov.extra(n.clone(), r);
             }
         }
-        let stack = cov.build().map_err(|e| Error::Scene {
+        cov.build().map_err(|e| Error::Scene {
             scene: name.clone(),
             detail: format!("building covariates: {e}"),
-        })?;
-        let mut scene = Scene::new(name.clone(), lst, stack)?.with_time(self.month, self.hour);
-        if let Some(p) = &self.reference {
-            let r = load(p)?;
-            scene = scene.with_reference(align(r, &fine, p, &name)?)?;
-        }
-        Ok(scene)
+        })
     }
 }
