@@ -411,6 +411,10 @@ impl LstSeries {
     /// band), else the band descriptions (see [`parse_time`]), as `gdal_translate` and
     /// `amun` write them.
     ///
+    /// Each step reads one band. In a pixel-interleaved file (GDAL's default for multi-band
+    /// GeoTIFFs) that decodes every band's chunks, so a long series should be band-interleaved
+    /// (`gdal_translate -co INTERLEAVE=BAND`) or read from NetCDF.
+    ///
     /// # Errors
     /// Raster errors reading the file; [`Error::Series`] naming the file when `times` does not
     /// have one time per band, a band description is not a time (saying to give the times),
