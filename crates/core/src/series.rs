@@ -393,7 +393,7 @@ enum Source {
     GeoTiff(PathBuf),
     /// Time index `step` of a NetCDF variable.
     #[cfg(feature = "netcdf")]
-    Netcdf(amun_raster::NetcdfVariable),
+    Netcdf(Box<amun_raster::NetcdfVariable>),
 }
 
 /// A coarse LST with one raster per time step.
@@ -472,7 +472,7 @@ impl LstSeries {
         let v = amun_raster::NetcdfVariable::open(&path, variable)?;
         let (grid, times) = (v.grid().clone(), v.times().to_vec());
         Self::checked(
-            Source::Netcdf(v),
+            Source::Netcdf(Box::new(v)),
             path,
             Some(variable.to_string()),
             grid,
