@@ -178,6 +178,20 @@ fn prepare_series_by_month_with_lines_and_errors() {
     let mut t = prepare_args(p(&lst), &spec, p(&dem), p(&out));
     t.extend(["--times", "2020-07-01T00:00,2020-07-01T01:00"]);
     assert_fails_with(&amun(&t), "2 times given for 7 bands");
+    // --times @FILE: one time per line, `#` comments; the index takes them, not the bands'.
+    let list = tmp.path().join("times.txt");
+    let given: Vec<String> = (0..7)
+        .map(|d| format!("2020-07-{:02} 13:00", d + 1))
+        .collect();
+    std::fs::write(&list, format!("# local noon\n{}\n", given.join("\n"))).unwrap();
+    let at = format!("@{}", p(&list));
+    let relabelled = tmp.path().join("relabelled");
+    let mut t = prepare_args(p(&lst), &spec, p(&dem), p(&relabelled));
+    t.extend(["--times", &at]);
+    let o = amun(&t);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let index = SeriesIndex::load(&relabelled).unwrap();
+    assert_eq!(index.steps[6].scene, "2020-07-07T1300");
     let mut t = prepare_args(p(&lst), &spec, p(&dem), p(&out));
     t.extend(["--times", "yesterday"]);
     assert_fails_with(&amun(&t), "--times: time 1 `yesterday` is not a date-time");
