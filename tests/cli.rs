@@ -13,6 +13,10 @@ use amun_core::raster::{
 };
 use amun_core::synth::{World, WorldParams};
 
+/// Time series and Slurm job arrays (`amun prepare --series`).
+#[path = "cli/series.rs"]
+mod series;
+
 fn amun(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_amun"))
         .args(args)

@@ -10,6 +10,7 @@ pub use amun_net as net;
 pub use amun_raster as raster;
 pub use amun_rf as rf;
 pub use amun_synth as synth;
+pub use jiff;
 
 mod amun;
 mod baselines;
@@ -20,6 +21,8 @@ mod prepare;
 mod progress;
 mod report;
 mod scene;
+pub mod series;
+mod shard;
 
 pub use amun::{run_trainer, training_scenes, AmunDownscaler};
 pub use amun_net::{flush_denormals, tune_allocator};
@@ -32,6 +35,7 @@ pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
 pub use report::{write_json, MethodReport, Report, SceneScore};
 pub use scene::{layout, Resampled, Scene, SceneManifest};
+pub use shard::Shard;
 
 /// The types most programs need: `use amun_core::prelude::*;`.
 pub mod prelude {

@@ -7,7 +7,7 @@ use amun_indices::{
     landcover_raster, mndwi, ndbi, ndvi, slope_aspect, Covariate, Covariates, Reflectance,
     SlopeParams,
 };
-use amun_raster::{read_band, resample, BandKind, Grid, Raster, Resampling};
+use amun_raster::{read_band, resample, BandKind, Grid, Raster, Resampling, Stack};
 
 use crate::error::{Error, Result};
 use crate::scene::{Resampled, Scene};
@@ -166,6 +166,27 @@ impl SceneInputs {
             return Err(scene_err(&name, &self.lst, "every pixel is nodata"));
         }
         let fine = lst.grid().refine(self.factor)?;
+        let stack = self.covariate_stack(&name, &fine, &log)?;
+        let mut scene = Scene::new(name.clone(), lst, stack)?.with_time(self.month, self.hour)?;
+        if let Some(p) = &self.reference {
+            let r = load(p)?;
+            scene = scene.with_reference(align(r, &fine, p, &name, "reference", &log)?)?;
+        }
+        Ok(scene.with_resampled(log.into_inner()))
+    }
+
+    /// Reads, derives and aligns the covariates onto `fine` (the LST file is not read),
+    /// recording in `log` what was resampled; `name` names the scene in errors.
+    ///
+    /// # Errors
+    /// As [`SceneInputs::build`].
+    pub(crate) fn covariate_stack(
+        &self,
+        name: &str,
+        fine: &Grid,
+        log: &RefCell<Vec<Resampled>>,
+    ) -> Result<Stack> {
+        let name = name.to_string();
         let get = |p: &Option<PathBuf>, input: &str| -> Result<Option<Raster>> {
             match p {
                 Some(p) => {
@@ -173,7 +194,7 @@ impl SceneInputs {
                     if r.valid_count() == 0 {
                         return Err(scene_err(&name, p, "every pixel is nodata"));
                     }
-                    Ok(Some(align(r, &fine, p, &name, input, &log)?))
+                    Ok(Some(align(r, fine, p, &name, input, log)?))
                 }
                 None => Ok(None),
             }
@@ -205,7 +226,7 @@ impl SceneInputs {
         let landcover = match &self.landcover {
             Some(p) => {
                 let r = landcover_raster(load(p)?).map_err(|e| scene_err(&name, p, e))?;
-                Some(align(r, &fine, p, &name, "landcover", &log)?)
+                Some(align(r, fine, p, &name, "landcover", log)?)
             }
             None => None,
         };
@@ -223,26 +244,26 @@ impl SceneInputs {
                 if slope.is_none() {
                     slope = Some(align(
                         sa.slope,
-                        &fine,
+                        fine,
                         p,
                         &name,
                         "slope (from the DEM)",
-                        &log,
+                        log,
                     )?);
                 }
                 if aspect.is_none() {
                     aspect = Some(align(
                         sa.aspect,
-                        &fine,
+                        fine,
                         p,
                         &name,
                         "aspect (from the DEM)",
-                        &log,
+                        log,
                     )?);
                 }
             }
             if self.elevation_band {
-                elevation = Some(align(dem, &fine, p, &name, "elevation", &log)?);
+                elevation = Some(align(dem, fine, p, &name, "elevation", log)?);
             }
         }
         let mut cov = Covariates::new();
@@ -270,16 +291,10 @@ impl SceneInputs {
                 cov = cov.extra(n.clone(), r);
             }
         }
-        let stack = cov.build().map_err(|e| Error::Scene {
+        cov.build().map_err(|e| Error::Scene {
             scene: name.clone(),
             detail: format!("building covariates: {e}"),
-        })?;
-        let mut scene = Scene::new(name.clone(), lst, stack)?.with_time(self.month, self.hour)?;
-        if let Some(p) = &self.reference {
-            let r = load(p)?;
-            scene = scene.with_reference(align(r, &fine, p, &name, "reference", &log)?)?;
-        }
-        Ok(scene.with_resampled(log.into_inner()))
+        })
     }
 }
 

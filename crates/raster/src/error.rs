@@ -219,6 +219,27 @@ pub enum Error {
         /// The largest residual left.
         residual: f64,
     },
+    /// libnetcdf could not open or read a file (feature `netcdf`).
+    #[cfg(feature = "netcdf")]
+    #[error("{path}: {source}")]
+    Netcdf {
+        /// The file concerned.
+        path: PathBuf,
+        /// libnetcdf's error.
+        #[source]
+        source: netcdf::Error,
+    },
+    /// A NetCDF variable is not laid out as a time series of north-up rasters can be read
+    /// from (a missing dimension, irregular coordinates, unknown time units, …).
+    #[error("{path}: variable `{variable}`: {detail}")]
+    NetcdfLayout {
+        /// The file concerned.
+        path: PathBuf,
+        /// The variable (or coordinate) at fault.
+        variable: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Reprojection failed inside PROJ.
     #[error("reprojection from {from} to {to}: {detail}")]
     Projection {

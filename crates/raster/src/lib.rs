@@ -10,6 +10,8 @@ mod conserve;
 mod error;
 mod grid;
 mod gtiff;
+#[cfg(feature = "netcdf")]
+mod netcdf;
 mod raster;
 #[cfg(feature = "proj")]
 mod reproject;
@@ -32,5 +34,7 @@ pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, Averaged, Resampling};
 pub use stack::Stack;
 
+#[cfg(feature = "netcdf")]
+pub use self::netcdf::NetcdfVariable;
 #[cfg(feature = "proj")]
 pub use reproject::reproject;

@@ -1,5 +1,7 @@
 //! `amun prepare`: a coarse LST and fine covariates aligned into a scene folder.
 
+mod series;
+
 use std::path::PathBuf;
 
 use amun_core::metrics::read_stations;
@@ -84,6 +86,8 @@ pub struct PrepareArgs {
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub series: series::SeriesArgs,
 }
 
 pub fn parse_named_path(s: &str) -> Result<(String, PathBuf), String> {
@@ -146,6 +150,9 @@ pub fn run(ctx: &Ctx, a: &PrepareArgs) -> Result<()> {
         extra: a.extra.clone(),
         reference: a.reference.clone(),
     };
+    if series::wanted(a)? {
+        return series::run(ctx, a, inputs);
+    }
     let scene = inputs.build()?;
     // Said whether or not -v is given: resampling changes the values a model sees.
     for r in scene.resampled() {
