@@ -2,6 +2,8 @@
 //! workspace's other end-to-end tests), and one test per bad input: each must end in one clear line
 //! on stderr and a non-zero exit code, never a panic or a backtrace.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,12 +13,53 @@ use amun_core::raster::{
 };
 use amun_core::synth::{World, WorldParams};
 
+/// Time series and Slurm job arrays (`amun prepare --series`).
+#[path = "cli/series.rs"]
+mod series;
+
 fn amun(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_amun"))
         .args(args)
         .arg("-q")
         .output()
         .expect("the amun binary runs")
+}
+
+/// The `amun` binary with these arguments (no `-q`), to be adjusted and run.
+fn amun_command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_amun"));
+    c.args(args);
+    c
+}
+
+/// A file of the repository's `fixtures/` folder.
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+/// Asserts that a file amun wrote has mode 0o666 less this process's umask, as GDAL's files
+/// do (Linux: the umask is read from /proc).
+fn assert_umask_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return;
+    };
+    let Some(umask) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+    else {
+        return;
+    };
+    let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode,
+        0o666 & !umask,
+        "{}: mode {mode:o} with umask {umask:o}",
+        path.display()
+    );
 }
 
 fn stderr(o: &Output) -> String {
@@ -266,6 +309,38 @@ fn synth_prepare_train_downscale_evaluate() {
     ]);
     assert_fails_with(&o, "was trained on covariates");
     assert!(!t.join("x.tif").exists());
+
+    // Issue 19: checkpoint files are readable by others as the umask allows (tempfile
+    // created them 0600), and a user error stays one line with RUST_BACKTRACE=1 (a shape
+    // mismatch printed candle's backtrace of several KB).
+    for f in ["checkpoint.json", "model.safetensors"] {
+        assert_umask_mode(&model.join(f));
+    }
+    let bad = t.join("model-bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    for entry in std::fs::read_dir(&model).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), bad.join(entry.file_name())).unwrap();
+    }
+    let meta = std::fs::read_to_string(bad.join("checkpoint.json")).unwrap();
+    let edited = meta.replacen("\"channels\": 8", "\"channels\": 12", 1);
+    assert_ne!(meta, edited, "checkpoint.json names the channels");
+    std::fs::write(bad.join("checkpoint.json"), edited).unwrap();
+    let o = amun_command(&[
+        "downscale",
+        "--checkpoint",
+        p(&bad),
+        "--scene",
+        p(&t.join("scene-07")),
+        "--out",
+        p(&t.join("y.tif")),
+        "-q",
+    ])
+    .env("RUST_BACKTRACE", "1")
+    .output()
+    .unwrap();
+    assert_fails_with(&o, "shape");
+    assert!(stderr(&o).len() < 600, "{}", stderr(&o));
 }
 
 /// The main job at toy size: every method scored on every test month, every output written,
@@ -438,4 +513,258 @@ fn zero_factor_is_a_usage_error() {
         assert!(stderr(&o).contains("--factor"), "{cmd:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("internal error"), "{}", stderr(&o));
     }
+}
+
+// ---- issue 19: a closed pipe, odd arguments, hostile and extreme files ----------------------
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    // `amun info f.tif | head -1`: the reader is gone before amun writes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = amun_command(&["info", p(&fixture("raster/dem.tif"))])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn month_and_hour_out_of_range_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lst, ndvi) = (tmp.path().join("lst.tif"), tmp.path().join("ndvi.tif"));
+    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
+    write(
+        &ndvi,
+        &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 0.5),
+    );
+    for (flag, value) in [("--month", "13"), ("--hour", "99")] {
+        let out = tmp.path().join(format!("s{flag}"));
+        let o = amun(&[
+            "prepare",
+            "--lst",
+            p(&lst),
+            "--ndvi",
+            p(&ndvi),
+            flag,
+            value,
+            "--out",
+            p(&out),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{}", stderr(&o));
+        assert!(!out.join("scene.json").exists());
+    }
+}
+
+#[test]
+fn scene_files_get_the_umask_mode() {
+    // scene.json and stations.csv were created 0600 (tempfile's default).
+    let tmp = tempfile::tempdir().unwrap();
+    let (lst, ndvi, st) = (
+        tmp.path().join("lst.tif"),
+        tmp.path().join("ndvi.tif"),
+        tmp.path().join("st.csv"),
+    );
+    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
+    write(
+        &ndvi,
+        &Raster::filled(geographic(10.0, 50.0, 0.01, 40), 0.5),
+    );
+    std::fs::write(&st, "id,lon,lat,value\na,10.15,49.85,291.0\n").unwrap();
+    let out = tmp.path().join("s");
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--stations",
+        p(&st),
+        "--out",
+        p(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "scene.json",
+        "stations.csv",
+        "covariates.tif",
+        "lst_coarse.tif",
+    ] {
+        assert_umask_mode(&out.join(f));
+    }
+}
+
+#[test]
+fn resampled_covariates_are_said_and_recorded() {
+    // NDVI on 0.03° pixels shifted by half a fine pixel: they do not nest in the 0.01° grid.
+    let tmp = tempfile::tempdir().unwrap();
+    let (lst, ndvi) = (tmp.path().join("lst.tif"), tmp.path().join("ndvi.tif"));
+    write(&lst, &Raster::filled(geographic(10.0, 50.0, 0.1, 4), 290.0));
+    write(
+        &ndvi,
+        &Raster::from_fn(geographic(9.995, 50.005, 0.03, 15), |(r, c)| {
+            (r * 15 + c) as f32 / 225.0
+        }),
+    );
+    let out = tmp.path().join("s");
+    let o = amun_command(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--ndvi",
+        p(&ndvi),
+        "--out",
+        p(&out),
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("ndvi") && err.contains("Bilinear") && err.contains("do not nest"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("scene.json")).unwrap()).unwrap();
+    let r = &json["resampled"][0];
+    assert_eq!(
+        (&r["input"], &r["method"], &r["nested"]),
+        (
+            &serde_json::json!("ndvi"),
+            &serde_json::json!("Bilinear"),
+            &serde_json::json!(false)
+        ),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_multi_band_reference_needs_band() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = geographic(10.0, 50.0, 0.01, 20);
+    let pred = Raster::from_fn(g.clone(), |(r, c)| 280.0 + (r + c) as f32 * 0.1);
+    let (pf, rf) = (tmp.path().join("pred.tif"), tmp.path().join("ref.tif"));
+    write(&pf, &pred);
+    let mut stack = amun_core::raster::Stack::new(g.clone());
+    stack.push("other", Raster::filled(g, 300.0)).unwrap();
+    stack.push("lst", pred).unwrap();
+    amun_core::raster::write(&rf, &stack, &WriteOptions::default()).unwrap();
+    let args = [
+        "evaluate",
+        "--prediction",
+        p(&pf),
+        "--reference",
+        p(&rf),
+        "--json",
+    ];
+    assert_fails_with(&amun(&args), "has 2 bands");
+    let o = amun(&[&args[..], &["--band", "2"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ev["reference"]["rmse"].as_f64(), Some(0.0), "{ev}");
+}
+
+#[test]
+fn info_statistics_are_exact_and_nan_nodata_is_gdals() {
+    // Exact references: fixtures/raster/hostile/stats.csv (Python, exact fractions).
+    let refs = std::fs::read_to_string(fixture("raster/hostile/stats.csv")).unwrap();
+    for line in refs.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        let o = amun(&[
+            "info",
+            "--json",
+            p(&fixture(&format!("raster/hostile/{}", f[0]))),
+        ]);
+        assert!(o.status.success(), "{line}: {}", stderr(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let b = &j["bands"][0];
+        for (key, col) in [("min", 2), ("max", 3), ("mean", 4), ("std_dev", 5)] {
+            let want: f64 = f[col].parse().unwrap();
+            let got = b[key].as_f64().unwrap_or(f64::NAN);
+            assert!(
+                (got - want).abs() <= 1e-13 * want.abs(),
+                "{line}: {key} {b}"
+            );
+        }
+    }
+    // `gdalinfo -json` writes a NaN nodata as "NaN" (null would mean "no nodata").
+    let o = amun(&[
+        "info",
+        "--json",
+        p(&fixture("raster/hostile/nan_nodata.tif")),
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["bands"][0]["nodata"], "NaN", "{j}");
+}
+
+#[test]
+fn a_directory_or_a_damaged_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_fails_with(&amun(&["info", p(tmp.path())]), "is a directory");
+    assert_fails_with(
+        &amun(&[
+            "info",
+            p(&fixture("raster/hostile/nodata_count_corrupt.tif")),
+        ]),
+        "GDAL_NODATA",
+    );
+    assert_fails_with(
+        &amun(&[
+            "info",
+            p(&fixture("raster/hostile/huge_claim_i16_nodata.tif")),
+        ]),
+        "strip 0",
+    );
+}
+
+#[test]
+fn unusable_devices_are_one_line_errors() {
+    // GPU 999 exists nowhere: without the `cuda` feature the error says how to rebuild, with it
+    // CUDA's own error follows. Either way it names the device and comes before any input is
+    // read (the scene and checkpoint folders here are empty).
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for cmd in [
+        &["train", "--scenes", p(t), "--out", p(&t.join("m"))][..],
+        &[
+            "downscale",
+            "--checkpoint",
+            p(t),
+            "--scene",
+            p(t),
+            "--out",
+            p(&t.join("x.tif")),
+        ][..],
+    ] {
+        let o = amun(&[cmd, &["--device", "cuda:999"][..]].concat());
+        assert_fails_with(&o, "device cuda:999 unavailable: ");
+        let err = stderr(&o);
+        if err.contains("built without") {
+            assert!(
+                err.contains("rebuild with `cargo build --release -p amun-cli --features cuda`"),
+                "{err}"
+            );
+        }
+    }
+    // A name that is no device is a usage error naming the flag.
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        "c",
+        "--scene",
+        "s",
+        "--out",
+        "o.tif",
+        "--device",
+        "gpu0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--device"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`cpu`, `cuda` or `cuda:N`"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -3,6 +3,8 @@
 //! (The `amun` binary itself is tested end to end in `tests/cli.rs`, an integration test of
 //! `amun-cli`.)
 
+#![forbid(unsafe_code)]
+
 use amun_core::prelude::*;
 use amun_core::rf::{RfParams, RidgeParams};
 use amun_core::synth::{World, WorldParams};
@@ -23,6 +25,7 @@ fn scenes(world: &World, months: &[u32]) -> Vec<Scene> {
             .with_reference(world.lst(m, 13).unwrap())
             .unwrap()
             .with_time(Some(m), Some(13))
+            .unwrap()
         })
         .collect()
 }

@@ -5,6 +5,8 @@
 //! cargo bench -p amun-benches --bench bayesopt
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use amun_bayesopt::test_functions::{hartmann6_at, hartmann6_space};

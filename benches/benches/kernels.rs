@@ -10,6 +10,8 @@
 //! `cargo bench -p amun-benches --bench kernels`; results and the PyTorch comparison are in
 //! `docs/benchmarks/amun-kernels.md`.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use amun_kernels::{conv2d, conv_transpose2x2, set_backend, Backend};

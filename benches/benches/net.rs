@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p amun-benches --bench net`
 
+#![forbid(unsafe_code)]
+
 use amun_kernels::Backend;
 use amun_net::{
     Amun, AmunConfig, ChannelStats, Checkpoint, CheckpointMeta, Normalization, Optim, OptimConfig,

@@ -7,6 +7,8 @@
 //!
 //! Run: `cargo bench -p amun-benches --bench raster_io`
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

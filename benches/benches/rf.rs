@@ -8,6 +8,8 @@
 //!
 //! `cargo bench -p amun-benches --bench rf` (add `-- --quick` for one timed run each).
 
+#![forbid(unsafe_code)]
+
 use amun_rf::{RandomForest, RfParams};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 

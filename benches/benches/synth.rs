@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p amun-benches --bench synth`
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 
 use amun_synth::{World, WorldParams};

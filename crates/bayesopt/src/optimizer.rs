@@ -429,7 +429,8 @@ impl Optimizer {
         Ok(opt)
     }
 
-    /// Writes the state to `path` as JSON, atomically (temporary file renamed into place).
+    /// Writes the state to `path` as JSON, atomically: a temporary file with the umask's
+    /// permissions (0644 by default), flushed and renamed into place.
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be written.
@@ -440,14 +441,11 @@ impl Optimizer {
             source,
         };
         let json = self.to_json()?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        tmp.write_all(json.as_bytes()).map_err(io)?;
-        tmp.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        // The crate behind `amun_raster::write_atomic`, which this crate (no amun dependency)
+        // uses directly.
+        let mut file = atomic_write_file::AtomicWriteFile::open(path).map_err(io)?;
+        file.write_all(json.as_bytes()).map_err(io)?;
+        file.commit().map_err(io)
     }
 
     /// Reads a state written by [`save`](Optimizer::save).
@@ -836,6 +834,27 @@ mod tests {
             b.tell(pb, v).unwrap();
         }
         assert_eq!(a.history(), b.history());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn saved_state_gets_the_umask_mode() {
+        // tempfile's 0600 hid the state from other users; 0o666 less the umask is what
+        // GDAL and `File::create` give (0644 with the usual umask 022).
+        use std::os::unix::fs::PermissionsExt;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+            .unwrap();
+        let params = Params::new().n_initial(2).seed(1).check().unwrap();
+        let opt = Optimizer::new(branin_space(), params).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        opt.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask, "mode {mode:o}, umask {umask:o}");
     }
 
     #[test]

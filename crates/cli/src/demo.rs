@@ -1,5 +1,6 @@
 //! `amun demo`: the paper-style simulated experiment on a built-in synthetic world.
 
+use std::io::Write;
 use std::time::Instant;
 
 use amun_core::net::{AmunConfig, TrainConfig};
@@ -292,13 +293,16 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         format!("{:.0} s", t0.elapsed().as_secs_f64()),
     ));
     report.save(out)?;
-    println!("\n{}", report.table_markdown());
-    println!(
+    // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
+    let mut w = std::io::stdout().lock();
+    writeln!(w, "\n{}", report.table_markdown())?;
+    writeln!(
+        w,
         "Report: {}  Figures: {}  GeoTIFFs: {}",
         out.join("report.md").display(),
         out.join("figures").display(),
         out.join("geotiff").display()
-    );
+    )?;
     Ok(())
 }
 

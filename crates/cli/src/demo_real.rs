@@ -58,7 +58,7 @@ pub fn corner(scenes: &[Scene], cells: usize) -> Result<Vec<Scene>> {
                 s.coarse_lst().window(0, 0, cells, cells)?,
                 s.covariates().window(0, 0, fine, fine)?,
             )?
-            .with_time(s.month(), s.hour());
+            .with_time(s.month(), s.hour())?;
             if let Some(r) = s.reference() {
                 c = c.with_reference(r.window(0, 0, fine, fine)?)?;
             }

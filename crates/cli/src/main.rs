@@ -1,5 +1,7 @@
 //! `amun`: downscale land surface temperature from the command line.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod demo;
 mod demo_real;
@@ -99,6 +101,9 @@ enum Command {
 fn main() -> ExitCode {
     // Training and tiled inference allocate and free megabyte tensors many times a second.
     amun_core::tune_allocator();
+    // Subnormal weights of a trained checkpoint count as zero instead of taking the
+    // processor's slow path on every multiply (x86-64; this thread and rayon's pool).
+    amun_core::flush_denormals();
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -131,6 +136,10 @@ fn main() -> ExitCode {
     }));
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        // A reader that closed the pipe (`amun info f.tif | head -1`) ends the program
+        // quietly and successfully, as ripgrep does (coreutils die of SIGPIPE, which Rust
+        // programs ignore).
+        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("amun: error: {}", one_line(&e));
             ExitCode::from(1)
@@ -139,16 +148,88 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether an error is a write to a pipe whose reader has gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The error and its causes on one line, without repeating a cause the message already
-/// contains.
+/// contains, and without the backtrace a library may have appended.
 fn one_line(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !out.contains(&c) {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let c = without_backtrace(&text);
+        if out.is_empty() {
+            out.push_str(c);
+        } else if !out.contains(c) {
             out.push_str(": ");
-            out.push_str(&c);
+            out.push_str(c);
         }
     }
-    out.replace('\n', " ")
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A message cut before a backtrace appended to it: candle's errors carry one, printed by
+/// their `Display`, whenever `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` is set. A captured
+/// backtrace starts with its frame `0: …` (or says that it is disabled or unsupported).
+fn without_backtrace(msg: &str) -> &str {
+    let mut at = 0;
+    for line in msg.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("0: ")
+            || t.starts_with("stack backtrace:")
+            || t.starts_with("disabled backtrace")
+            || t.starts_with("unsupported backtrace")
+        {
+            return msg[..at].trim_end();
+        }
+        at += line.len();
+    }
+    msg.trim_end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_backtrace_stays_out_of_the_one_line_error() {
+        // What candle's `Error::WithBacktrace` displays (`"{inner}\n{backtrace}"`) when
+        // RUST_BACKTRACE is set, wrapped as amun-net and the CLI wrap it.
+        let candle = format!(
+            "shape mismatch for conv.weight, expected [8, 7, 3, 3], got [12, 7, 3, 3]\n{}",
+            std::backtrace::Backtrace::force_capture()
+        );
+        assert!(candle.contains("0: "), "a captured backtrace: {candle}");
+        let e = anyhow::anyhow!(candle).context("loading checkpoint model");
+        let line = one_line(&e);
+        assert_eq!(
+            line,
+            "loading checkpoint model: shape mismatch for conv.weight, expected [8, 7, 3, 3], got [12, 7, 3, 3]"
+        );
+    }
+
+    #[test]
+    fn causes_are_joined_once_and_newlines_flattened() {
+        let e =
+            anyhow::anyhow!("TOML parse error at line 1\n  |\n1 | a =\n  |    ^\ninvalid string")
+                .context("reading train.toml");
+        assert_eq!(
+            one_line(&e),
+            "reading train.toml: TOML parse error at line 1 | 1 | a = |    ^ invalid string"
+        );
+        let inner = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed");
+        assert!(is_broken_pipe(
+            &anyhow::Error::new(inner).context("printing")
+        ));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
 }

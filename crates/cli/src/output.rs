@@ -1,6 +1,6 @@
 //! Writing output files safely: never half-written, never overwriting without `--force`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -18,25 +18,17 @@ pub fn check_writable(path: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Draws a PNG into a temporary path (the callback gets it), then renames it into place.
+/// Draws a PNG (the callback gets a path in a private temporary folder, since the plotting
+/// library writes by path), then writes it to `path` atomically with the umask's
+/// permissions ([`amun_core::write_atomic`]).
 ///
 /// # Errors
 /// If drawing fails or the file cannot be written.
 pub fn write_png_atomic(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = parent_dir(path);
-    let tmp = tempfile::Builder::new()
-        .suffix(".png")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    draw(tmp.path())?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+    let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+    let drawn = tmp.path().join("figure.png");
+    draw(&drawn)?;
+    let bytes = std::fs::read(&drawn).with_context(|| format!("reading {}", drawn.display()))?;
+    amun_core::write_atomic(path, &bytes)?;
     Ok(())
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }

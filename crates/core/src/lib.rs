@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+#![forbid(unsafe_code)]
 
 pub use amun_bayesopt as bayesopt;
 pub use amun_indices as indices;
@@ -10,6 +11,7 @@ pub use amun_prior as prior;
 pub use amun_raster as raster;
 pub use amun_rf as rf;
 pub use amun_synth as synth;
+pub use jiff;
 
 mod amun;
 mod baselines;
@@ -21,11 +23,13 @@ mod prepare;
 mod progress;
 mod report;
 mod scene;
+pub mod series;
+mod shard;
 mod staged;
 
 pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunDownscaler};
-pub use amun_net::tune_allocator;
-pub use amun_raster::{conserve, ConserveParams};
+pub use amun_net::{flush_denormals, tune_allocator};
+pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{PhysicalPrior, Regression, RegressionMode};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
@@ -34,8 +38,9 @@ pub use experiment::{
 };
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
-pub use report::{write_atomic, write_json, MethodReport, Report, SceneScore};
-pub use scene::{layout, Scene, SceneManifest};
+pub use report::{write_json, MethodReport, Report, SceneScore};
+pub use scene::{layout, Resampled, Scene, SceneManifest};
+pub use shard::Shard;
 pub use staged::{StagedAmun, StagesManifest, STAGES_FILE};
 
 /// The types most programs need: `use amun_core::prelude::*;`.

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use amun_metrics::{Metrics, StationReport};
 use amun_net::{HeldOutCheck, Verdict};
+use amun_raster::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -221,41 +222,24 @@ impl Report {
     /// Writes `report.json` and `report.md` into `dir`, each atomically.
     ///
     /// # Errors
-    /// [`Error::Io`] or [`Error::Json`] naming the file.
+    /// [`Error::Raster`] (an I/O error) or [`Error::Json`] naming the file.
     pub fn save(&self, dir: &Path) -> Result<()> {
         write_json(&dir.join("report.json"), self)?;
-        write_atomic(&dir.join("report.md"), self.to_markdown().as_bytes())
+        Ok(write_atomic(
+            dir.join("report.md"),
+            self.to_markdown().as_bytes(),
+        )?)
     }
 }
 
-/// Serialises `value` as pretty JSON into `path`, atomically.
+/// Serialises `value` as pretty JSON into `path`, atomically ([`amun_raster::write_atomic`]).
 ///
 /// # Errors
-/// [`Error::Json`] or [`Error::Io`] naming the file.
+/// [`Error::Json`] or [`Error::Raster`] (an I/O error) naming the file.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
         path: path.to_path_buf(),
         source,
     })?;
-    write_atomic(path, text.as_bytes())
-}
-
-/// Writes bytes to `path` through a temporary file in the same folder renamed into place.
-///
-/// # Errors
-/// [`Error::Io`] naming the file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    Ok(write_atomic(path, text.as_bytes())?)
 }

@@ -1,6 +1,9 @@
 //! A scene: coarse LST plus fine covariates on a grid that refines it.
 
+use std::path::PathBuf;
+
 use amun_raster::{resample, Grid, Raster, Resampling, Stack};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -16,6 +19,49 @@ pub struct Scene {
     factor: usize,
     month: Option<u32>,
     hour: Option<u32>,
+    resampled: Vec<Resampled>,
+}
+
+/// An input that was not on the fine grid and was resampled (or reprojected) onto it, as
+/// `amun prepare` reports and `scene.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resampled {
+    /// What it became: a covariate's name, `reference`, or a raw band (`nir band`, …).
+    pub input: String,
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Its grid as read.
+    pub grid: String,
+    /// How it was put onto the fine grid.
+    pub method: Resampling,
+    /// Whether its pixel edges fall on the fine grid's (one pixel size an integer multiple
+    /// of the other); when not, values were interpolated across pixel edges.
+    pub nested: bool,
+    /// Whether it was reprojected from another CRS (feature `proj`).
+    pub reprojected: bool,
+}
+
+impl std::fmt::Display for Resampled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {} onto the fine grid by {:?}{} (was {})",
+            self.input,
+            self.file.display(),
+            if self.reprojected {
+                "reprojected"
+            } else {
+                "resampled"
+            },
+            self.method,
+            if self.nested || self.reprojected {
+                ""
+            } else {
+                ", its pixels do not nest in the fine grid's"
+            },
+            self.grid
+        )
+    }
 }
 
 impl Scene {
@@ -54,6 +100,7 @@ impl Scene {
             factor,
             month: None,
             hour: None,
+            resampled: Vec::new(),
         })
     }
 
@@ -74,10 +121,26 @@ impl Scene {
     }
 
     /// This scene with a month (1–12) and hour (0–23), when known.
-    pub fn with_time(mut self, month: Option<u32>, hour: Option<u32>) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::Scene`] for a month outside 1–12 or an hour outside 0–23.
+    pub fn with_time(mut self, month: Option<u32>, hour: Option<u32>) -> Result<Self> {
+        check_time(&self.name, month, hour)?;
         self.month = month;
         self.hour = hour;
+        Ok(self)
+    }
+
+    /// This scene with the record of which inputs were resampled onto the fine grid.
+    pub fn with_resampled(mut self, resampled: Vec<Resampled>) -> Self {
+        self.resampled = resampled;
         self
+    }
+
+    /// The inputs that were resampled or reprojected onto the fine grid when the scene was
+    /// prepared.
+    pub fn resampled(&self) -> &[Resampled] {
+        &self.resampled
     }
 
     /// The scene's name.
@@ -145,6 +208,21 @@ impl Scene {
     }
 }
 
+/// Refuses a month outside 1–12 or an hour outside 0–23.
+pub(crate) fn check_time(scene: &str, month: Option<u32>, hour: Option<u32>) -> Result<()> {
+    let bad = |detail: String| Error::Scene {
+        scene: scene.to_string(),
+        detail,
+    };
+    if let Some(m) = month.filter(|m| !(1..=12).contains(m)) {
+        return Err(bad(format!("month {m} is not a month (1–12)")));
+    }
+    if let Some(h) = hour.filter(|h| *h > 23) {
+        return Err(bad(format!("hour {h} is not an hour of the day (0–23)")));
+    }
+    Ok(())
+}
+
 /// The file names of a scene folder (see [`Scene::save`] and [`Scene::load`]).
 pub mod layout {
     /// Scene description: name, month, hour, factor and the files below.
@@ -172,6 +250,9 @@ pub struct SceneManifest {
     pub covariates: Vec<String>,
     /// Whether `lst_reference.tif` is present.
     pub has_reference: bool,
+    /// The inputs that were resampled or reprojected onto the fine grid (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resampled: Vec<Resampled>,
     /// The amun version that wrote the folder.
     pub amun_version: String,
 }
@@ -202,6 +283,7 @@ impl Scene {
             factor: self.factor,
             covariates: self.covariates.names().to_vec(),
             has_reference: self.reference.is_some(),
+            resampled: self.resampled.clone(),
             amun_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         crate::report::write_json(&dir.join(layout::MANIFEST), &manifest)
@@ -253,7 +335,16 @@ impl Scene {
                 ),
             });
         }
-        let mut scene = Scene::new(m.name.clone(), lst, covariates)?.with_time(m.month, m.hour);
+        let mut scene = Scene::new(m.name.clone(), lst, covariates)?
+            .with_time(m.month, m.hour)
+            .map_err(|e| match e {
+                Error::Scene { scene, detail } => Error::Scene {
+                    scene,
+                    detail: format!("{}: {detail}", mpath.display()),
+                },
+                other => other,
+            })?
+            .with_resampled(m.resampled.clone());
         if scene.factor != m.factor {
             return Err(Error::Scene {
                 scene: m.name,
@@ -304,10 +395,67 @@ impl Scene {
             scene: self.name.clone(),
             detail: format!("aggregating covariates to the coarse grid: {e}"),
         })?;
-        Ok(
-            Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
-                .with_reference(coarse)?
-                .with_time(self.month, self.hour),
-        )
+        Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
+            .with_reference(coarse)?
+            .with_time(self.month, self.hour)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use amun_raster::{Grid, Raster, Stack};
+
+    use super::*;
+
+    fn scene() -> Scene {
+        let coarse = Grid::geographic(10.0, 50.0, 0.1, 4, 4).unwrap();
+        let mut cov = Stack::new(coarse.refine(5).unwrap());
+        cov.push("ndvi", Raster::filled(coarse.refine(5).unwrap(), 0.5))
+            .unwrap();
+        Scene::new("s", Raster::filled(coarse, 290.0), cov).unwrap()
+    }
+
+    #[test]
+    fn month_and_hour_are_checked() {
+        // issue 19: `amun prepare --month 13 --hour 99` was written into scene.json.
+        for (m, h, what) in [(13, 12, "month 13"), (0, 12, "month 0"), (6, 24, "hour 24")] {
+            let e = scene().with_time(Some(m), Some(h)).unwrap_err();
+            assert!(e.to_string().contains(what), "{e}");
+        }
+        let s = scene().with_time(Some(12), Some(0)).unwrap();
+        assert_eq!((s.month(), s.hour()), (Some(12), Some(0)));
+    }
+
+    #[test]
+    fn resampled_inputs_survive_the_folder_and_a_bad_month_is_refused_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = Resampled {
+            input: "ndvi".into(),
+            file: "ndvi_250m.tif".into(),
+            grid: "13×13 px".into(),
+            method: Resampling::Bilinear,
+            nested: false,
+            reprojected: false,
+        };
+        let s = scene()
+            .with_time(Some(7), Some(13))
+            .unwrap()
+            .with_resampled(vec![record.clone()]);
+        s.save(dir.path()).unwrap();
+        let back = Scene::load(dir.path()).unwrap();
+        assert_eq!(back.resampled(), [record]);
+        assert_eq!((back.month(), back.hour()), (Some(7), Some(13)));
+        // A hand-edited scene.json with month 13 is refused, naming the file.
+        let mpath = dir.path().join(layout::MANIFEST);
+        let text = std::fs::read_to_string(&mpath).unwrap();
+        std::fs::write(&mpath, text.replace("\"month\": 7", "\"month\": 13")).unwrap();
+        let e = Scene::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("month 13") && e.contains("scene.json"), "{e}");
+        // Folders written before the record existed load with an empty one.
+        let s = scene().with_time(Some(7), None).unwrap();
+        s.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(&mpath).unwrap();
+        assert!(!text.contains("resampled"), "{text}");
+        assert!(Scene::load(dir.path()).unwrap().resampled().is_empty());
     }
 }

@@ -161,13 +161,13 @@ fn stage_pairs(scene: &Scene, k: usize) -> Result<Scene> {
     }
     let label = truth.window(0, 0, cw, ch)?;
     let covariates = scene.covariates().window(0, 0, cw, ch)?;
-    Ok(Scene::new(
+    Scene::new(
         format!("{} (stage ×{k})", scene.name()),
         label.block_mean(k, 0.5)?,
         covariates,
     )?
     .with_reference(label)?
-    .with_time(scene.month(), scene.hour()))
+    .with_time(scene.month(), scene.hour())
 }
 
 impl Downscaler for StagedAmun {

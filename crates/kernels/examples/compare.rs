@@ -3,10 +3,11 @@
 //! `paper` presets (batch 34, 32×32 patches), and a U-Net training step and inference.
 //!
 //! ```text
-//! cargo run --release -p amun-kernels [--features avx512] --example compare -- [reps] [sections]
+//! cargo run --release -p amun-kernels [--features avx512] --example compare -- [reps] [sections] [backends]
 //! ```
 //!
 //! `sections` is a comma-separated subset of `sgemm,small,paper,unet` (default: all);
+//! `backends` is `candle,fast` (the default) or one of them, the other's columns left empty;
 //! `RAYON_NUM_THREADS` sets the thread count.
 //!
 //! Every figure is the median of `reps` (default 7) timed runs after one warm-up run, with the
@@ -216,6 +217,19 @@ fn main() -> Result<()> {
         .nth(2)
         .unwrap_or_else(|| "sgemm,small,paper,unet".into());
     let want = |s: &str| sections.split(',').any(|x| x == s);
+    let backends = std::env::args()
+        .nth(3)
+        .unwrap_or_else(|| "candle,fast".into());
+    let candle = backends.split(',').any(|b| b == "candle");
+    let fast = backends.split(',').any(|b| b == "fast");
+    // Runs `f` with `backend` selected if that backend was asked for; "—" otherwise.
+    let timed = |on: bool, backend: Backend, f: &dyn Fn() -> Result<(String, String)>| {
+        if !on {
+            return Ok(("—".to_string(), "—".to_string()));
+        }
+        set_backend(backend);
+        f()
+    };
     amun_kernels::tune_allocator();
     let dev = Device::Cpu;
     println!("threads: {}", rayon::current_num_threads());
@@ -243,10 +257,8 @@ fn main() -> Result<()> {
         println!("| layer (c_in→c_out, k, side) | candle fwd | fast fwd | candle f+b | fast f+b |");
         println!("|---|---|---|---|---|");
         for l in preset_layers(c, g, widths, bridge) {
-            set_backend(Backend::Candle);
-            let (cf, cb) = run_layer(34, l, reps, &dev)?;
-            set_backend(Backend::Fast);
-            let (ff, fb) = run_layer(34, l, reps, &dev)?;
+            let (cf, cb) = timed(candle, Backend::Candle, &|| run_layer(34, l, reps, &dev))?;
+            let (ff, fb) = timed(fast, Backend::Fast, &|| run_layer(34, l, reps, &dev))?;
             let kind = if l.2 == 2 {
                 "up2×2".to_string()
             } else {
@@ -272,10 +284,10 @@ fn main() -> Result<()> {
     ];
     for (c_in, widths, bridge) in nets {
         let net = UNet::new(c_in, widths, bridge, &dev)?;
-        set_backend(Backend::Candle);
-        let (cs, ci) = unet_times(&net, c_in, reps, &dev)?;
-        set_backend(Backend::Fast);
-        let (fs, fi) = unet_times(&net, c_in, reps, &dev)?;
+        let (cs, ci) = timed(candle, Backend::Candle, &|| {
+            unet_times(&net, c_in, reps, &dev)
+        })?;
+        let (fs, fi) = timed(fast, Backend::Fast, &|| unet_times(&net, c_in, reps, &dev))?;
         println!("| {c_in}; {widths:?} + {bridge} | {cs} | {fs} | {ci} | {fi} |");
     }
     Ok(())

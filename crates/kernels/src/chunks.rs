@@ -4,9 +4,12 @@
 //! into chunks ([`Split`]): of `rows` rows each, or bands that stay within one image; a chunk
 //! is handed to the kernel as its row range `u0..u1`.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::mm::threads;
+use crate::uninit::{self, SharedMut};
 
 /// How `units` rows are cut into chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +40,14 @@ impl Split {
 
     /// Each block of `block` rows (`units` is a multiple of it) cut into bands of at most
     /// `rows` rows, as even as possible; no chunk straddles two blocks.
+    ///
+    /// # Panics
+    /// If `units` is not a multiple of `block` (the rows of a partial block would belong to
+    /// no chunk).
     pub fn within(units: usize, block: usize, rows: usize) -> Self {
-        debug_assert!(
+        assert!(
             block == 0 || units.is_multiple_of(block),
-            "Split: partial block"
+            "Split: {units} rows are not whole blocks of {block}"
         );
         if block == 0 {
             return Self::even(units, rows);
@@ -60,10 +67,13 @@ impl Split {
     /// (when there are blocks enough) and of sizes that differ by one block at most, so that
     /// every thread gets the same work: 34 images in chunks of at most 7 are 6 chunks of 6 or
     /// 5 images, not 5 chunks of which one thread runs 3.
+    ///
+    /// # Panics
+    /// As [`Split::within`].
     pub fn blocks(units: usize, block: usize, rows: usize) -> Self {
-        debug_assert!(
+        assert!(
             block == 0 || units.is_multiple_of(block),
-            "Split: partial block"
+            "Split: {units} rows are not whole blocks of {block}"
         );
         if block == 0 || units == 0 {
             return Self::even(units, rows);
@@ -122,6 +132,26 @@ pub(crate) fn for_each_chunk(split: Split, run: impl Fn(usize, usize, bool) + Sy
     } else {
         (0..chunks).for_each(|c| one(c, true));
     }
+}
+
+/// A buffer of `len` floats that the chunks write in parallel ([`for_each_chunk`]), without
+/// zero-filling it first: `run(u0, u1, parallel, out)` writes the part of the buffer that
+/// chunk `u0..u1` owns, through `out`.
+///
+/// # Safety
+/// The parts the chunks write must not overlap, and together they must cover the buffer.
+pub(crate) unsafe fn write_chunks(
+    len: usize,
+    split: Split,
+    run: impl Fn(usize, usize, bool, SharedMut<'_, MaybeUninit<f32>>) + Sync,
+) -> Vec<f32> {
+    let fill = |buf: &mut [MaybeUninit<f32>]| {
+        let out = SharedMut::new(buf);
+        for_each_chunk(split, |u0, u1, parallel| run(u0, u1, parallel, out));
+    };
+    // SAFETY: the caller guarantees that the chunks' parts cover the buffer, and that they do
+    // not overlap, as `SharedMut::range` requires.
+    unsafe { uninit::vec_written_by(len, fill) }
 }
 
 /// The sum over all chunks of a per-chunk result of `len` values (a filter gradient).

@@ -12,80 +12,18 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use crate::chunks::{for_each_chunk, sum_chunks, Split};
-use crate::error::{Error, Result};
+use crate::chunks::{sum_chunks, write_chunks, Split};
+use crate::geom::write_output;
+pub(crate) use crate::geom::ConvGeom;
 use crate::mm::{matmul, threads, View};
-use crate::scratch::{with_scratch, SharedMut};
+use crate::scratch::with_scratch;
+use crate::uninit::SharedMut;
 use crate::{shift, uninit};
 
 /// Output pixels of an image up to which a chunk holds whole images (16×16).
 const SMALL_IMAGE: usize = 256;
 
-/// Sizes of one stride-1 convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ConvGeom {
-    pub b: usize,
-    pub ci: usize,
-    pub h: usize,
-    pub w: usize,
-    pub co: usize,
-    pub k: usize,
-    pub pad: usize,
-    pub ho: usize,
-    pub wo: usize,
-}
-
 impl ConvGeom {
-    /// Checks the input `[B, C_in, H, W]` and filter `[C_out, C_in, K, K]` dimensions.
-    ///
-    /// # Errors
-    /// [`Error::Dim`] when the channel counts disagree, [`Error::Kernel`] when the filter is
-    /// not square or larger than the padded input.
-    pub fn new(op: &'static str, x: [usize; 4], wt: [usize; 4], pad: usize) -> Result<Self> {
-        let [b, ci, h, w] = x;
-        let [co, wci, kh, kw] = wt;
-        if wci != ci {
-            return Err(Error::Dim {
-                op,
-                arg: "w",
-                dim: 1,
-                expected: ci,
-                got: wci,
-            });
-        }
-        if kh != kw || kh == 0 || h + 2 * pad < kh || w + 2 * pad < kw {
-            return Err(Error::Kernel {
-                op,
-                kh,
-                kw,
-                h,
-                w,
-                padding: pad,
-            });
-        }
-        Ok(Self {
-            b,
-            ci,
-            h,
-            w,
-            co,
-            k: kh,
-            pad,
-            ho: h + 2 * pad - kh + 1,
-            wo: w + 2 * pad - kw + 1,
-        })
-    }
-
-    /// Rows of the im2col matrix.
-    fn kdim(&self) -> usize {
-        self.ci * self.k * self.k
-    }
-
-    /// Output pixels per image.
-    fn opix(&self) -> usize {
-        self.ho * self.wo
-    }
-
     /// Output rows per chunk: about `budget` floats of im2col matrix, at least `min_cols`
     /// columns, and enough chunks to keep every thread busy when the batch allows it.
     ///
@@ -106,8 +44,7 @@ impl ConvGeom {
 
     /// The chunks of output rows: whole images for small images, else bands within one image
     /// (see [`Self::rows_per_chunk`]), so that a 1×1 convolution's input and a filter
-    /// gradient's output-gradient rows are views of one image rather than copies (1×1 layers
-    /// at 32×32, batch 34: 1.3–1.6× faster).
+    /// gradient's output-gradient rows are views of one image rather than copies.
     fn split(&self, budget: usize, min_cols: usize) -> Split {
         let rows = self.rows_per_chunk(budget, min_cols);
         if self.whole_images() {
@@ -120,23 +57,6 @@ impl ConvGeom {
     /// Whether chunks are whole images (see [`Self::rows_per_chunk`]).
     fn whole_images(&self) -> bool {
         self.opix() <= SMALL_IMAGE && self.ho > 0
-    }
-
-    /// The input geometry of the input-gradient convolution: `dX = conv(dY, flip(W)ᵀ)` with
-    /// padding `K − 1 − pad` (needs `pad < K`).
-    pub fn transposed(&self) -> Option<Self> {
-        let pad = (self.k - 1).checked_sub(self.pad)?;
-        Some(Self {
-            b: self.b,
-            ci: self.co,
-            h: self.ho,
-            w: self.wo,
-            co: self.ci,
-            k: self.k,
-            pad,
-            ho: self.h,
-            wo: self.w,
-        })
     }
 }
 
@@ -217,10 +137,12 @@ const SMALL_PATCH_IMAGE: usize = 64;
 /// offset, so it is copied whole from a copy of the plane between zero margins, and only the
 /// output columns whose input column falls outside the image are zeroed after the copy (a
 /// vertical overflow reads the margins). Up to 16×16 images, rows would otherwise be copied a
-/// few values at a time (16×16, 32→64 channels: forward 1.17× faster), or gathered through a table
-/// (8×8, 64→64: 1.25×; at 4×4 and 2×2 the table stays faster).
+/// few values at a time, or gathered through a table (which stays faster at 4×4 and 2×2).
 fn im2col_planes(x: &[f32], g: &ConvGeom, u0: usize, u1: usize, col: &mut [f32]) {
-    debug_assert!(same_conv(g));
+    assert!(
+        same_conv(g),
+        "im2col_planes: not a same convolution of small images"
+    );
     let (hw, w, pad) = (g.h * g.w, g.w, g.pad);
     let (b0, b1) = (u0 / g.ho, u1 / g.ho);
     let nc = (b1 - b0) * hw;
@@ -314,20 +236,6 @@ fn patches<'a>(x: &'a [f32], g: &ConvGeom, u0: usize, u1: usize, col: &'a mut [f
     View::rows(col, (u1 - u0) * g.wo)
 }
 
-/// `dst = src + bias`, or `max(src + bias, 0)` with `relu` (`max` as candle's `relu`: a NaN
-/// becomes 0): one output row of a convolution.
-pub(crate) fn write_output(dst: &mut [MaybeUninit<f32>], src: &[f32], bias: f32, relu: bool) {
-    if relu {
-        for (d, s) in dst.iter_mut().zip(src) {
-            d.write((s + bias).max(0.0));
-        }
-    } else {
-        for (d, s) in dst.iter_mut().zip(src) {
-            d.write(s + bias);
-        }
-    }
-}
-
 /// Forward convolution: `y = conv(x, w) + bias`, or `max(conv(x, w) + bias, 0)` with `relu`;
 /// shapes `[B, C_in, H, W]`, `[C_out, C_in, K, K]`, `[C_out]` → `[B, C_out, H_out, W_out]`.
 pub(crate) fn forward(
@@ -345,36 +253,32 @@ pub(crate) fn forward(
     if len == 0 {
         return Vec::new();
     }
-    let split = g.split(1 << 18, 256);
     let lhs = View::rows(w, kdim);
-    let fill = |y: &mut [MaybeUninit<f32>]| {
-        let out = SharedMut::new_uninit(y);
-        for_each_chunk(split, |u0, u1, parallel| {
-            let nc = (u1 - u0) * g.wo;
-            with_scratch(kdim * nc, g.co * nc, |col, tmp| {
-                let rhs = patches(x, g, u0, u1, col);
-                matmul(g.co, nc, kdim, tmp, nc, false, lhs, rhs, parallel);
-                // Each image the chunk covers, rows `r0..r1`: contiguous in every channel.
-                let mut u = u0;
-                while u < u1 {
-                    let (b, r0) = (u / g.ho, u % g.ho);
-                    let r1 = g.ho.min(r0 + u1 - u);
-                    let (at, len) = ((u - u0) * g.wo, (r1 - r0) * g.wo);
-                    for co in 0..g.co {
-                        let start = (b * g.co + co) * opix + r0 * g.wo;
-                        // SAFETY: rows (b, co, r0..r1) belong to this chunk alone.
-                        let dst = unsafe { out.range_uninit(start, len) };
-                        let src = &tmp[co * nc + at..][..len];
-                        write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
-                    }
-                    u += r1 - r0;
+    let run = |u0: usize, u1: usize, parallel: bool, out: SharedMut<'_, MaybeUninit<f32>>| {
+        let nc = (u1 - u0) * g.wo;
+        with_scratch(kdim * nc, g.co * nc, |col, tmp| {
+            let rhs = patches(x, g, u0, u1, col);
+            matmul(g.co, nc, kdim, tmp, nc, false, lhs, rhs, parallel);
+            // Each image the chunk covers, rows `r0..r1`: contiguous in every channel.
+            let mut u = u0;
+            while u < u1 {
+                let (b, r0) = (u / g.ho, u % g.ho);
+                let r1 = g.ho.min(r0 + u1 - u);
+                let (at, len) = ((u - u0) * g.wo, (r1 - r0) * g.wo);
+                for co in 0..g.co {
+                    let start = (b * g.co + co) * opix + r0 * g.wo;
+                    // SAFETY: rows (b, co, r0..r1) belong to this chunk alone.
+                    let dst = unsafe { out.range(start, len) };
+                    let src = &tmp[co * nc + at..][..len];
+                    write_output(dst, src, bias.map_or(0.0, |bs| bs[co]), relu);
                 }
-            });
+                u += r1 - r0;
+            }
         });
     };
-    // SAFETY: the chunks cover every output row `u = (b, oh)` once, and each writes that row of
-    // every output channel.
-    unsafe { uninit::vec_written_by(len, fill) }
+    // SAFETY: the chunks of a split cover every output row `u = (b, oh)` once, and each writes
+    // that row of every output channel.
+    unsafe { write_chunks(len, g.split(1 << 18, 256), run) }
 }
 
 /// Input gradient: `dx = conv(dy, flip(w)ᵀ)` with padding `K − 1 − pad`.
@@ -409,8 +313,7 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &ConvGeom) -> Option<Vec<
 /// (copies) an operand that is not contiguous along it. With few output channels the sum is
 /// therefore accumulated transposed, `dwᵀ[C_in·K·K, C_out] = Σ im2col(x)_chunk · dy_chunkᵀ`,
 /// so that the large patch matrix is read in place and only the small `dy` chunk is packed
-/// (1.1–1.4× faster forward+backward for the 16-channel layers at 32×32, slower from 128
-/// output channels on; measured with `examples/compare.rs`).
+/// (measured faster for the layers with up to 64 output channels, slower from 128 on).
 pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
     if shift::direct(g) {
         return shift::backward_filter(x, dy, g);

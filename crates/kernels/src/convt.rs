@@ -4,11 +4,14 @@
 //! of input rows, `Z[(C_out, 2, 2), pixels] = Wᵀ · X[C_in, pixels]`, followed by a pixel
 //! shuffle into the output (and the reverse shuffle for the gradients).
 
-use crate::chunks::{for_each_chunk, sum_chunks, Split};
+use std::mem::MaybeUninit;
+
+use crate::chunks::{sum_chunks, write_chunks, Split};
 use crate::conv::rows_view;
 use crate::error::{Error, Result};
 use crate::mm::{matmul, threads, View};
-use crate::scratch::{with_scratch, SharedMut};
+use crate::scratch::with_scratch;
+use crate::uninit::{self, SharedMut};
 
 /// Sizes of one 2×2 stride-2 transposed convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,16 +66,13 @@ impl UpGeom {
 /// Forward: `[B, C_in, H, W]` → `[B, C_out, 2H, 2W]`.
 pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) -> Vec<f32> {
     let (co4, w2) = (4 * g.co, 2 * g.w);
-    let mut y = vec![0.0f32; g.b * g.co * 4 * g.h * g.w];
-    let units = g.b * g.h;
-    if units == 0 || g.co == 0 {
-        return y;
+    let len = g.b * g.co * 4 * g.h * g.w;
+    if len == 0 {
+        return Vec::new();
     }
-    let rows = g.rows_per_chunk();
-    let out = SharedMut::new(&mut y);
     // Wᵀ[(co, di, dj), ci] = w[ci, co, di, dj]
     let lhs = View::rows_t(w, co4);
-    for_each_chunk(Split::even(units, rows), |u0, u1, parallel| {
+    let run = |u0: usize, u1: usize, parallel: bool, out: SharedMut<'_, MaybeUninit<f32>>| {
         let nc = (u1 - u0) * g.w;
         with_scratch(g.ci * nc, co4 * nc, |xbuf, z| {
             let rhs = rows_view(x, [g.ci, g.h, g.w], u0, u1, xbuf);
@@ -88,15 +88,17 @@ pub(crate) fn forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &UpGeom) ->
                         let dst =
                             unsafe { out.range(((b * g.co + co) * 2 * g.h + 2 * i + di) * w2, w2) };
                         for (j, pair) in dst.chunks_exact_mut(2).enumerate() {
-                            pair[0] = z0[j] + add;
-                            pair[1] = z1[j] + add;
+                            pair[0].write(z0[j] + add);
+                            pair[1].write(z1[j] + add);
                         }
                     }
                 }
             }
         });
-    });
-    y
+    };
+    // SAFETY: the chunks cover every input row `u = (b, i)` once, and each writes output rows
+    // (b, co, 2i) and (b, co, 2i + 1), both `2W` values (`W` pairs), of every output channel.
+    unsafe { write_chunks(len, Split::even(g.b * g.h, g.rows_per_chunk()), run) }
 }
 
 /// Gathers `dZ[(co, di, dj), (t, j)] = dy[b, co, 2i + di, 2j + dj]` for input rows `u0..u1`.
@@ -123,15 +125,12 @@ fn unshuffle(dy: &[f32], g: &UpGeom, u0: usize, u1: usize, dz: &mut [f32]) {
 /// Input gradient: `dx[ci, pixels] = W[ci, (co, 2, 2)] · dZ`.
 pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &UpGeom) -> Vec<f32> {
     let co4 = 4 * g.co;
-    let mut dx = vec![0.0f32; g.b * g.ci * g.h * g.w];
-    let units = g.b * g.h;
-    if units == 0 || g.ci == 0 {
-        return dx;
+    let len = g.b * g.ci * g.h * g.w;
+    if len == 0 {
+        return Vec::new();
     }
-    let rows = g.rows_per_chunk();
-    let out = SharedMut::new(&mut dx);
     let lhs = View::rows(w, co4);
-    for_each_chunk(Split::even(units, rows), |u0, u1, parallel| {
+    let run = |u0: usize, u1: usize, parallel: bool, out: SharedMut<'_, MaybeUninit<f32>>| {
         let nc = (u1 - u0) * g.w;
         with_scratch(co4 * nc, g.ci * nc, |dz, tmp| {
             unshuffle(dy, g, u0, u1, dz);
@@ -151,12 +150,14 @@ pub(crate) fn backward_input(dy: &[f32], w: &[f32], g: &UpGeom) -> Vec<f32> {
                 for ci in 0..g.ci {
                     // SAFETY: input row (b, ci, i) belongs to this chunk alone.
                     let dst = unsafe { out.range(((b * g.ci + ci) * g.h + i) * g.w, g.w) };
-                    dst.copy_from_slice(&tmp[ci * nc + t * g.w..][..g.w]);
+                    uninit::write(dst, &tmp[ci * nc + t * g.w..][..g.w]);
                 }
             }
         });
-    });
-    dx
+    };
+    // SAFETY: the chunks cover every input row `u = (b, i)` once, and each writes that row of
+    // every input channel whole.
+    unsafe { write_chunks(len, Split::even(g.b * g.h, g.rows_per_chunk()), run) }
 }
 
 /// Filter gradient `dw[ci, (co, 2, 2)] = Σ X_chunk · dZ_chunkᵀ`, as `[C_in, C_out, 2, 2]`.

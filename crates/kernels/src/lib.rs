@@ -1,17 +1,24 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+// This is the workspace's one crate with `unsafe` code (the others forbid or deny it): each
+// unsafe operation sits in its own block with a `SAFETY` comment, also inside unsafe functions.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 
 mod alloc;
 mod cat;
 mod chunks;
 mod conv;
 mod convt;
+mod denormals;
+mod dispatch;
 mod error;
+mod geom;
 mod mm;
 mod ops;
 mod pool;
@@ -20,6 +27,8 @@ mod shift;
 mod uninit;
 
 pub use alloc::tune_allocator;
+pub use denormals::{denormals_flushed, flush_denormals};
+pub use dispatch::{dispatch, Dispatch};
 pub use error::Error;
 
 /// Which implementation the layer functions use on CPU.
@@ -54,14 +63,10 @@ pub fn backend() -> Backend {
     }
 }
 
-/// Whether this crate's kernels handle these tensors: [`Backend::Fast`] selected, all on CPU,
-/// all `f32`.
+/// Whether this crate's kernels handle these tensors ([`Dispatch::Kernels`]): [`Backend::Fast`]
+/// selected, all on CPU, all `f32`. On a CUDA device candle's own operators run.
 fn fast(backend: Backend, ts: &[Option<&Tensor>]) -> bool {
-    backend == Backend::Fast
-        && ts
-            .iter()
-            .flatten()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    dispatch::dispatch_for(backend, ts.iter().flatten().copied()) == Dispatch::Kernels
 }
 
 /// 2-D convolution, stride 1, zero padding `padding` on every side.

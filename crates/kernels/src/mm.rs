@@ -29,9 +29,17 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Whether an `r × c` matrix lies inside `data` (computed without overflow).
     fn fits(&self, r: usize, c: usize) -> bool {
-        r == 0 || c == 0 || (r - 1) * self.rs + (c - 1) * self.cs < self.data.len()
+        r == 0 || c == 0 || last_index(r, c, self.rs, self.cs).is_some_and(|i| i < self.data.len())
     }
+}
+
+/// The index of element `(r − 1, c − 1)` of a strided matrix, `None` if it overflows.
+fn last_index(r: usize, c: usize, rs: usize, cs: usize) -> Option<usize> {
+    (r - 1)
+        .checked_mul(rs)?
+        .checked_add((c - 1).checked_mul(cs)?)
 }
 
 /// The number of threads the kernels may use (rayon's global pool).
@@ -43,8 +51,10 @@ pub(crate) fn threads() -> usize {
 /// elements between rows. Runs on rayon's pool when `parallel`.
 ///
 /// # Panics
-/// If a view is too short for its shape: callers size every buffer from the same geometry, so
-/// this is an internal invariant, checked because the product below uses raw pointers.
+/// If a view is too short for its shape, or `dst`'s rows would overlap (`ld < n`) or run past
+/// its end: callers size every buffer from the same geometry, so this is an internal
+/// invariant, checked in every build because the product below writes through a raw pointer
+/// (from several threads when `parallel`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul(
     m: usize,
@@ -61,8 +71,13 @@ pub(crate) fn matmul(
         return;
     }
     assert!(
-        lhs.fits(m, k) && rhs.fits(k, n) && (m - 1) * ld + n <= dst.len(),
-        "matmul: buffer too short for {m}×{k}·{k}×{n}"
+        ld >= n && last_index(m, n, ld, 1).is_some_and(|i| i < dst.len()),
+        "matmul: destination of {} with {ld} between rows cannot hold {m}×{n}",
+        dst.len()
+    );
+    assert!(
+        lhs.fits(m, k) && rhs.fits(k, n),
+        "matmul: operand too short for {m}×{k}·{k}×{n}"
     );
     if k == 0 {
         if !accumulate {
@@ -77,8 +92,10 @@ pub(crate) fn matmul(
     } else {
         Parallelism::None
     };
-    // SAFETY: the assertion above keeps every element the product touches inside the three
-    // slices; `dst` is borrowed mutably, so nothing else aliases it.
+    // SAFETY: the assertions above keep every element the product reads inside `lhs` and
+    // `rhs` and every element it writes inside `dst`, in rows that do not overlap (`ld ≥ n`),
+    // so that the threads of a parallel product write disjoint elements; `dst` is borrowed
+    // mutably, so nothing else aliases it.
     unsafe {
         gemm::gemm(
             m,
@@ -107,6 +124,40 @@ pub(crate) fn matmul(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "cannot hold")]
+    fn overlapping_destination_rows_are_refused() {
+        // 2×4 into rows 3 apart: row 0's last element would be row 1's first.
+        let (a, b) = (vec![1.0; 2], vec![1.0; 4]);
+        let mut c = vec![0.0; 16];
+        matmul(
+            2,
+            4,
+            1,
+            &mut c,
+            3,
+            false,
+            View::rows(&a, 1),
+            View::rows(&b, 4),
+            false,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "operand too short")]
+    fn a_view_whose_extent_overflows_is_refused() {
+        // Rows 2⁶³ apart: the last of 3 rows starts at 2·2⁶³, which wraps around to 0, so
+        // that wrapping arithmetic would find the 3×2 view inside 4 values.
+        let (a, b) = (vec![1.0; 4], vec![1.0; 4]);
+        let mut c = vec![0.0; 6];
+        let huge = View {
+            data: &a,
+            rs: 1 << (usize::BITS - 1),
+            cs: 1,
+        };
+        matmul(3, 2, 2, &mut c, 2, false, huge, View::rows(&b, 2), false);
+    }
 
     #[test]
     fn matmul_matches_naive_product() {

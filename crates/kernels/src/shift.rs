@@ -17,39 +17,34 @@
 //! keeps a tile of output channels × positions in vector registers over all input channels and
 //! taps, loading each plane at the tap's offset (layers chosen by [`worth_it`]); layers with one
 //! output channel take the plain loops of [`DirectBand`]. Both serve the forward pass and the
-//! input gradient (itself a convolution). Session 5 replaced nine `gemm` products (one per tap,
-//! each writing back and reading again all the band's sums, with `K = C_in` as short as 16) by
-//! the tiles: forward 16→16 at 32×32 137 → 190 GFLOP/s, 48→16 185 → 207.
+//! input gradient (itself a convolution). Unlike one `gemm` product per tap, a tile's sums are
+//! not written back and read again after every tap.
 //!
 //! The filter gradient of a layer with one input or output channel is a dot product per filter
 //! element over the same positions ([`backward_filter`]); for other layers on images of at
 //! least 8×8 it is one product per filter row on channels-last copies of the band
-//! ([`backward_filter_by_rows`]). (As nine products on these channel-major planes `gemm` must
-//! pack both operands, and as dot products, the direct loops ran no faster than im2col for 16
-//! to 64 channels, their shifted vector loads straddling cache lines.)
+//! ([`backward_filter_by_rows`]).
 //!
-//! Copying per band instead of the whole batch at once (sessions 2–3) keeps the copy in cache
-//! and drops the border rows between images from the positions: forward 48→16 at 32×32,
-//! batch 34, went from 116 to 190 GFLOP/s (`examples/compare.rs`).
+//! Each band is copied on its own, not the whole batch at once, so that the copy stays in
+//! cache and the border rows between images are not positions. The measurements behind these
+//! choices are in `docs/benchmarks/amun-kernels.md`.
 
 use std::mem::MaybeUninit;
 
-use crate::chunks::{for_each_chunk, sum_chunks, Split};
-use crate::conv::{write_output, ConvGeom};
+use crate::chunks::{sum_chunks, write_chunks, Split};
+use crate::geom::{write_output, ConvGeom};
 use crate::mm::{matmul, threads, View};
-use crate::scratch::{with_scratch, SharedMut};
-use crate::uninit;
+use crate::scratch::with_scratch;
+use crate::uninit::SharedMut;
 
-/// Whether the tiled loops on band planes ([`TiledBand`], [`DirectBand`]) beat im2col and
-/// `gemm` for this geometry, as measured on the AMUN presets' layers (`examples/compare.rs`,
-/// 2 threads): a real filter (K > 1) over images of at least 16×16, so that the thrown-away
-/// border positions stay a small share, with one input or output channel, or with at least 8
-/// input channels and at most 48 output channels (or, up to 32 input channels, any number of
-/// output channels). There, with AVX-512, the forward pass is 1.1–1.4× faster than one `gemm`
-/// product per tap, which was itself 15–30 % ahead of im2col; with 52–104 output channels from
-/// 64 input channels im2col stays ahead. Without AVX-512 (16 vector registers, tiles of 4 × 2
-/// vectors) im2col with `gemm`'s AVX2 kernels was 5–15 % faster for those layers (16–48→16 at
-/// 32×32 and 256×256, `--no-default-features`), so only the one-channel layers take the tiles.
+/// Whether the loops on band planes ([`TiledBand`], [`DirectBand`]) beat im2col and `gemm`
+/// for this geometry, as measured on the AMUN presets' layers with 2 threads: every layer
+/// with one input or output channel ([`direct`]); and, with AVX-512 only, a real filter
+/// (K > 1) over images of at least 16×16, so that the thrown-away border positions stay a
+/// small share, with at least 8 input channels and at most 48 output channels (or, up to 32
+/// input channels, any number of output channels). With 52–104 output channels from 64 input
+/// channels im2col stays ahead, and so it does for every many-channel layer without AVX-512,
+/// whose 16 vector registers hold tiles of only 4 × 2 vectors.
 pub(crate) fn worth_it(g: &ConvGeom) -> bool {
     if direct(g) {
         return true;
@@ -65,8 +60,8 @@ fn wide_vectors() -> bool {
 
 /// Whether the layer has a single input or output channel: its forward pass runs on the band
 /// planes ([`TiledBand`], or [`DirectBand`] for one output channel) and its filter gradient as
-/// dot products ([`backward_filter`]), 2.5–6× faster there than `gemm` products with one term
-/// or one row.
+/// dot products ([`backward_filter`]), several times faster there than `gemm` products with
+/// one term or one row.
 pub(crate) fn direct(g: &ConvGeom) -> bool {
     g.ci == 1 || g.co == 1
 }
@@ -144,6 +139,17 @@ impl Bands {
             .map(|t| (t / g.k) * self.wp + t % g.k)
             .collect()
     }
+
+    /// Copies the input rows that the filter taps of band `b` read (`oh0 − pad .. oh1 − pad +
+    /// K − 1`, zeros outside the image) of every input channel of `x` into `planes`, one plane
+    /// per channel from `ch · stride`, each row `Wp` wide with the image row between `pad`
+    /// zeros.
+    fn fill_input(&self, x: &[f32], g: &ConvGeom, b: &Band, stride: usize, planes: &mut [f32]) {
+        let r0 = b.oh0 as isize - g.pad as isize;
+        let rows = b.oh1 - b.oh0 + g.k - 1;
+        let at = (g.pad, self.wp);
+        fill_planes(x, [g.ci, g.h, g.w], b.img, r0, rows, at, stride, planes);
+    }
 }
 
 /// Copies rows `r0..r0 + rows` of image `img` of the NCHW buffer `src` (`[_, c, h, w]`; rows
@@ -162,7 +168,7 @@ fn fill_planes(
     dst: &mut [f32],
 ) {
     // One `memset` for all planes, then one copy per image row: per-row fills of the one- or
-    // two-value borders cost more than zeroing everything (measured: 40 % of a direct layer).
+    // two-value borders cost more than zeroing everything.
     dst[..c * stride].fill(0.0);
     for (ch, plane) in dst.chunks_exact_mut(stride).take(c).enumerate() {
         for (i, row) in plane[..rows * wp].chunks_exact_mut(wp).enumerate() {
@@ -193,53 +199,38 @@ pub(crate) fn forward(
     } else {
         pack_filter(w, g)
     };
-    let fill = |y: &mut [MaybeUninit<f32>]| {
-        let out = SharedMut::new_uninit(y);
-        for_each_chunk(Split::even(bands.count(g), 1), |c, _, _| {
-            let band = bands.band(c, g);
-            let (n, stride) = (bands.positions(&band), bands.stride(&band, g));
-            with_scratch(g.ci * stride, g.co * n, |planes, tmp| {
-                let r0 = band.oh0 as isize - g.pad as isize;
-                let rows = band.oh1 - band.oh0 + g.k - 1;
-                let src = [g.ci, g.h, g.w];
-                fill_planes(
-                    x,
-                    src,
-                    band.img,
-                    r0,
-                    rows,
-                    (g.pad, bands.wp),
-                    stride,
+    let run = |c: usize, _: usize, _: bool, out: SharedMut<'_, MaybeUninit<f32>>| {
+        let band = bands.band(c, g);
+        let (n, stride) = (bands.positions(&band), bands.stride(&band, g));
+        with_scratch(g.ci * stride, g.co * n, |planes, tmp| {
+            bands.fill_input(x, g, &band, stride, planes);
+            if g.co == 1 {
+                pulp::Arch::new().dispatch(DirectBand {
+                    w,
                     planes,
-                );
-                if g.co == 1 {
-                    pulp::Arch::new().dispatch(DirectBand {
-                        w,
-                        planes,
-                        stride,
-                        offs: &offs,
-                        g,
-                        tmp,
-                    });
-                } else {
-                    let tb = TiledBand {
-                        w: &packed,
-                        planes,
-                        stride,
-                        offs: &offs,
-                        ci: g.ci,
-                        co: g.co,
-                        tmp,
-                    };
-                    pulp::Arch::new().dispatch(tb);
-                }
-                scatter(tmp, &band, bands.wp, g, bias, relu, out);
-            });
+                    stride,
+                    offs: &offs,
+                    g,
+                    tmp,
+                });
+            } else {
+                let tb = TiledBand {
+                    w: &packed,
+                    planes,
+                    stride,
+                    offs: &offs,
+                    ci: g.ci,
+                    co: g.co,
+                    tmp,
+                };
+                pulp::Arch::new().dispatch(tb);
+            }
+            scatter(tmp, &band, bands.wp, g, bias, relu, out);
         });
     };
-    // SAFETY: the bands cover every output row `(b, oh)` once, and `scatter` writes that row
-    // of every output channel.
-    unsafe { uninit::vec_written_by(len, fill) }
+    // SAFETY: the bands (chunks of one band each) cover every output row `(b, oh)` once, and
+    // `scatter` writes that row of every output channel.
+    unsafe { write_chunks(len, Split::even(bands.count(g), 1), run) }
 }
 
 /// Writes the band's real output pixels from `tmp` (`[C_out, positions]`) into the NCHW
@@ -251,7 +242,7 @@ fn scatter(
     g: &ConvGeom,
     bias: Option<&[f32]>,
     relu: bool,
-    out: SharedMut,
+    out: SharedMut<'_, MaybeUninit<f32>>,
 ) {
     let n = (band.oh1 - band.oh0) * wp;
     for co in 0..g.co {
@@ -259,8 +250,7 @@ fn scatter(
         for oh in band.oh0..band.oh1 {
             let src = &tmp[co * n + (oh - band.oh0) * wp..][..g.wo];
             // SAFETY: output row (img, co, oh) belongs to this band alone.
-            let dst =
-                unsafe { out.range_uninit(((band.img * g.co + co) * g.ho + oh) * g.wo, g.wo) };
+            let dst = unsafe { out.range(((band.img * g.co + co) * g.ho + oh) * g.wo, g.wo) };
             write_output(dst, src, bias, relu);
         }
     }
@@ -377,9 +367,8 @@ impl pulp::WithSimd for TiledBand<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        // AVX-512: 8 channels × 3 vectors, 24 of the 32 registers (measured against 6 × 4,
-        // 4 × 6, 8 × 2 and 16 × 1: 16→16 at 32×32 190 against 146–184 GFLOP/s). AVX2 (16
-        // registers): 4 × 2.
+        // AVX-512: 8 channels × 3 vectors, 24 of the 32 registers (the fastest of 8 × 3, 6 × 4,
+        // 4 × 6, 8 × 2 and 16 × 1 when measured). AVX2 (16 registers): 4 × 2.
         match S::F32_LANES {
             16 => self.run::<S, 3, 8>(simd),
             _ => self.run::<S, 2, 4>(simd),
@@ -400,16 +389,17 @@ impl TiledBand<'_> {
             co,
             tmp,
         } = self;
-        let lanes = S::F32_LANES;
-        let width = NV * lanes;
-        debug_assert!(
-            TILE_CO.is_multiple_of(CO),
-            "TiledBand: tile not dividing the padding"
-        );
-        debug_assert!(
-            width <= BLOCK,
-            "TiledBand: tile wider than the planes' tail"
-        );
+        const {
+            assert!(
+                TILE_CO.is_multiple_of(CO),
+                "TiledBand: tile not dividing the padding"
+            );
+            assert!(
+                NV * S::F32_LANES <= BLOCK,
+                "TiledBand: tile wider than the planes' tail"
+            );
+        }
+        let width = NV * S::F32_LANES;
         let n = tmp.len() / co;
         let taps = offs.len();
         let cop = w.len() / (ci_n * taps).max(1);
@@ -472,18 +462,7 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
             let band = bands.band(c, g);
             let (n, stride) = (bands.positions(&band), bands.stride(&band, g));
             with_scratch(g.ci * stride, g.co * n, |planes, dys| {
-                let r0 = band.oh0 as isize - g.pad as isize;
-                let rows = band.oh1 - band.oh0 + g.k - 1;
-                fill_planes(
-                    x,
-                    [g.ci, g.h, g.w],
-                    band.img,
-                    r0,
-                    rows,
-                    (g.pad, bands.wp),
-                    stride,
-                    planes,
-                );
+                bands.fill_input(x, g, &band, stride, planes);
                 let dy_rows = band.oh1 - band.oh0;
                 let src = [g.co, g.ho, g.wo];
                 fill_planes(
@@ -511,11 +490,9 @@ pub(crate) fn backward_filter(x: &[f32], dy: &[f32], g: &ConvGeom) -> Vec<f32> {
 }
 
 /// Whether [`backward_filter_by_rows`] computes this layer's filter gradient: a real filter
-/// on images of at least 8×8. Against im2col there (batch 34, `examples/compare.rs` and
-/// single-layer runs): 1.6–1.9× for the 16–48→16 layers at 32×32, 1.2–1.4× at 16×16 and
-/// 8×8, 1.05–1.3× for `paper`'s 52–208-channel layers; even to 5 % slower for 64→64 and
-/// 64→32 at 32×32; 30 % slower on 4×4 images (their border columns are a third of the
-/// positions), which stay on im2col.
+/// on images of at least 8×8, where it measured faster than im2col on the presets' layers (or
+/// within a few percent, for 64→64 and 64→32 at 32×32). On 4×4 images, whose border columns
+/// are a third of the positions, it is slower, and they stay on im2col.
 pub(crate) fn filter_grad_by_rows(g: &ConvGeom) -> bool {
     g.k > 1 && g.ho >= 8 && g.wo >= 8
 }
@@ -697,7 +674,9 @@ fn tap_dots<const L: usize, const T: usize>(
     let offs = *offs;
     let full = d.len() / L * L;
     assert!(
-        offs.iter().all(|&off| off + d.len() <= plane.len()),
+        offs.iter().all(|&off| off
+            .checked_add(d.len())
+            .is_some_and(|end| end <= plane.len())),
         "tap_dots: planes shorter than the positions"
     );
     for (i, dv) in d.chunks_exact(L).enumerate() {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod metrics;

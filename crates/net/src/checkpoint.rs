@@ -113,16 +113,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Writes a file through a temporary file in the same directory, renamed into place.
-fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    write(tmp.path())?;
-    tmp.persist(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+/// Tensors in the safetensors format, in memory (to be written atomically).
+fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    Ok(safetensors::serialize(tensors, None).map_err(candle_core::Error::from)?)
 }
 
 impl Checkpoint {
@@ -270,9 +263,7 @@ impl Checkpoint {
             .into_iter()
             .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
-        write_atomic(&dir.join(WEIGHTS_FILE), |p| {
-            Ok(candle_core::safetensors::save(&weights, p)?)
-        })?;
+        amun_raster::write_atomic(dir.join(WEIGHTS_FILE), &safetensors_bytes(&weights)?)?;
         let optim_path = dir.join(OPTIM_FILE);
         if self.optimizer_state.is_empty() {
             if optim_path.exists() {
@@ -280,18 +271,14 @@ impl Checkpoint {
             }
         } else {
             let state: HashMap<String, Tensor> = self.optimizer_state.iter().cloned().collect();
-            write_atomic(&optim_path, |p| {
-                Ok(candle_core::safetensors::save(&state, p)?)
-            })?;
+            amun_raster::write_atomic(&optim_path, &safetensors_bytes(&state)?)?;
         }
         let meta_path = dir.join(META_FILE);
-        write_atomic(&meta_path, |p| {
-            let json = serde_json::to_vec_pretty(&self.meta).map_err(|source| Error::Json {
-                path: meta_path.clone(),
-                source,
-            })?;
-            std::fs::write(p, json).map_err(io(p))
-        })
+        let json = serde_json::to_vec_pretty(&self.meta).map_err(|source| Error::Json {
+            path: meta_path.clone(),
+            source,
+        })?;
+        Ok(amun_raster::write_atomic(&meta_path, &json)?)
     }
 
     /// Loads a checkpoint onto the CPU.

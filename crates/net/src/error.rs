@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::device::DeviceSpec;
+
 /// Everything that can go wrong building, training, saving or running an AMUN network.
 ///
 /// Variants carry the setting, band, file or epoch at fault.
@@ -101,13 +103,23 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// The requested device is not available in this build or on this machine.
-    #[error("device {device} unavailable: {detail}")]
+    /// The requested GPU could not be opened (no GPU or driver, or no GPU of that number).
+    #[error("device {device} unavailable: {source}")]
     Device {
         /// The device asked for.
-        device: String,
-        /// Why it cannot be used.
-        detail: String,
+        device: DeviceSpec,
+        /// CUDA's error.
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A GPU was asked for in a build without the `cuda` feature.
+    #[error(
+        "device {device} unavailable: built without the `cuda` feature: rebuild with \
+         `cargo build --release -p amun-cli --features cuda`"
+    )]
+    NoCudaSupport {
+        /// The device asked for.
+        device: DeviceSpec,
     },
 }
 

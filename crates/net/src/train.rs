@@ -13,6 +13,7 @@ use crate::data::{
     assemble, build_dataset, AspectChannels, Batch, Dataset, NodataPolicy, PatchRef, PatchSettings,
     TrainingScene,
 };
+use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
 use crate::init::SeededVarMap;
 use crate::model::Amun;
@@ -30,33 +31,6 @@ pub enum LossKind {
         /// ε in normalised units (e.g. 1e-3).
         eps: f64,
     },
-}
-
-/// Where tensors live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceSpec {
-    /// The CPU (default).
-    #[default]
-    Cpu,
-    /// An NVIDIA GPU by ordinal (needs the `cuda` feature).
-    Cuda(usize),
-}
-
-impl DeviceSpec {
-    /// The candle device.
-    ///
-    /// # Errors
-    /// [`Error::Device`] if CUDA was asked for and is not compiled in or not present.
-    pub fn device(&self) -> Result<Device> {
-        match *self {
-            DeviceSpec::Cpu => Ok(Device::Cpu),
-            DeviceSpec::Cuda(i) => Device::new_cuda(i).map_err(|e| Error::Device {
-                device: format!("cuda:{i}"),
-                detail: e.to_string(),
-            }),
-        }
-    }
 }
 
 /// Training settings. [`Default`] is the paper's protocol (`docs/design.md` §4.4).
@@ -108,7 +82,7 @@ pub struct TrainConfig {
     /// Restore the weights of the epoch with the lowest validation RMSE at the end
     /// (default false: the paper keeps the last).
     pub keep_best: bool,
-    /// Where to train (default CPU).
+    /// Where to train: `"cpu"` (default), `"cuda"` or `"cuda:N"` in a configuration file.
     pub device: DeviceSpec,
 }
 

@@ -77,8 +77,18 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// Memory for data the file holds could not be allocated.
+    #[error("{path}: cannot allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// The file concerned.
+        path: PathBuf,
+        /// What the memory was for.
+        what: &'static str,
+        /// How much was asked for.
+        bytes: u64,
+    },
     /// A value cannot be written in the requested data type.
-    #[error("{path}: band {band}: value {value} does not fit data type {data_type}")]
+    #[error("{path}: band {band}: value {} does not fit data type {data_type}", number(*value))]
     ValueOutOfRange {
         /// The file being written.
         path: PathBuf,
@@ -100,8 +110,10 @@ pub enum Error {
         data_type: String,
     },
     /// A geotransform with rotation or shear terms, which amun does not support.
-    #[error("rotated or sheared geotransform (row rotation {row_rotation}, column rotation {col_rotation}); only north-up grids are supported")]
+    #[error("{}rotated or sheared geotransform (row rotation {row_rotation}, column rotation {col_rotation}); only north-up grids are supported", in_file(path))]
     RotatedTransform {
+        /// The file it was read from, if any.
+        path: Option<PathBuf>,
         /// The x-shear term (GDAL geotransform element 2).
         row_rotation: f64,
         /// The y-shear term (GDAL geotransform element 4).
@@ -207,6 +219,27 @@ pub enum Error {
         /// The largest residual left.
         residual: f64,
     },
+    /// libnetcdf could not open or read a file (feature `netcdf`).
+    #[cfg(feature = "netcdf")]
+    #[error("{path}: {source}")]
+    Netcdf {
+        /// The file concerned.
+        path: PathBuf,
+        /// libnetcdf's error.
+        #[source]
+        source: netcdf::Error,
+    },
+    /// A NetCDF variable is not laid out as a time series of north-up rasters can be read
+    /// from (a missing dimension, irregular coordinates, unknown time units, …).
+    #[error("{path}: variable `{variable}`: {detail}")]
+    NetcdfLayout {
+        /// The file concerned.
+        path: PathBuf,
+        /// The variable (or coordinate) at fault.
+        variable: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Reprojection failed inside PROJ.
     #[error("reprojection from {from} to {to}: {detail}")]
     Projection {
@@ -217,6 +250,21 @@ pub enum Error {
         /// PROJ's message.
         detail: String,
     },
+}
+
+/// `"path: "` when there is a path, for messages of errors that may come from a file.
+fn in_file(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or(String::new(), |p| format!("{}: ", p.display()))
+}
+
+/// A value for a message: plain for ordinary magnitudes, with an exponent otherwise.
+fn number(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// `Result` with [`Error`] as the default error type.

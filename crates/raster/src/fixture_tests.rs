@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    average, inspect, read, read_band, read_bytes, resample, write, write_raster, BandKind,
-    ChunkLayout, Compression, Crs, DataType, Error, Interleave, ReadOptions, Resampling, Stack,
-    WriteOptions,
+    average, inspect, read, read_band, read_bytes, resample, statistics, write, write_raster,
+    BandKind, ChunkLayout, Compression, Crs, DataType, Error, Interleave, ReadOptions, Resampling,
+    Stack, WriteOptions,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -230,6 +230,44 @@ fn errors_are_specific() {
     // A sample limit stops huge allocations.
     let e = read_bytes(&bytes, &ReadOptions::default().with_max_samples(100)).unwrap_err();
     assert!(matches!(e, Error::LimitExceeded { .. }), "{e}");
+}
+
+#[test]
+fn statistics_agree_with_gdalinfo_and_exact_references() {
+    // gdalinfo.csv: `gdalinfo -json -stats`, 3 decimals. The statistics are computed from the
+    // samples in f64, so UInt32 values above 2^24 no longer need a looser tolerance.
+    for g in gdalinfo().iter().filter(|g| g.file != "dem_zstd.tif") {
+        let s = statistics(fixture(&g.file)).unwrap_or_else(|e| panic!("{}: {e}", g.file))[0]
+            .unwrap_or_else(|| panic!("{}: no valid pixel", g.file));
+        for (got, want) in [s.min, s.max, s.mean, s.std].into_iter().zip(g.stats) {
+            assert!(
+                (got - want).abs() <= 5e-4 + 1e-12 * want.abs(),
+                "{}: {s:?} vs gdalinfo {:?}",
+                g.file,
+                g.stats
+            );
+        }
+    }
+    // hostile/stats.csv: exact statistics of the raw samples (Python's `statistics`, in
+    // fractions; see hostile/make_hostile.sh): Int32 near 1e8 (f32 rounds them to multiples
+    // of 8), Float64 near 1e300 (beyond f32; a naive sum of squares overflows), NaN nodata.
+    let text = std::fs::read_to_string(fixture("hostile/stats.csv")).unwrap();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        let num = |i: usize| f[i].parse::<f64>().unwrap();
+        let s = statistics(fixture(&format!("hostile/{}", f[0]))).unwrap()[0].unwrap();
+        assert_eq!(s.count, f[1].parse::<usize>().unwrap(), "{line}");
+        assert_eq!((s.min, s.max), (num(2), num(3)), "{line}");
+        for (got, want) in [(s.mean, num(4)), (s.std, num(5))] {
+            assert!((got - want).abs() <= 1e-13 * want.abs(), "{line}: {s:?}");
+        }
+    }
+    // The f32 path would have made these values infinite: it refuses them instead.
+    let e = read(fixture("hostile/f64_near_1e300.tif")).unwrap_err();
+    assert!(
+        matches!(e, Error::ValueOutOfRange { band: 1, .. }) && e.to_string().contains("e300"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -79,6 +79,7 @@ impl GeoTransform {
     pub fn from_gdal(gt: [f64; 6]) -> Result<Self> {
         if gt[2] != 0.0 || gt[4] != 0.0 {
             return Err(Error::RotatedTransform {
+                path: None,
                 row_rotation: gt[2],
                 col_rotation: gt[4],
             });

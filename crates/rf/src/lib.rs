@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
+// `deny`, not `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` block,
+// which `forbid` rejects (rust-ndarray/ndarray#838). No unsafe code is written here.
+#![deny(unsafe_code)]
 
 mod downscale;
 mod error;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use amun_core::net::{Checkpoint, TileParams, Verdict};
+use amun_core::net::{Checkpoint, DeviceSpec, TileParams, Verdict};
 use amun_core::{conserve, AmunDownscaler, ConserveParams, Downscaler, StagedAmun, STAGES_FILE};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -35,6 +35,10 @@ pub struct DownscaleArgs {
     /// Overwrite the output.
     #[arg(long)]
     pub force: bool,
+    /// Where the network runs: `cpu`, `cuda` or `cuda:N` (an NVIDIA GPU; needs a build with
+    /// the `cuda` feature).
+    #[arg(long, default_value_t = DeviceSpec::Cpu, value_name = "DEVICE")]
+    pub device: DeviceSpec,
 }
 
 /// Runs `amun downscale`.
@@ -43,6 +47,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     if !a.checkpoint.is_dir() {
         bail!("{}: no such checkpoint folder", a.checkpoint.display());
     }
+    let device = a.device.device()?;
     let tiles = TileParams {
         tile: a.tile,
         ..TileParams::default()
@@ -51,6 +56,12 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     // first network are those every stage was trained on.
     let (model, covariates): (Box<dyn Downscaler>, Vec<String>) =
         if a.checkpoint.join(STAGES_FILE).exists() {
+            if !device.is_cpu() {
+                bail!(
+                    "staged checkpoints run on the CPU only (--device {})",
+                    a.device
+                );
+            }
             let staged = StagedAmun::load(&a.checkpoint)
                 .with_context(|| format!("loading staged checkpoint {}", a.checkpoint.display()))?;
             ctx.say(&format!("stages {:?}", staged.factors()));
@@ -61,7 +72,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
                 .unwrap_or_default();
             (Box::new(staged.with_tiles(tiles)), covariates)
         } else {
-            let ckpt = Checkpoint::load(&a.checkpoint)
+            let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
                 .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
             let covariates = ckpt.config().covariates.clone();
             (

@@ -1,12 +1,13 @@
 //! `amun evaluate`: a prediction scored against a reference, the coarse input and stations.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use amun_core::metrics::{
     aggregated_back, read_stations, scatter_data, score, score_by_class, score_stations, Metrics,
     Sampling,
 };
-use amun_core::raster::{read_band, Raster};
+use amun_core::raster::{inspect, read_band, Raster};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
@@ -35,6 +36,11 @@ pub struct EvaluateArgs {
     /// Land-cover or terrain-class raster for per-class metrics.
     #[arg(long)]
     pub classes: Option<PathBuf>,
+    /// The band (1-based) to use from multi-band inputs (prediction, reference, coarse
+    /// input, classes); required when one of them has several bands. Single-band inputs
+    /// use their band.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub band: Option<u64>,
     /// Write maps and a scatter plot into this folder.
     #[arg(long)]
     pub figures: Option<PathBuf>,
@@ -158,10 +164,25 @@ pub fn prediction_figures(
     Ok(())
 }
 
+/// The band of `path` to score: its only band, or `--band` of a multi-band file (which is
+/// refused without `--band` rather than scored on band 1 silently).
+fn scored_band(path: &Path, band: Option<u64>, role: &str) -> Result<Raster> {
+    check_file(path)?;
+    let count = inspect(path)?.bands.len();
+    let b = match (band, count) {
+        (_, 1) => 1,
+        (None, n) => bail!(
+            "{}: the {role} has {n} bands; choose the one to score with --band",
+            path.display()
+        ),
+        (Some(b), _) => usize::try_from(b).unwrap_or(usize::MAX),
+    };
+    Ok(read_band(path, b)?)
+}
+
 /// Runs `amun evaluate`.
 pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
-    check_file(&a.prediction)?;
-    let pred = read_band(&a.prediction, 1)?;
+    let pred = scored_band(&a.prediction, a.band, "prediction")?;
     if pred.valid_count() == 0 {
         bail!("{}: every pixel is nodata", a.prediction.display());
     }
@@ -169,17 +190,11 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
         bail!("nothing to evaluate against: give --reference, --coarse and/or --stations");
     }
     let reference = match &a.reference {
-        Some(p) => {
-            check_file(p)?;
-            Some(read_band(p, 1)?)
-        }
+        Some(p) => Some(scored_band(p, a.band, "reference")?),
         None => None,
     };
     let coarse = match &a.coarse {
-        Some(p) => {
-            check_file(p)?;
-            Some(read_band(p, 1)?)
-        }
+        Some(p) => Some(scored_band(p, a.band, "coarse input")?),
         None => None,
     };
     let mut out = EvalOut {
@@ -198,8 +213,7 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
             )
         })?);
         if let Some(cp) = &a.classes {
-            check_file(cp)?;
-            let classes = read_band(cp, 1)?;
+            let classes = scored_band(cp, a.band, "class raster")?;
             out.classes = Some(score_by_class(&pred, r, &classes)?);
         }
     }
@@ -234,31 +248,38 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
         )?;
         ctx.say(&format!("wrote figures into {}", dir.display()));
     }
+    // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
+    let mut w = std::io::stdout().lock();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        writeln!(w, "{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!("{}", metrics_header());
+    writeln!(w, "{}", metrics_header())?;
     if let Some(m) = &out.reference {
-        println!("{}", metrics_row("reference", m));
+        writeln!(w, "{}", metrics_row("reference", m))?;
     }
     if let Some(m) = &out.aggregated_back {
-        println!("{}", metrics_row("aggregated back", m));
+        writeln!(w, "{}", metrics_row("aggregated back", m))?;
     }
     if let Some(s) = &out.stations {
         match &s.metrics {
-            Some(m) => println!("{}", metrics_row("stations", m)),
-            None => println!("stations: none scored"),
+            Some(m) => writeln!(w, "{}", metrics_row("stations", m))?,
+            None => writeln!(w, "stations: none scored")?,
         }
-        println!(
+        writeln!(
+            w,
             "stations skipped: {} outside the grid, {} on nodata, {} without a value",
             s.skip_counts.outside_grid, s.skip_counts.nodata, s.skip_counts.missing_value
-        );
+        )?;
     }
     if let Some(cl) = &out.classes {
-        println!("\nper class:");
+        writeln!(w, "\nper class:")?;
         for c in cl {
-            println!("{}", metrics_row(&format!("class {}", c.class), &c.metrics));
+            writeln!(
+                w,
+                "{}",
+                metrics_row(&format!("class {}", c.class), &c.metrics)
+            )?;
         }
     }
     Ok(())

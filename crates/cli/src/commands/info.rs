@@ -1,8 +1,10 @@
-//! `amun info`: what a GeoTIFF holds, like `gdalinfo -stats`.
+//! `amun info`: what a GeoTIFF holds, like `gdalinfo -stats`, with statistics computed in
+//! f64 from the samples on disk.
 
+use std::io::Write;
 use std::path::PathBuf;
 
-use amun_core::raster::{inspect, read};
+use amun_core::raster::{inspect, statistics};
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
@@ -24,12 +26,30 @@ struct InfoBand {
     name: Option<String>,
     data_type: String,
     kind: String,
+    #[serde(serialize_with = "gdal_json_number")]
     nodata: Option<f64>,
     valid_pixels: usize,
+    #[serde(serialize_with = "gdal_json_number")]
     min: Option<f64>,
+    #[serde(serialize_with = "gdal_json_number")]
     max: Option<f64>,
+    #[serde(serialize_with = "gdal_json_number")]
     mean: Option<f64>,
+    #[serde(serialize_with = "gdal_json_number")]
     std_dev: Option<f64>,
+}
+
+/// A number as `gdalinfo -json` writes it: JSON has no NaN or infinity, so those are the
+/// strings `"NaN"`, `"Infinity"` and `"-Infinity"` (a NaN nodata is not "no nodata").
+fn gdal_json_number<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_none(),
+        Some(x) if x.is_nan() => s.serialize_str("NaN"),
+        Some(x) if x.is_infinite() => {
+            s.serialize_str(if *x > 0.0 { "Infinity" } else { "-Infinity" })
+        }
+        Some(x) => s.serialize_f64(*x),
+    }
 }
 
 #[derive(Serialize)]
@@ -52,25 +72,23 @@ struct InfoOut {
 pub fn run(_ctx: &Ctx, a: &InfoArgs) -> Result<()> {
     check_file(&a.file)?;
     let fi = inspect(&a.file)?;
-    let stack = read(&a.file)?;
+    // From the samples on disk in f64 (reading converts to f32, which rounds large integers).
+    let stats = statistics(&a.file)?;
     let bands: Vec<InfoBand> = fi
         .bands
         .iter()
-        .zip(stack.bands())
-        .map(|(b, r)| {
-            let s = r.stats();
-            InfoBand {
-                band: b.index,
-                name: b.description.clone(),
-                data_type: format!("{:?}", b.data_type),
-                kind: format!("{:?}", r.kind()),
-                nodata: fi.nodata,
-                valid_pixels: r.valid_count(),
-                min: s.map(|s| s.min),
-                max: s.map(|s| s.max),
-                mean: s.map(|s| s.mean),
-                std_dev: s.map(|s| s.std),
-            }
+        .zip(stats)
+        .map(|(b, s)| InfoBand {
+            band: b.index,
+            name: b.description.clone(),
+            data_type: format!("{:?}", b.data_type),
+            kind: format!("{:?}", b.kind),
+            nodata: fi.nodata,
+            valid_pixels: s.map_or(0, |s| s.count),
+            min: s.map(|s| s.min),
+            max: s.map(|s| s.max),
+            mean: s.map(|s| s.mean),
+            std_dev: s.map(|s| s.std),
         })
         .collect();
     let out = InfoOut {
@@ -90,40 +108,53 @@ pub fn run(_ctx: &Ctx, a: &InfoArgs) -> Result<()> {
         bigtiff: fi.bigtiff,
         bands,
     };
+    // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
+    let mut w = std::io::stdout().lock();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        writeln!(w, "{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!("File: {}", out.file.display());
-    println!("Size is {}, {}", out.width, out.height);
-    println!(
+    writeln!(w, "File: {}", out.file.display())?;
+    writeln!(w, "Size is {}, {}", out.width, out.height)?;
+    writeln!(
+        w,
         "Coordinate system: {}",
         out.crs.as_deref().unwrap_or("none")
-    );
+    )?;
     if let Some(n) = &out.crs_note {
-        println!("  note: {n}");
+        writeln!(w, "  note: {n}")?;
     }
     if let Some(gt) = out.geotransform {
-        println!("Origin = ({:.15}, {:.15})", gt[0], gt[3]);
-        println!("Pixel Size = ({:.15}, {:.15})", gt[1], gt[5]);
+        writeln!(w, "Origin = ({:.15}, {:.15})", gt[0], gt[3])?;
+        writeln!(w, "Pixel Size = ({:.15}, {:.15})", gt[1], gt[5])?;
+        if gt[2] != 0.0 || gt[4] != 0.0 {
+            writeln!(
+                w,
+                "Rotation = ({}, {}) (amun reads north-up grids only)",
+                gt[2], gt[4]
+            )?;
+        }
     } else {
-        println!("No georeferencing");
+        writeln!(w, "No georeferencing")?;
     }
     if let Some(b) = out.bounds {
-        println!(
+        writeln!(
+            w,
             "Bounds: xmin {} ymin {} xmax {} ymax {}",
             b[0], b[1], b[2], b[3]
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        w,
         "Layout: {} {} {}{}",
         out.compression,
         out.layout,
         out.interleave,
         if out.bigtiff { " BigTIFF" } else { "" }
-    );
+    )?;
     for b in &out.bands {
-        println!(
+        writeln!(
+            w,
             "Band {} {}Type={} ({})",
             b.band,
             b.name
@@ -131,16 +162,23 @@ pub fn run(_ctx: &Ctx, a: &InfoArgs) -> Result<()> {
                 .map_or(String::new(), |n| format!("\"{n}\" ")),
             b.data_type,
             b.kind
-        );
+        )?;
         if let Some(nd) = b.nodata {
-            println!("  NoData Value={nd}");
+            // As gdalinfo prints it.
+            let nd = if nd.is_nan() {
+                "nan".into()
+            } else {
+                nd.to_string()
+            };
+            writeln!(w, "  NoData Value={nd}")?;
         }
         match (b.min, b.max, b.mean, b.std_dev) {
-            (Some(mn), Some(mx), Some(me), Some(sd)) => println!(
+            (Some(mn), Some(mx), Some(me), Some(sd)) => writeln!(
+                w,
                 "  Minimum={mn:.3}, Maximum={mx:.3}, Mean={me:.3}, StdDev={sd:.3} ({} valid pixels)",
                 b.valid_pixels
-            ),
-            _ => println!("  every pixel is nodata"),
+            )?,
+            _ => writeln!(w, "  every pixel is nodata")?,
         }
     }
     Ok(())

@@ -1,5 +1,7 @@
 //! `amun prepare`: a coarse LST and fine covariates aligned into a scene folder.
 
+mod series;
+
 use std::path::PathBuf;
 
 use amun_core::metrics::read_stations;
@@ -25,10 +27,10 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Month 1–12 of the scene.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=12))]
     pub month: Option<u32>,
     /// Hour 0–23 of the scene.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=23))]
     pub hour: Option<u32>,
     /// NDVI GeoTIFF.
     #[arg(long)]
@@ -84,6 +86,8 @@ pub struct PrepareArgs {
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub series: series::SeriesArgs,
 }
 
 pub fn parse_named_path(s: &str) -> Result<(String, PathBuf), String> {
@@ -146,13 +150,20 @@ pub fn run(ctx: &Ctx, a: &PrepareArgs) -> Result<()> {
         extra: a.extra.clone(),
         reference: a.reference.clone(),
     };
+    if series::wanted(a)? {
+        return series::run(ctx, a, inputs);
+    }
     let scene = inputs.build()?;
+    // Said whether or not -v is given: resampling changes the values a model sees.
+    for r in scene.resampled() {
+        ctx.say(&format!("{r}"));
+    }
     scene.save(&a.out)?;
     if let Some(st) = &a.stations {
         // Validate before copying, so a broken CSV is reported now.
         read_stations(st)?;
         let bytes = std::fs::read(st).with_context(|| format!("reading {}", st.display()))?;
-        write_atomic(&a.out.join("stations.csv"), &bytes)?;
+        write_atomic(a.out.join("stations.csv"), &bytes)?;
     }
     ctx.say(&format!(
         "wrote {} ({}×{} fine pixels, factor {}, covariates: {})",

@@ -52,7 +52,7 @@ pub fn synth_scene(world: &World, month: u32, hour: u32, factor: usize) -> Resul
         covariates,
     )?
     .with_reference(world.lst(month, hour)?)?
-    .with_time(Some(month), Some(hour)))
+    .with_time(Some(month), Some(hour))?)
 }
 
 /// Stations at pseudo-random pixel centres of the truth (deterministic for a seed).

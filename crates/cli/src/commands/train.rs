@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use amun_core::net::{AmunConfig, Checkpoint, HeldOutCheck, TrainConfig, Verdict};
+use amun_core::net::{AmunConfig, Checkpoint, DeviceSpec, HeldOutCheck, TrainConfig, Verdict};
 use amun_core::prior::{Base, PriorParams};
 use amun_core::{amun_trainer, finish_checked, run_trainer, Downscaler, Scene, StagedAmun};
 use anyhow::{anyhow, bail, Context, Result};
@@ -67,6 +67,10 @@ pub struct TrainArgs {
     /// `--scheme scale-up` and three scenes or more, 15 % of them, at least one).
     #[arg(long)]
     pub val_scenes: Option<usize>,
+    /// Where to train: `cpu`, `cuda` or `cuda:N` (an NVIDIA GPU; needs a build with the `cuda`
+    /// feature). Overrides the config's `device`; default `cpu`.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<DeviceSpec>,
     /// Overwrite an existing checkpoint folder.
     #[arg(long)]
     pub force: bool,
@@ -141,6 +145,12 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         }
         None => TrainFile::default(),
     };
+    let device = a
+        .device
+        .or(file.train.as_ref().map(|t| t.device))
+        .unwrap_or_default();
+    // Fail before reading the scenes if the device cannot be used; the trainer opens it again.
+    device.device()?;
     let scenes = scheme_scenes(load_scenes(&a.scenes)?, a.scheme)?;
     let first = scenes.first().ok_or_else(|| anyhow!("no training scene"))?;
     let mut model = file
@@ -169,6 +179,7 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     if let Some(s) = a.seed {
         tc.seed = s;
     }
+    tc.device = device;
     tc.val_scenes = match (a.val_scenes, a.scheme) {
         (Some(n), _) => n,
         (None, Scheme::ScaleUp) if scenes.len() >= 3 => {
@@ -197,6 +208,7 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     }
     let resume = match &a.resume {
         Some(dir) => {
+            // Loaded on the CPU: the trainer copies weights and optimiser state to its device.
             let ckpt = Checkpoint::load(dir)
                 .with_context(|| format!("loading checkpoint {}", dir.display()))?;
             ctx.say(&format!(

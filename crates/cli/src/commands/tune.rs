@@ -1,5 +1,6 @@
 //! `amun tune`: Bayesian search over AMUN's training hyperparameters.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use amun_core::bayesopt::{Domain, Optimizer, Outcome, Params, Point, SearchSpace};
@@ -148,7 +149,11 @@ pub fn run(ctx: &Ctx, a: &TuneArgs) -> Result<()> {
         v(a.1).total_cmp(&v(b.1))
     });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(opt.history())?);
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(opt.history())?
+        )?;
     } else {
         let mut md = String::from(
             "| rank | trial | validation RMSE (K) | parameters |\n|---|---|---|---|\n",
@@ -164,8 +169,8 @@ pub fn run(ctx: &Ctx, a: &TuneArgs) -> Result<()> {
                 t.point
             ));
         }
-        print!("{md}");
-        write_atomic(&a.out.join("results.md"), md.as_bytes())?;
+        write!(std::io::stdout().lock(), "{md}")?;
+        write_atomic(a.out.join("results.md"), md.as_bytes())?;
     }
     Ok(())
 }

@@ -8,17 +8,42 @@ use std::io::{Read, Write};
 
 use super::{Compression, DataType};
 
-/// Largest plausible ratio of decoded to compressed bytes. Deflate cannot exceed about
-/// 1032:1 and TIFF LZW (12-bit codes) about 1400:1; anything claiming more is damaged.
-pub(crate) const MAX_RATIO: u64 = 2048;
+/// The largest ratio of decoded to stored bytes a chunk in this compression can have, or
+/// `None` for a compression this reader does not decode. A chunk claiming more is damaged
+/// (or hostile), and is refused before anything is allocated for it.
+///
+/// Deflate cannot exceed 1032:1 (258-byte matches in 2-bit codes); TIFF LZW with 12-bit codes
+/// about 1400:1 (its strings grow by one byte per code); PackBits 64:1 (128 bytes from a
+/// 2-byte run); no compression 1:1.
+pub(crate) fn max_ratio(compression: Compression) -> Option<u64> {
+    match compression {
+        Compression::None => Some(1),
+        Compression::PackBits => Some(64),
+        Compression::Deflate => Some(1100),
+        Compression::Lzw => Some(2048),
+        _ => None,
+    }
+}
 
 /// Decompresses one chunk into exactly `expected` bytes (extra output is ignored).
+#[cfg(test)]
 pub(crate) fn decompress(
     compression: Compression,
     src: &[u8],
     expected: usize,
 ) -> Result<Vec<u8>, String> {
     let mut out = vec![0u8; expected];
+    decompress_into(compression, src, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses one chunk into `out`, which it fills exactly (extra output is ignored).
+pub(crate) fn decompress_into(
+    compression: Compression,
+    src: &[u8],
+    out: &mut [u8],
+) -> Result<(), String> {
+    let expected = out.len();
     let got = match compression {
         Compression::None => {
             let n = expected.min(src.len());
@@ -58,13 +83,13 @@ pub(crate) fn decompress(
             }
             filled
         }
-        Compression::PackBits => unpack_bits(src, &mut out),
+        Compression::PackBits => unpack_bits(src, out),
         other => return Err(format!("compression {other} is not supported")),
     };
     if got < expected {
         return Err(format!("decoded {got} bytes, expected {expected}"));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// PackBits (Apple run-length) decoding into `out`; returns the bytes written.

@@ -76,10 +76,19 @@ pub fn read_band(path: impl AsRef<Path>, band: usize) -> Result<Raster> {
 }
 
 pub(crate) fn open_file(path: &Path) -> Result<File> {
-    File::open(path).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = File::open(path).map_err(io)?;
+    // A directory opens on Unix and then reads as a file of 2^63 - 1 bytes.
+    if file.metadata().map_err(io)?.is_dir() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory, not a GeoTIFF",
+        )));
+    }
+    Ok(file)
 }
 
 /// Last line of defence: a panic inside a dependency on hostile input becomes an error.
@@ -109,7 +118,18 @@ pub(crate) fn grid_of<R: Read + Seek>(opened: &Opened<R>, path: &Path) -> Result
             detail: "neither ModelPixelScale + ModelTiepoint nor ModelTransformation".into(),
         });
     };
-    let transform = GeoTransform::from_gdal(gt)?;
+    let transform = GeoTransform::from_gdal(gt).map_err(|e| match e {
+        Error::RotatedTransform {
+            row_rotation,
+            col_rotation,
+            ..
+        } => Error::RotatedTransform {
+            path: Some(path.to_path_buf()),
+            row_rotation,
+            col_rotation,
+        },
+        other => other,
+    })?;
     Grid::new(
         opened.layout.width,
         opened.layout.height,
@@ -126,6 +146,7 @@ fn read_impl<R: Read + Seek>(
 ) -> Result<Stack> {
     let mut opened = open(reader, path, opts)?;
     let layout = opened.layout.clone();
+    check_readable(&layout, path)?;
     let bands: Vec<usize> = match only_band {
         Some(b) if b == 0 || b > layout.samples => {
             return Err(Error::BandOutOfRange {
@@ -182,11 +203,11 @@ fn read_impl<R: Read + Seek>(
 
 /// One chunk to decode: its index in the offset table, plane, and position.
 #[derive(Debug, Clone, Copy)]
-struct ChunkRef {
-    index: usize,
-    plane: usize,
-    cx: usize,
-    cy: usize,
+pub(crate) struct ChunkRef {
+    pub index: usize,
+    pub plane: usize,
+    pub cx: usize,
+    pub cy: usize,
 }
 
 /// Decodes the requested bands (0-based) into row-major `f32` vectors.
@@ -211,32 +232,19 @@ fn decode_bands<R: Read + Seek>(
             limit: opts.max_samples,
         });
     }
-    let n = l.width * l.height;
-    let fill = nodata.map_or(0.0, |v| v as f32);
-    let mut out: Vec<Vec<f32>> = bands.iter().map(|_| vec![fill; n]).collect();
-
     // The planes (chunk sets) to visit: each requested band, or the single interleaved one.
     let planes: Vec<usize> = if l.planar { bands.to_vec() } else { vec![0] };
-    let across = l.chunks_across();
-    let per_plane = l.chunks_per_plane();
-    // Batches of chunk rows with enough chunks to keep every core busy.
-    let rows_per_batch = (64 / (across * planes.len()).max(1)).max(1);
-    let mut cy0 = 0;
-    while cy0 < l.chunks_down() {
-        let cy1 = (cy0 + rows_per_batch).min(l.chunks_down());
-        let mut batch = Vec::new();
-        for &plane in &planes {
-            for cy in cy0..cy1 {
-                for cx in 0..across {
-                    batch.push(ChunkRef {
-                        index: plane * per_plane + cy * across + cx,
-                        plane,
-                        cx,
-                        cy,
-                    });
-                }
-            }
-        }
+    // Every chunk must be able to hold its pixels before the bands are allocated.
+    check_chunks(&l, path, &planes)?;
+    let n = l.width * l.height;
+    let fill = nodata.map_or(0.0, |v| v as f32);
+    let mut out: Vec<Vec<f32>> = Vec::with_capacity(bands.len());
+    for _ in bands {
+        let mut band = try_vec(path, "a decoded band", n)?;
+        band.resize(n, fill);
+        out.push(band);
+    }
+    for batch in batches(&l, &planes) {
         let raws = batch
             .iter()
             .map(|c| read_raw(opened, path, &l, c.index))
@@ -251,13 +259,128 @@ fn decode_bands<R: Read + Seek>(
                 place(&l, c, &values, bands, &mut out);
             }
         }
-        cy0 = cy1;
     }
     Ok(out)
 }
 
+/// An empty vector with room for `n` elements, or [`Error::OutOfMemory`].
+pub(crate) fn try_vec<T>(path: &Path, what: &'static str, n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::OutOfMemory {
+        path: path.to_path_buf(),
+        what,
+        bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+    })?;
+    Ok(v)
+}
+
+/// Refuses compressions this reader cannot decode, before any chunk is read.
+pub(crate) fn check_readable(l: &Layout, path: &Path) -> Result<()> {
+    if codec::max_ratio(l.compression).is_none() {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "compression",
+            detail: format!(
+                "{} (amun reads NONE, LZW, DEFLATE and PACKBITS; convert with e.g. `gdal_translate -co COMPRESS=DEFLATE`)",
+                l.compression
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks, before anything sized by the image is allocated, that every non-empty chunk of
+/// `planes` lies inside the file and that its stored bytes can hold its pixels: at least
+/// as many bytes uncompressed, at most the codec's maximum ratio compressed.
+pub(crate) fn check_chunks(l: &Layout, path: &Path, planes: &[usize]) -> Result<()> {
+    let ratio = codec::max_ratio(l.compression).unwrap_or(1);
+    let across = l.chunks_across();
+    for &plane in planes {
+        for cy in 0..l.chunks_down() {
+            let need = (l.chunk_row_bytes() as u64).saturating_mul(l.stored_rows(cy) as u64);
+            for cx in 0..across {
+                let index = plane * l.chunks_per_plane() + cy * across + cx;
+                let (offset, count) = (l.offsets[index], l.byte_counts[index]);
+                if count == 0 {
+                    continue; // sparse: GDAL's empty chunk, read as nodata
+                }
+                let corrupt = |detail: String| Error::Corrupt {
+                    path: path.to_path_buf(),
+                    what: l.chunk_name(),
+                    index,
+                    detail,
+                };
+                if offset.checked_add(count).is_none_or(|e| e > l.file_len) {
+                    return Err(corrupt(format!(
+                        "bytes {offset}..+{count} run past the end of the {}-byte file",
+                        l.file_len
+                    )));
+                }
+                let can_hold = if ratio == 1 {
+                    count
+                } else {
+                    count.saturating_mul(ratio).saturating_add(4096)
+                };
+                if need > can_hold {
+                    return Err(corrupt(format!(
+                        "{count} stored bytes cannot hold the {need} bytes of its {} rows of {} pixels ({} expands at most {ratio}:1)",
+                        l.stored_rows(cy),
+                        l.chunk_w,
+                        l.compression
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At most this many stored and decoded bytes are held at once while reading.
+const BATCH_BYTES: u64 = 256 << 20;
+
+/// The chunks of `planes` in reading order, cut into batches with enough chunks to keep
+/// every core busy (64) and not more than [`BATCH_BYTES`] of data (at least one chunk).
+pub(crate) fn batches(l: &Layout, planes: &[usize]) -> Vec<Vec<ChunkRef>> {
+    let across = l.chunks_across();
+    let decoded = |cy: usize| (l.chunk_row_bytes() * l.stored_rows(cy)) as u64 * 3;
+    let mut out: Vec<Vec<ChunkRef>> = Vec::new();
+    let (mut batch, mut bytes) = (Vec::new(), 0u64);
+    // Rows of chunks across all planes together, so that a band-interleaved file is read
+    // band after band only within a batch.
+    let rows_per_batch = (64 / (across * planes.len()).max(1)).max(1);
+    let mut cy0 = 0;
+    while cy0 < l.chunks_down() {
+        let cy1 = (cy0 + rows_per_batch).min(l.chunks_down());
+        for &plane in planes {
+            for cy in cy0..cy1 {
+                for cx in 0..across {
+                    let index = plane * l.chunks_per_plane() + cy * across + cx;
+                    let size = l.byte_counts[index].saturating_add(decoded(cy));
+                    if !batch.is_empty() && bytes.saturating_add(size) > BATCH_BYTES {
+                        out.push(std::mem::take(&mut batch));
+                        bytes = 0;
+                    }
+                    batch.push(ChunkRef {
+                        index,
+                        plane,
+                        cx,
+                        cy,
+                    });
+                    bytes = bytes.saturating_add(size);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            out.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        cy0 = cy1;
+    }
+    out
+}
+
 /// Reads a chunk's stored bytes; `None` for a sparse chunk (no bytes, GDAL's empty tile).
-fn read_raw<R: Read + Seek>(
+pub(crate) fn read_raw<R: Read + Seek>(
     opened: &mut Opened<R>,
     path: &Path,
     l: &Layout,
@@ -280,15 +403,42 @@ fn read_raw<R: Read + Seek>(
         });
     }
     let r = opened.decoder.inner();
-    let io = |source| Error::Io {
+    let unreadable = |e: std::io::Error| Error::Corrupt {
         path: path.to_path_buf(),
-        source,
+        what: l.chunk_name(),
+        index,
+        detail: format!("{e} reading bytes {offset}..+{count}"),
     };
-    r.seek(SeekFrom::Start(offset)).map_err(io)?;
+    r.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
     // `count` is bounded by the file length checked above.
-    let mut buf = vec![0u8; count as usize];
-    r.read_exact(&mut buf).map_err(io)?;
+    let mut buf = try_vec(path, "a chunk's stored bytes", count as usize)?;
+    buf.resize(count as usize, 0);
+    r.read_exact(&mut buf).map_err(unreadable)?;
     Ok(Some(buf))
+}
+
+/// Decompresses one chunk (checked by [`check_chunks`]) and undoes its predictor: native-order
+/// samples, `stored rows × chunk_w × spc`.
+pub(crate) fn chunk_samples(l: &Layout, path: &Path, c: &ChunkRef, raw: &[u8]) -> Result<Vec<u8>> {
+    let row_bytes = l.chunk_row_bytes();
+    let expected = row_bytes * l.stored_rows(c.cy);
+    let mut buf = try_vec(path, "a decoded chunk", expected)?;
+    buf.resize(expected, 0);
+    codec::decompress_into(l.compression, raw, &mut buf).map_err(|detail| Error::Corrupt {
+        path: path.to_path_buf(),
+        what: l.chunk_name(),
+        index: c.index,
+        detail,
+    })?;
+    codec::unpredict(
+        &mut buf,
+        l.data_type,
+        l.predictor,
+        l.little_endian,
+        row_bytes,
+        l.samples_per_chunk_pixel(),
+    );
+    Ok(buf)
 }
 
 /// Decompresses and converts one chunk to `f32` samples (`stored rows × chunk_w × spc`).
@@ -299,50 +449,30 @@ fn decode_chunk(
     raw: Option<&[u8]>,
 ) -> Result<Option<Vec<f32>>> {
     let Some(raw) = raw else { return Ok(None) };
-    let corrupt = |detail: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        what: l.chunk_name(),
-        index: c.index,
-        detail,
-    };
-    let row_bytes = l.chunk_row_bytes();
-    let rows = l.stored_rows(c.cy);
-    let expected = row_bytes * rows;
-    if l.compression == super::Compression::None && raw.len() < expected {
-        return Err(corrupt(format!(
-            "{} stored bytes, {expected} needed for its pixels",
-            raw.len()
-        )));
+    let buf = chunk_samples(l, path, c, raw)?;
+    if l.data_type == super::DataType::F64 {
+        check_f32_range(l, path, c, &buf)?;
     }
-    if expected as u64 > (raw.len() as u64).saturating_mul(codec::MAX_RATIO) + 4096 {
-        return Err(corrupt(format!(
-            "{} compressed bytes cannot hold {expected} bytes of pixels",
-            raw.len()
-        )));
-    }
-    let mut buf = codec::decompress(l.compression, raw, expected).map_err(|e| {
-        if e.contains("not supported") {
-            Error::Unsupported {
-                path: path.to_path_buf(),
-                what: "compression",
-                detail: l.compression.to_string(),
-            }
-        } else {
-            corrupt(e)
-        }
-    })?;
-    let spc = l.samples_per_chunk_pixel();
-    codec::unpredict(
-        &mut buf,
-        l.data_type,
-        l.predictor,
-        l.little_endian,
-        row_bytes,
-        spc,
-    );
-    let mut values = Vec::with_capacity(expected / l.data_type.size());
+    let mut values = try_vec(path, "a decoded chunk", buf.len() / l.data_type.size())?;
     codec::samples_to_f32(&buf, l.data_type, &mut values);
     Ok(Some(values))
+}
+
+/// Refuses a finite Float64 sample that `f32` cannot hold (it would become infinite).
+fn check_f32_range(l: &Layout, path: &Path, c: &ChunkRef, buf: &[u8]) -> Result<()> {
+    let spc = l.samples_per_chunk_pixel();
+    for (i, s) in buf.chunks_exact(8).enumerate() {
+        let v = f64::from_ne_bytes(s.try_into().unwrap_or_default());
+        if v.is_finite() && v.abs() > f64::from(f32::MAX) {
+            return Err(Error::ValueOutOfRange {
+                path: path.to_path_buf(),
+                band: if l.planar { c.plane + 1 } else { i % spc + 1 },
+                value: v,
+                data_type: "Float32, the type amun reads samples as".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Copies a decoded chunk's valid pixels into the output bands.

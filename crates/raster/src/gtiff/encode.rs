@@ -20,8 +20,8 @@ use crate::stack::Stack;
 /// The file gets the grid's CRS as GeoKeys (EPSG codes, or the PROJ strings amun reads:
 /// longlat, utm, tmerc, sinu, laea; WKT as an `ESRI PE String` citation) and a
 /// `GDAL_NODATA` tag: the first band's nodata value, or `nan` for float files with missing
-/// pixels. Missing pixels are written as that value. The data go to a temporary file in the
-/// same directory, renamed into place when complete.
+/// pixels. Missing pixels are written as that value. The file is written atomically with
+/// the umask's permissions ([`crate::write_atomic_with`]).
 ///
 /// # Errors
 /// [`Error::InvalidOperation`] for an empty stack or invalid options,
@@ -143,25 +143,8 @@ fn write_bands(
         gdal_metadata: md,
     };
 
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
-    // Temporary files are created private (0600); the result is an ordinary data file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(io)?;
-    }
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    crate::atomic::write_atomic_with(path, |file| {
+        let mut out = BufWriter::with_capacity(1 << 20, file);
         // Classic TIFF offsets are 32-bit: leave room for the directory and tags.
         if opts.bigtiff || total > u64::from(u32::MAX) - (64 << 20) {
             let enc = TiffEncoder::new_big(&mut out).map_err(|e| tiff_write(path, e))?;
@@ -170,11 +153,11 @@ fn write_bands(
             let enc = TiffEncoder::new(&mut out).map_err(|e| tiff_write(path, e))?;
             write_file(enc, &header, &tiles, path)?;
         }
-        out.flush().map_err(io)?;
-    }
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+        out.flush().map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
 }
 
 fn tiff_write(path: &Path, e: tiff::TiffError) -> Error {

@@ -126,9 +126,13 @@ pub(crate) fn tiff_error(path: &Path, e: TiffError) -> Error {
             what: "TIFF feature",
             detail: u.to_string(),
         },
-        TiffError::IoError(source) => Error::Io {
+        // `check_first_ifd` keeps the directory and tag values inside the file, so a short
+        // read here is a damaged structure the check does not model.
+        TiffError::IoError(source) => Error::Corrupt {
             path: path.to_path_buf(),
-            source,
+            what: "TIFF structure",
+            index: 0,
+            detail: format!("{source} while reading the first IFD or a tag value"),
         },
         other => Error::Tiff {
             path: path.to_path_buf(),
@@ -181,10 +185,15 @@ pub(crate) fn open<R: Read + Seek>(
         u16::from_be_bytes([header[2], header[3]])
     };
     let bigtiff = magic == 43;
+    check_first_ifd(&mut reader, path, file_len, little_endian, bigtiff, opts)?;
     reader.seek(SeekFrom::Start(0)).map_err(io)?;
 
+    // The checks above bound every value the `tiff` crate reads; these limits repeat them
+    // for the values read below (we never use its image decoder).
     let mut limits = Limits::default();
     limits.ifd_value_size = opts.max_tag_bytes;
+    limits.decoding_buffer_size = opts.max_tag_bytes;
+    limits.intermediate_buffer_size = opts.max_tag_bytes;
     let decoder = Decoder::new(reader).map_err(|e| tiff_error(path, e))?;
     let mut decoder = decoder.with_limits(limits);
 
@@ -343,6 +352,159 @@ pub(crate) fn open<R: Read + Seek>(
         layout,
         tags,
     })
+}
+
+/// The tags whose values amun or the `tiff` crate's `Decoder::new` read, with their names.
+const READ_TAGS: [(u16, &str); 27] = [
+    (256, "ImageWidth"),
+    (257, "ImageLength"),
+    (258, "BitsPerSample"),
+    (259, "Compression"),
+    (262, "PhotometricInterpretation"),
+    (273, "StripOffsets"),
+    (277, "SamplesPerPixel"),
+    (278, "RowsPerStrip"),
+    (279, "StripByteCounts"),
+    (284, "PlanarConfiguration"),
+    (317, "Predictor"),
+    (322, "TileWidth"),
+    (323, "TileLength"),
+    (324, "TileOffsets"),
+    (325, "TileByteCounts"),
+    (338, "ExtraSamples"),
+    (339, "SampleFormat"),
+    (347, "JPEGTables"),
+    (530, "YCbCrSubSampling"),
+    (33550, "ModelPixelScale"),
+    (33922, "ModelTiepoint"),
+    (34264, "ModelTransformation"),
+    (34735, "GeoKeyDirectory"),
+    (34736, "GeoDoubleParams"),
+    (34737, "GeoAsciiParams"),
+    (TAG_GDAL_METADATA, "GDAL_METADATA"),
+    (TAG_GDAL_NODATA, "GDAL_NODATA"),
+];
+
+/// Bytes per value of a TIFF field type; `None` for types the `tiff` crate skips.
+fn type_size(field_type: u16) -> Option<u64> {
+    Some(match field_type {
+        1 | 2 | 6 | 7 => 1,         // BYTE, ASCII, SBYTE, UNDEFINED
+        3 | 8 => 2,                 // SHORT, SSHORT
+        4 | 9 | 11 | 13 => 4,       // LONG, SLONG, FLOAT, IFD
+        5 | 10 | 12 | 16..=18 => 8, // RATIONAL, SRATIONAL, DOUBLE, LONG8, SLONG8, IFD8
+        _ => return None,
+    })
+}
+
+/// Walks the first directory before the `tiff` crate reads it, so that a damaged or hostile
+/// file is reported by structure (IFD, tag) and no value is allocated for that the file
+/// cannot hold: the directory and every value amun or `tiff` reads must lie inside the file,
+/// and a value may have at most `max_tag_bytes` bytes. (The `tiff` crate allocates a tag's
+/// values from its count before reading them, up to 256 MiB, and prints a `dbg!` line on
+/// stderr for an ASCII value above its limit: tiff 0.11.3, `decoder/ifd.rs:723`.)
+fn check_first_ifd<R: Read + Seek>(
+    r: &mut R,
+    path: &Path,
+    file_len: u64,
+    little_endian: bool,
+    bigtiff: bool,
+    opts: &ReadOptions,
+) -> Result<()> {
+    let ifd_err = |detail: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        what: "IFD",
+        index: 0,
+        detail,
+    };
+    // Reads `n` bytes at `at`; the caller has checked that they lie inside the file.
+    let mut bytes = |at: u64, n: usize| -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        r.seek(SeekFrom::Start(at))
+            .and_then(|_| r.read_exact(&mut buf))
+            .map_err(|e| ifd_err(format!("{e} reading {n} bytes at offset {at}")))?;
+        Ok(buf)
+    };
+    let uint = |b: &[u8]| -> u64 {
+        let fold = |acc: u64, &x: &u8| acc << 8 | u64::from(x);
+        if little_endian {
+            b.iter().rev().fold(0, fold)
+        } else {
+            b.iter().fold(0, fold)
+        }
+    };
+    // Header: classic 8 bytes (offset at 4), BigTIFF 16 bytes (offset at 8).
+    let (header_len, count_len, entry_len, word) = if bigtiff {
+        (16u64, 8u64, 20u64, 8u64)
+    } else {
+        (8, 2, 12, 4)
+    };
+    if file_len < header_len {
+        return Err(ifd_err(format!(
+            "the {file_len}-byte file is too short for a {}TIFF header",
+            if bigtiff { "Big" } else { "" }
+        )));
+    }
+    let head = bytes(0, header_len as usize)?;
+    let ifd = uint(&head[header_len as usize - word as usize..]);
+    if ifd < header_len || ifd.saturating_add(count_len) > file_len {
+        return Err(ifd_err(format!(
+            "at offset {ifd}, past the end of the {file_len}-byte file"
+        )));
+    }
+    let n = uint(&bytes(ifd, count_len as usize)?);
+    let table = n
+        .checked_mul(entry_len)
+        .filter(|&t| ifd + count_len + t <= file_len)
+        .ok_or_else(|| {
+            ifd_err(format!(
+                "{n} entries at offset {ifd} run past the end of the {file_len}-byte file"
+            ))
+        })?;
+    // `table` is within the file length checked above.
+    let entries = bytes(ifd + count_len, table as usize)?;
+    let value_size = std::mem::size_of::<tiff::decoder::ifd::Value>() as u64;
+    for e in entries.chunks_exact(entry_len as usize) {
+        let code = uint(&e[..2]) as u16;
+        let Some(&(_, name)) = READ_TAGS.iter().find(|(c, _)| *c == code) else {
+            continue;
+        };
+        let Some(size) = type_size(uint(&e[2..4]) as u16) else {
+            continue;
+        };
+        let (count, field) = (uint(&e[4..4 + word as usize]), &e[4 + word as usize..]);
+        let tag_err = |detail: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            what: "tag",
+            index: usize::from(code),
+            detail: format!("{name}: {detail}"),
+        };
+        let Some(len) = count.checked_mul(size) else {
+            return Err(tag_err(format!("{count} values of {size} bytes overflow")));
+        };
+        if len > word {
+            let at = uint(field);
+            if at.checked_add(len).is_none_or(|end| end > file_len) {
+                return Err(tag_err(format!(
+                    "{count} values of {size} byte(s) at offset {at} run past the end of the {file_len}-byte file"
+                )));
+            }
+        }
+        // ASCII values become one string; the others a vector of `tiff`'s `Value`s.
+        let in_memory = if size == 1 && uint(&e[2..4]) == 2 {
+            len
+        } else {
+            count.saturating_mul(value_size)
+        };
+        if len > opts.max_tag_bytes as u64 || in_memory > opts.max_tag_bytes as u64 {
+            return Err(Error::LimitExceeded {
+                path: path.to_path_buf(),
+                what: "bytes of one tag value in memory",
+                value: len.max(in_memory),
+                limit: opts.max_tag_bytes as u64,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn read_raw_tags<R: Read + Seek>(dec: &mut Decoder<R>, path: &Path) -> Result<RawTags> {

@@ -12,6 +12,7 @@ mod geokeys;
 mod info;
 mod layout;
 mod metadata;
+mod stats;
 
 use std::fmt;
 use std::path::Path;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use decode::{read, read_band, read_bytes, read_with};
 pub use encode::{write, write_raster};
 pub use info::{inspect, BandInfo, ChunkLayout, FileInfo, Interleave};
+pub use stats::{statistics, statistics_with};
 
 /// The sample type of a band on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,19 +175,36 @@ impl fmt::Display for Compression {
             Compression::PackBits => f.write_str("PACKBITS"),
             Compression::Jpeg => f.write_str("JPEG"),
             Compression::Zstd => f.write_str("ZSTD"),
-            Compression::Other(c) => write!(f, "code {c}"),
+            Compression::Other(c) => match c {
+                2 => f.write_str("CCITTRLE"),
+                3 => f.write_str("CCITTFAX3"),
+                4 => f.write_str("CCITTFAX4"),
+                34712 => f.write_str("JPEG2000"),
+                34887 => f.write_str("LERC"),
+                34925 => f.write_str("LZMA"),
+                50001 => f.write_str("WEBP"),
+                50002 => f.write_str("JXL"),
+                _ => write!(f, "code {c}"),
+            },
         }
     }
 }
 
 /// Safety limits applied while reading, so that a damaged or hostile file cannot make the
 /// reader allocate without bound.
+///
+/// Whatever the limits, nothing sized by the file is allocated before the file is checked to
+/// hold it: tag values must lie inside the file, and each tile or strip must hold its pixels
+/// (its stored bytes times the compression's largest ratio). Large buffers are reserved
+/// fallibly: memory that cannot be had is [`crate::Error::OutOfMemory`], not an abort.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReadOptions {
     /// Most samples (pixels × bands read) decoded into memory. Default 2³⁰ (4 GiB of `f32`).
     pub max_samples: u64,
-    /// Largest byte size of one tag value (e.g. the tile offset array). Default 64 MiB.
+    /// Largest size of one tag value in memory: its bytes for text, 32 bytes per value for
+    /// arrays (as the `tiff` crate holds them), so the default allows tables of up to 2²¹
+    /// tile offsets. Default 64 MiB.
     pub max_tag_bytes: usize,
 }
 

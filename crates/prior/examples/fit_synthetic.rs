@@ -1,7 +1,7 @@
 //! The priors against bilinear interpolation on synthetic worlds at 10×, fitted on the
 //! coarse field alone and scored against the fine truth.
 //!
-//! `cargo run --release -p amun-prior --example synthetic [size]` (default 300 pixels a side).
+//! `cargo run --release -p amun-prior --example fit_synthetic [size]` (default 300 pixels a side).
 
 use amun_prior::PriorParams;
 use amun_raster::{resample, Raster, Resampling};

@@ -1,0 +1,446 @@
+//! `amun prepare` in time-series mode, by hand and (when a Slurm cluster answers) as a Slurm
+//! job array.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use amun_core::raster::{write, Grid, Raster, Stack, WriteOptions};
+use amun_core::series::SeriesIndex;
+use amun_core::Scene;
+
+use super::{amun, assert_fails_with, p, stderr};
+
+/// A coarse 8×8 grid at 0.1°, refined 4×.
+const K: usize = 4;
+
+fn grids() -> (Grid, Grid) {
+    let coarse = Grid::geographic(100.0, 30.0, 0.1, 8, 8).unwrap();
+    let fine = coarse.refine(K).unwrap();
+    (coarse, fine)
+}
+
+/// Inputs of a series: an LST with one band per time of `times` (descriptions = times), one
+/// NDVI file per `ndvi_dates` in `ndvi/`, a static DEM.
+fn series_inputs(
+    dir: &Path,
+    times: &[String],
+    ndvi_dates: &[String],
+) -> (PathBuf, PathBuf, PathBuf) {
+    let (coarse, fine) = grids();
+    let mut lst = Stack::new(coarse.clone());
+    for (t, name) in times.iter().enumerate() {
+        let band = Raster::from_fn(coarse.clone(), |(r, c)| {
+            285.0 + 0.3 * t as f32 + 0.5 * r as f32 - 0.25 * c as f32
+        });
+        lst.push(name.clone(), band).unwrap();
+    }
+    let lst_path = dir.join("lst.tif");
+    write(&lst_path, &lst, &WriteOptions::default()).unwrap();
+    let ndvi = dir.join("ndvi");
+    std::fs::create_dir_all(&ndvi).unwrap();
+    for (i, d) in ndvi_dates.iter().enumerate() {
+        write_ndvi(&ndvi.join(format!("ndvi_{d}.tif")), i, &fine);
+    }
+    let dem = dir.join("dem.tif");
+    super::write(
+        &dem,
+        &Raster::from_fn(fine, |(r, c)| 50.0 + 2.0 * r as f32 + (c as f32).sqrt()),
+    );
+    (lst_path, ndvi, dem)
+}
+
+fn write_ndvi(path: &Path, i: usize, fine: &Grid) {
+    super::write(
+        path,
+        &Raster::from_fn(fine.clone(), |(r, c)| {
+            0.2 + 0.05 * i as f32 + 0.002 * (r * c % 17) as f32
+        }),
+    );
+}
+
+fn prepare_args<'a>(lst: &'a str, ndvi: &'a str, dem: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "prepare",
+        "--lst",
+        lst,
+        "--factor",
+        "4",
+        "--dem",
+        dem,
+        "--covariate-series",
+        ndvi,
+        "--out",
+        out,
+    ]
+}
+
+/// Every file under `dir`, relative path → bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn hours(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|h| format!("2020-07-31T{:02}:00:00", 16 + h))
+        .collect()
+}
+
+#[test]
+fn prepare_series_by_month_with_lines_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Six hourly steps 2020-07-31T16 … T21 and a seventh on 1 August: monthly NDVI.
+    let mut times = hours(6);
+    times.push("2020-08-01T05:00:00".into());
+    let (lst, ndvi, dem) = series_inputs(tmp.path(), &times, &["2020-07".into(), "2020-08".into()]);
+    let out = tmp.path().join("series");
+    let spec = format!("ndvi={}", p(&ndvi));
+    // Without -q and with stderr a pipe: one line per step with an ETA, then the summary.
+    let o = Command::new(env!("CARGO_BIN_EXE_amun"))
+        .args(prepare_args(p(&lst), &spec, p(&dem), p(&out)))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("prepare 1/7: 2020-07-31T16:00:00"), "{err}");
+    assert!(
+        err.contains("prepare 7/7: 2020-08-01T05:00:00, eta 0 s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("prepared 7 scene(s), 0 already done, of 7 steps"),
+        "{err}"
+    );
+
+    let index = SeriesIndex::load(&out).unwrap();
+    assert_eq!(index.steps.len(), 7);
+    assert_eq!(
+        index.steps[6].covariates["ndvi"],
+        ndvi.join("ndvi_2020-08.tif")
+    );
+    let last = Scene::load(&out.join("2020-08-01T0500")).unwrap();
+    assert_eq!((last.month(), last.hour()), (Some(8), Some(5)));
+    assert_eq!(last.covariates().names(), ["ndvi", "slope", "aspect"]);
+
+    // Rerun: nothing to do. With --force: everything again.
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&out)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut force = prepare_args(p(&lst), &spec, p(&dem), p(&out));
+    force.push("--force");
+    assert!(amun(&force).status.success());
+
+    // A missing month: one line naming the date, the step and the folder.
+    std::fs::remove_file(ndvi.join("ndvi_2020-08.tif")).unwrap();
+    let o = amun(&prepare_args(
+        p(&lst),
+        &spec,
+        p(&dem),
+        p(&tmp.path().join("other")),
+    ));
+    assert_fails_with(&o, "covariate series `ndvi` has no file for 2020-08");
+    assert!(stderr(&o).contains("2020-08-01T05:00:00"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(p(&ndvi)), "{}", stderr(&o));
+
+    // A multi-band LST without series mode is refused, not read as band 1.
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&lst),
+        "--factor",
+        "4",
+        "--dem",
+        p(&dem),
+        "--out",
+        p(&tmp.path().join("x")),
+    ]);
+    assert_fails_with(&o, "has 7 bands: prepare one scene per band with --series");
+    // Series mode refuses the options of one scene.
+    let mut month = prepare_args(p(&lst), &spec, p(&dem), p(&out));
+    month.extend(["--month", "7"]);
+    assert_fails_with(&amun(&month), "--month is for one scene");
+    // --times must give one time per band.
+    let mut t = prepare_args(p(&lst), &spec, p(&dem), p(&out));
+    t.extend(["--times", "2020-07-01T00:00,2020-07-01T01:00"]);
+    assert_fails_with(&amun(&t), "2 times given for 7 bands");
+    // --times @FILE: one time per line, `#` comments; the index takes them, not the bands'.
+    let list = tmp.path().join("times.txt");
+    let given: Vec<String> = (0..7)
+        .map(|d| format!("2020-07-{:02} 13:00", d + 1))
+        .collect();
+    std::fs::write(&list, format!("# local noon\n{}\n", given.join("\n"))).unwrap();
+    let at = format!("@{}", p(&list));
+    let relabelled = tmp.path().join("relabelled");
+    let mut t = prepare_args(p(&lst), &spec, p(&dem), p(&relabelled));
+    t.extend(["--times", &at]);
+    let o = amun(&t);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let index = SeriesIndex::load(&relabelled).unwrap();
+    assert_eq!(index.steps[6].scene, "2020-07-07T1300");
+    let mut t = prepare_args(p(&lst), &spec, p(&dem), p(&out));
+    t.extend(["--times", "yesterday"]);
+    assert_fails_with(&amun(&t), "--times: time 1 `yesterday` is not a date-time");
+    // A bad shard is a usage error.
+    let mut s = prepare_args(p(&lst), &spec, p(&dem), p(&out));
+    s.extend(["--shard", "4/4"]);
+    let o = amun(&s);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("task index 4 is not below the number of tasks 4"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[cfg(not(feature = "netcdf"))]
+#[test]
+fn netcdf_without_the_feature_says_how_to_get_it() {
+    let nc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/netcdf/era5_skt.nc");
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&nc),
+        "--variable",
+        "skt",
+        "--factor",
+        "2",
+        "--out",
+        "unused",
+    ]);
+    assert_fails_with(
+        &o,
+        "built without NetCDF support: rebuild with `--features netcdf`",
+    );
+}
+
+#[cfg(feature = "netcdf")]
+#[test]
+fn era5_netcdf_feeds_the_series() {
+    // fixtures/netcdf/era5_skt.nc: 6×5 pixels at 0.1° from (99.95, 30.45), four steps
+    // 2020-07-31T12 … 2020-08-01T06 (see its make_fixtures.sh).
+    let nc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/netcdf/era5_skt.nc");
+    let tmp = tempfile::tempdir().unwrap();
+    let fine = Grid::geographic(99.95, 30.45, 0.05, 12, 10).unwrap();
+    let ndvi = tmp.path().join("ndvi");
+    std::fs::create_dir_all(&ndvi).unwrap();
+    write_ndvi(&ndvi.join("MOD13A3.A2020183.h27v05.tif"), 0, &fine);
+    write_ndvi(&ndvi.join("MOD13A3.A2020214.h27v05.tif"), 1, &fine);
+    let out = tmp.path().join("era5");
+    let spec = format!("ndvi={}", p(&ndvi));
+    let o = amun(&[
+        "prepare",
+        "--lst",
+        p(&nc),
+        "--variable",
+        "skt",
+        "--factor",
+        "2",
+        "--covariate-series",
+        &spec,
+        "--out",
+        p(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let index = SeriesIndex::load(&out).unwrap();
+    let scenes: Vec<_> = index.steps.iter().map(|s| s.scene.as_str()).collect();
+    assert_eq!(
+        scenes,
+        [
+            "2020-07-31T1200",
+            "2020-07-31T1800",
+            "2020-08-01T0000",
+            "2020-08-01T0600"
+        ]
+    );
+    assert_eq!(index.variable.as_deref(), Some("skt"));
+    // Day 214 of 2020 is 1 August.
+    assert_eq!(
+        index.steps[2].covariates["ndvi"],
+        ndvi.join("MOD13A3.A2020214.h27v05.tif")
+    );
+    let s = Scene::load(&out.join("2020-07-31T1200")).unwrap();
+    // Step 0, row 0, column 0: −9000 · 0.001 + 290 = 281 K (as in make_fixtures.sh).
+    assert!((s.coarse_lst().data()[[0, 0]] - 281.0).abs() < 1e-4);
+    assert_eq!(s.fine_grid(), &fine);
+}
+
+/// Whether a Slurm cluster answers; the reason when not. With `AMUN_SLURM_REQUIRED=1` (set by
+/// `.ci/run` after `.ci/slurm-up` succeeded) a missing cluster fails the test instead.
+fn slurm_ready() -> Result<(), String> {
+    let o = Command::new("sinfo").args(["-h", "-o", "%t"]).output();
+    let reason = match o {
+        Err(e) => format!("sinfo cannot run ({e})"),
+        Ok(o) if !o.status.success() => format!(
+            "sinfo failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Ok(o) => {
+            let states = String::from_utf8_lossy(&o.stdout).into_owned();
+            if states
+                .lines()
+                .any(|s| s.starts_with("idle") || s.starts_with("mix") || s.starts_with("alloc"))
+            {
+                return Ok(());
+            }
+            format!("no node is up (sinfo: {})", states.trim())
+        }
+    };
+    assert!(
+        std::env::var("AMUN_SLURM_REQUIRED").as_deref() != Ok("1"),
+        "AMUN_SLURM_REQUIRED=1 but {reason}"
+    );
+    Err(reason)
+}
+
+/// Submits `script` as a job array of `tasks` tasks and waits until none is queued or
+/// running (`squeue` every 0.2 s, at most `limit`).
+fn run_array(script: &Path, tasks: usize, logs: &Path, limit: Duration) {
+    let o = Command::new("sbatch")
+        .args([
+            "--parsable",
+            &format!("--array=0-{}", tasks - 1),
+            "--time=5",
+            "--mem=500",
+        ])
+        .arg(format!("--output={}/%a.log", p(logs)))
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "sbatch: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let start = Instant::now();
+    loop {
+        let q = Command::new("squeue")
+            .args(["-h", "-j", &id])
+            .output()
+            .unwrap();
+        if q.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "array {id} still queued after {limit:?}: {}",
+            String::from_utf8_lossy(&q.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn slurm_array_prepares_what_one_process_prepares() {
+    if let Err(reason) = slurm_ready() {
+        println!("SKIPPED slurm_array_prepares_what_one_process_prepares: {reason} (start one with .ci/slurm-up)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Eight daily steps at 13:00, 1–8 July, with daily NDVI: each task's share has its own files.
+    let days: Vec<String> = (1..=8).map(|d| format!("2020-07-{d:02}")).collect();
+    let times: Vec<String> = days.iter().map(|d| format!("{d}T13:00:00")).collect();
+    let (lst, ndvi, dem) = series_inputs(dir, &times, &days);
+    let spec = format!("ndvi:day={}", p(&ndvi));
+    let one = dir.join("one");
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&one)));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Task 2 of 4 has steps ⌊2·8/4⌋ … ⌊3·8/4⌋ − 1 = 4, 5 (5 and 6 July): break 6 July's NDVI.
+    let broken = ndvi.join("ndvi_2020-07-06.tif");
+    let good = std::fs::read(&broken).unwrap();
+    std::fs::write(&broken, b"not a GeoTIFF").unwrap();
+    let split = dir.join("split");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let script = dir.join("job.sh");
+    let mut args = prepare_args(p(&lst), &spec, p(&dem), p(&split));
+    args.extend(["--shard", "slurm"]);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n{} {}\necho $? > {}/rc-$SLURM_ARRAY_TASK_ID\n",
+            env!("CARGO_BIN_EXE_amun"),
+            args.join(" "),
+            p(&logs)
+        ),
+    )
+    .unwrap();
+    let limit = Duration::from_secs(120);
+    run_array(&script, 4, &logs, limit);
+    let task = |i: usize| {
+        let rc = std::fs::read_to_string(logs.join(format!("rc-{i}"))).unwrap_or_default();
+        let log = std::fs::read_to_string(logs.join(format!("{i}.log"))).unwrap_or_default();
+        (rc.trim().to_string(), log)
+    };
+    for i in [0, 1, 3] {
+        let (rc, log) = task(i);
+        assert_eq!(rc, "0", "task {i}: {log}");
+        assert!(
+            log.contains("prepared 2 scene(s), 0 already done, of 8 steps"),
+            "task {i}: {log}"
+        );
+        assert!(
+            log.contains(&format!(
+                "(task {i}/4: steps {}–{} of 8)",
+                2 * i + 1,
+                2 * i + 2
+            )),
+            "task {i}: {log}"
+        );
+    }
+    let (rc, log) = task(2);
+    assert_eq!(rc, "1", "task 2: {log}");
+    assert!(
+        log.contains("amun: error: step 2020-07-06T13:00:00"),
+        "{log}"
+    );
+    assert!(log.contains("ndvi_2020-07-06.tif"), "{log}");
+    assert!(!split.join("2020-07-06T1300").join("scene.json").exists());
+    assert!(split.join("2020-07-05T1300").join("scene.json").exists());
+
+    // Repair the file and rerun the whole array: only task 2's failed step is prepared.
+    std::fs::write(&broken, good).unwrap();
+    for i in 0..4 {
+        std::fs::remove_file(logs.join(format!("rc-{i}"))).unwrap();
+    }
+    run_array(&script, 4, &logs, limit);
+    for i in [0, 1, 3] {
+        let (rc, log) = task(i);
+        assert_eq!(rc, "0", "task {i}: {log}");
+        assert!(
+            log.contains("prepared 0 scene(s), 2 already done"),
+            "task {i}: {log}"
+        );
+    }
+    let (rc, log) = task(2);
+    assert_eq!(rc, "0", "task 2: {log}");
+    assert!(
+        log.contains("prepared 1 scene(s), 1 already done"),
+        "task 2: {log}"
+    );
+
+    // Bit for bit what one process wrote.
+    let (a, b) = (files(&one), files(&split));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "{} differs", k.display());
+    }
+    println!("slurm: 2 arrays of 4 tasks over 8 steps matched the one-process run");
+}
