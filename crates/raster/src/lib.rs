@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::float_cmp)]
 
+pub mod conserve;
 mod error;
 mod grid;
 mod gtiff;
@@ -10,6 +11,7 @@ mod raster;
 mod reproject;
 mod resample;
 mod stack;
+mod window;
 
 #[cfg(test)]
 mod fixture_tests;
@@ -17,12 +19,14 @@ mod fixture_tests;
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
-    inspect, read, read_band, read_bytes, read_with, write, write_raster, BandInfo, ChunkLayout,
-    Compression, DataType, FileInfo, Interleave, ReadOptions, WriteOptions,
+    inspect, read, read_band, read_bytes, read_with, write, write_raster, write_streamed, BandInfo,
+    ChunkLayout, Compression, DataType, FileInfo, GeoTiffReader, Interleave, ReadOptions, TileSink,
+    WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
-pub use resample::{average, resample, Averaged, Resampling};
+pub use resample::{average, resample, resample_window, Averaged, Resampling};
 pub use stack::Stack;
+pub use window::{Window, WindowSource};
 
 #[cfg(feature = "proj")]
 pub use reproject::reproject;

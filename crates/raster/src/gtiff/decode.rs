@@ -167,14 +167,7 @@ fn read_impl<R: Read + Seek>(
         let raster = Raster::new(grid.clone(), arr)?
             .with_nodata(nodata)
             .with_kind(md.kinds[b]);
-        let default = format!("band_{}", b + 1);
-        let mut name = md.names[b].clone().unwrap_or_else(|| default.clone());
-        if stack.get(&name).is_some() {
-            name = format!("{name}_{}", b + 1);
-        }
-        if stack.get(&name).is_some() {
-            name = default;
-        }
+        let name = metadata::band_name(md.names[b].as_deref(), b, |n| stack.get(n).is_some());
         stack.push(name, raster)?;
     }
     Ok(stack)
@@ -182,11 +175,11 @@ fn read_impl<R: Read + Seek>(
 
 /// One chunk to decode: its index in the offset table, plane, and position.
 #[derive(Debug, Clone, Copy)]
-struct ChunkRef {
-    index: usize,
-    plane: usize,
-    cx: usize,
-    cy: usize,
+pub(crate) struct ChunkRef {
+    pub index: usize,
+    pub plane: usize,
+    pub cx: usize,
+    pub cy: usize,
 }
 
 /// Decodes the requested bands (0-based) into row-major `f32` vectors.
@@ -257,7 +250,7 @@ fn decode_bands<R: Read + Seek>(
 }
 
 /// Reads a chunk's stored bytes; `None` for a sparse chunk (no bytes, GDAL's empty tile).
-fn read_raw<R: Read + Seek>(
+pub(crate) fn read_raw<R: Read + Seek>(
     opened: &mut Opened<R>,
     path: &Path,
     l: &Layout,
@@ -292,7 +285,7 @@ fn read_raw<R: Read + Seek>(
 }
 
 /// Decompresses and converts one chunk to `f32` samples (`stored rows × chunk_w × spc`).
-fn decode_chunk(
+pub(crate) fn decode_chunk(
     l: &Layout,
     path: &Path,
     c: &ChunkRef,

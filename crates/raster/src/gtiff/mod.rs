@@ -12,6 +12,8 @@ mod geokeys;
 mod info;
 mod layout;
 mod metadata;
+mod reader;
+mod stream;
 
 use std::fmt;
 use std::path::Path;
@@ -21,6 +23,8 @@ use serde::{Deserialize, Serialize};
 pub use decode::{read, read_band, read_bytes, read_with};
 pub use encode::{write, write_raster};
 pub use info::{inspect, BandInfo, ChunkLayout, FileInfo, Interleave};
+pub use reader::GeoTiffReader;
+pub use stream::{write_streamed, TileSink};
 
 /// The sample type of a band on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
