@@ -86,6 +86,20 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A prediction would have no valid pixel: every fine pixel misses an input.
+    #[error("no valid output pixel: {detail}")]
+    NoValidOutput {
+        /// Which inputs have no valid pixel.
+        detail: String,
+    },
+    /// The memory budget cannot hold the smallest window inference needs.
+    #[error("a memory budget of {budget} bytes is too small: {detail}")]
+    MemoryBudget {
+        /// The budget asked for.
+        budget: u64,
+        /// What it must hold.
+        detail: String,
+    },
     /// The requested device is not available in this build or on this machine.
     #[error("device {device} unavailable: {detail}")]
     Device {
