@@ -127,9 +127,8 @@ fn inference(c: &mut Criterion) {
                         &coarse,
                         &cov,
                         &TileParams {
-                            tile: 128,
-                            halo: None,
-                            batch: 2,
+                            tile: Some(128),
+                            ..TileParams::default()
                         },
                         |_, _| {},
                     )

@@ -12,6 +12,15 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 32 << 20;
 
+/// Blocks larger than the threshold are not mapped either: `M_MMAP_MAX` 0 makes the main
+/// thread's heap serve them too, where freed blocks are reused. Whole-scene inference makes
+/// tensors of 64 MB and more (16 channels of a 1000² window); mapped afresh each time, every
+/// page of every tensor was a page fault: 5.3 million faults and 11 s of system time for a
+/// 2048² scene against 0.25 million and 0.7 s from the heap (`docs/benchmarks/amun-net.md`).
+/// Other threads' arenas still map what their heaps cannot hold.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_MAX: libc::c_int = 0;
+
 /// Free memory at the top of a heap that glibc keeps instead of trimming (1 GiB).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: libc::c_int = 1 << 30;
@@ -28,16 +37,20 @@ const TRIM_THRESHOLD: libc::c_int = 1 << 30;
 /// between steps. A program with its own global allocator (`mimalloc`, `jemalloc`) does not
 /// need it.
 ///
-/// Returns whether both settings were accepted.
+/// Blocks above 32 MiB (large inference windows) come from the main heap as well, instead of
+/// fresh mappings whose every page faults on first touch.
+///
+/// Returns whether all settings were accepted.
 pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: `mallopt` only changes two of glibc's allocator parameters; it is safe to
+        // SAFETY: `mallopt` only changes three of glibc's allocator parameters; it is safe to
         // call at any time (glibc takes its arena lock), and the values are within the ranges
         // glibc documents for them.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
                 && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+                && libc::mallopt(libc::M_MMAP_MAX, MMAP_MAX) == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

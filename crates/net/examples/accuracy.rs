@@ -190,13 +190,8 @@ fn main() -> anyhow::Result<()> {
         let ck = trainer.finish()?;
         let train_s = start.elapsed().as_secs_f64();
         let (mut s_net, mut s_bil) = (0.0, 0.0);
-        // One tile over the whole scene with a 32-pixel reflected margin: the exact halo
-        // (the receptive-field bound, 160 px) would cost several times more on 2 cores.
-        let tiles = TileParams {
-            tile: args.size.div_ceil(16) * 16,
-            halo: Some(32),
-            batch: 1,
-        };
+        // The whole scene in one window (the default budget holds it).
+        let tiles = TileParams::default();
         let pt = Instant::now();
         for m in TEST_MONTHS {
             let coarse = world.coarse_lst(m, HOUR, K)?;

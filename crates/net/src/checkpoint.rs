@@ -384,7 +384,7 @@ mod tests {
         );
         let sc = scene(64, 4, 1.0);
         let tiles = TileParams {
-            tile: 32,
+            tile: Some(32),
             ..TileParams::default()
         };
         let a = ck

@@ -201,34 +201,37 @@ impl AmunConfig {
         }
     }
 
-    /// An upper bound of the receptive-field radius in fine pixels: an output pixel depends
-    /// on no input farther than this (in rows or columns). Tiled inference uses it as the
-    /// default halo.
+    /// The receptive-field radius in fine pixels: an output pixel depends on no input farther
+    /// than this (in rows or columns), and on some input this far for some pixel phase.
+    /// Tiled inference uses it as the halo of interior tile edges.
+    ///
+    /// Computed exactly for the architecture by following the interval of pixels each layer
+    /// reads, back from an output pixel to the input, for every phase of the pixel against
+    /// the U-Net's pooling lattice: a 3×3 convolution widens an interval by one pixel of its
+    /// level on each side, a 2×2 max-pool or transposed convolution maps it between levels
+    /// without widening it (`crate::model` has the layer order).
     pub fn receptive_radius(&self) -> usize {
+        // Full-resolution layers before the U-Net (all translation-equivariant).
         // Shallow 3×3 conv: 1. GMFCA adds one 3×3 conv (w_T / s_i): 2.
         let mut pre = if self.gmfca { 2 } else { 1 };
         if self.ffrdb {
-            // rdb_count blocks of rdb_layers 3×3 convs, then the 3×3 of global fusion.
+            // rdb_count blocks, each a chain of rdb_layers 3×3 convs (the longest path of
+            // the dense connections), then the 3×3 of global fusion.
             pre = pre.max(1 + self.rdb_count * self.rdb_layers + 1);
         }
         if !self.unet {
             return pre;
         }
-        let mut r = pre;
-        let mut scale = 1;
-        for _ in &self.unet_widths {
-            // Two 3×3 convs, then a 2×2 pool that reaches `scale` more pixels.
-            r += 3 * scale;
-            scale *= 2;
-        }
-        // Bridge: two 3×3 convs at the coarsest scale.
-        r += 2 * scale;
-        for _ in &self.unet_widths {
-            // 2×2 transposed conv (one input pixel covers `scale` fine pixels), two 3×3 convs.
-            scale /= 2;
-            r += 2 * scale + 2 * scale;
-        }
-        r
+        let levels = self.unet_widths.len();
+        let period = 1i64 << levels;
+        let reach = (0..period)
+            .map(|p| {
+                let (lo, hi) = unet_decoder_reads(p, p, 0, levels);
+                (p - lo).max(hi - p)
+            })
+            .max()
+            .unwrap_or(0);
+        pre + reach as usize
     }
 
     /// Checks the settings.
@@ -276,6 +279,33 @@ impl AmunConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Input pixels (level 0, inclusive interval) read by the U-Net to produce decoder outputs
+/// `a..=b` at `level` (after that level's two 3×3 convs; `level == levels` is the bridge).
+fn unet_decoder_reads(a: i64, b: i64, level: usize, levels: usize) -> (i64, i64) {
+    // Two 3×3 convs at this level.
+    let (a, b) = (a - 2, b + 2);
+    if level == levels {
+        // The bridge reads the 2×2 max-pool of the deepest encoder level.
+        return unet_encoder_reads(2 * a, 2 * b + 1, level - 1);
+    }
+    // The concatenation of the skip (encoder output at this level) and the 2×2 transposed
+    // conv of the level below, where pixel q reads pixel ⌊q/2⌋.
+    let skip = unet_encoder_reads(a, b, level);
+    let up = unet_decoder_reads(a.div_euclid(2), b.div_euclid(2), level + 1, levels);
+    (skip.0.min(up.0), skip.1.max(up.1))
+}
+
+/// Input pixels read by the U-Net's encoder to produce its outputs `a..=b` at `level`.
+fn unet_encoder_reads(a: i64, b: i64, level: usize) -> (i64, i64) {
+    let (a, b) = (a - 2, b + 2);
+    if level == 0 {
+        (a, b)
+    } else {
+        // Max-pool: pixel q reads pixels 2q and 2q + 1 of the level above.
+        unet_encoder_reads(2 * a, 2 * b + 1, level - 1)
     }
 }
 
@@ -336,7 +366,10 @@ mod tests {
         assert_eq!(no_unet.size_multiple(), 1);
         // 1 (shallow) + 3·3 (RDB convs) + 1 (GFF 3×3) = 11.
         assert_eq!(no_unet.receptive_radius(), 11);
-        // U-Net on top: 11 + 3·(1+2+4+8) + 2·16 + 4·(8+4+2+1) = 11 + 45 + 32 + 60.
-        assert_eq!(cfg.receptive_radius(), 148);
+        // U-Net on top: 11 + 107 (the model tests check it against the network itself).
+        assert_eq!(cfg.receptive_radius(), 118);
+        let gmfca_unet = cfg.clone().with_ablation(Ablation::GmfcaUnet);
+        assert_eq!(gmfca_unet.receptive_radius(), 2 + 107);
+        assert_eq!(cfg.with_ablation(Ablation::Gmfca).receptive_radius(), 2);
     }
 }

@@ -103,6 +103,20 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A prediction would have no valid pixel: every fine pixel misses an input.
+    #[error("no valid output pixel: {detail}")]
+    NoValidOutput {
+        /// Which inputs have no valid pixel.
+        detail: String,
+    },
+    /// The memory budget cannot hold the smallest window inference needs.
+    #[error("a memory budget of {budget} bytes is too small: {detail}")]
+    MemoryBudget {
+        /// The budget asked for.
+        budget: u64,
+        /// What it must hold.
+        detail: String,
+    },
     /// The requested GPU could not be opened (no GPU or driver, or no GPU of that number).
     #[error("device {device} unavailable: {source}")]
     Device {

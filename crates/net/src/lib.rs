@@ -26,7 +26,10 @@ pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
 pub use device::DeviceSpec;
 pub use error::{Error, Result};
-pub use infer::{predict, TileParams};
+pub use infer::{
+    base_window, predict, window_bytes_per_pixel, InferencePlan, TileParams, BASELINE_BYTES,
+    DEFAULT_MARGIN,
+};
 pub use init::SeededVarMap;
 pub use model::{count_parameters, Amun};
 pub use optim::{Optim, OptimConfig, Solver};

@@ -155,23 +155,44 @@ impl Gmfca {
     /// # Errors
     /// If `f_a` does not have `n_aux` entries, or on shape errors.
     pub fn forward(&self, f_t: &Tensor, f_a: &[Tensor]) -> Result<Tensor> {
-        if f_a.len() != self.cwe_a.len() || f_a.is_empty() {
+        if f_a.len() != self.cwe_a.len() {
             candle_core::bail!(
                 "GMFCA built for {} covariates, got {}",
                 self.cwe_a.len(),
                 f_a.len()
             );
         }
-        let w_t = candle_nn::ops::sigmoid(&self.cwe_t.forward(f_t)?)?; // [B, C, H, W]
-        let mut sum_a = f_a[0].clone();
-        let mut sum_s = candle_nn::ops::sigmoid(&self.cwe_a[0].forward(&f_a[0])?)?; // [B, 1, H, W]
-        for (f, cwe) in f_a.iter().zip(&self.cwe_a).skip(1) {
-            sum_a = (sum_a + f)?;
-            sum_s = (sum_s + candle_nn::ops::sigmoid(&cwe.forward(f)?)?)?;
+        self.forward_with(f_t, |i| Ok(f_a[i].clone()))
+    }
+
+    /// [`Gmfca::forward`] with the covariate features made one at a time by `f_a(i)`, so
+    /// that only one of them is alive at once: `Σ_i F_A,i` and `Σ_i s_i` are accumulated in
+    /// the order of `i`.
+    fn forward_with(&self, f_t: &Tensor, f_a: impl Fn(usize) -> Result<Tensor>) -> Result<Tensor> {
+        let mut sum_a: Option<Tensor> = None; // [B, C, H, W]
+        let mut sum_s: Option<Tensor> = None; // [B, 1, H, W]
+        for (i, cwe) in self.cwe_a.iter().enumerate() {
+            let f = f_a(i)?;
+            let s = candle_nn::ops::sigmoid(&cwe.forward(&f)?)?;
+            sum_s = Some(match sum_s {
+                Some(acc) => (acc + s)?,
+                None => s,
+            });
+            sum_a = Some(match sum_a {
+                Some(acc) => (acc + f)?,
+                None => f,
+            });
         }
+        let (Some(sum_a), Some(sum_s)) = (sum_a, sum_s) else {
+            candle_core::bail!("GMFCA needs at least one covariate");
+        };
+        let w_t = candle_nn::ops::sigmoid(&self.cwe_t.forward(f_t)?)?; // [B, C, H, W]
         let a = (sum_a * w_t)?; // Σ_i F_A,i ⊙ w_T = (Σ_i F_A,i) ⊙ w_T
         let t = f_t.broadcast_mul(&sum_s)?; // Σ_i F_T ⊙ s_i = F_T ⊙ Σ_i s_i
-        self.fuse.forward(&cat_channels(&[&a, &t])?) // [B, 2C, H, W] -> [B, C, H, W]
+        drop(sum_s);
+        let cat = cat_channels(&[&a, &t])?; // [B, 2C, H, W]
+        drop((a, t));
+        self.fuse.forward(&cat) // [B, C, H, W]
     }
 }
 
@@ -204,13 +225,14 @@ impl Module for Rdb {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // The dense connections: layer l sees [x, f_1, …, f_l−1]; each concatenation extends
-        // the previous one.
+        // the previous one (which is dropped as soon as the next one exists).
         let mut inp = x.clone();
         for conv in &self.convs {
             let f = conv.forward_relu(&inp)?;
             inp = cat_channels(&[&inp, &f])?; // [B, C + l·G, H, W]
         }
         let fused = self.lff.forward(&inp)?;
+        drop(inp);
         fused + x
     }
 }
@@ -244,15 +266,15 @@ impl Module for Ffrdb {
     /// # Shapes
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut outs = Vec::with_capacity(self.rdbs.len());
-        let mut h = x.clone();
+        let mut outs: Vec<Tensor> = Vec::with_capacity(self.rdbs.len());
         for rdb in &self.rdbs {
-            h = rdb.forward(&h)?;
-            outs.push(h.clone());
+            let h = rdb.forward(outs.last().unwrap_or(x))?;
+            outs.push(h);
         }
-        let g = self
-            .gff1
-            .forward(&cat_channels(&outs.iter().collect::<Vec<_>>())?)?; // [B, count·C, H, W] -> [B, C, H, W]
+        let cat = cat_channels(&outs.iter().collect::<Vec<_>>())?; // [B, count·C, H, W]
+        drop(outs);
+        let g = self.gff1.forward(&cat)?; // [B, C, H, W]
+        drop(cat);
         self.gff3.forward(&g)
     }
 }
@@ -275,7 +297,8 @@ impl DoubleConv {
 
 impl Module for DoubleConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.conv2.forward_relu(&self.conv1.forward_relu(x)?)
+        let h = self.conv1.forward_relu(x)?;
+        self.conv2.forward_relu(&h)
     }
 }
 
@@ -338,9 +361,16 @@ impl Module for UNet {
             skips.push(s);
         }
         h = self.bridge.forward(&h)?;
-        for ((up, dec), skip) in self.up.iter().zip(&self.dec).zip(&skips).rev() {
+        // Each skip is consumed (and freed) by its decoder level, deepest first.
+        for (up, dec) in self.up.iter().zip(&self.dec).rev() {
+            let Some(skip) = skips.pop() else {
+                candle_core::bail!("U-Net: fewer skips than decoder levels");
+            };
             let u = up.forward(&h)?; // [B, w, 2h, 2w]
-            h = dec.forward(&cat_channels(&[skip, &u])?)?; // [B, 2w, ..] -> [B, w, ..]
+            drop(h);
+            let cat = cat_channels(&[&skip, &u])?; // [B, 2w, ..]
+            drop((skip, u));
+            h = dec.forward(&cat)?; // [B, w, ..]
         }
         self.out.forward(&h)
     }
@@ -430,35 +460,222 @@ impl Module for Amun {
             candle_core::bail!("AMUN input {h}×{w} is not a multiple of {m}");
         }
         let f_t = self.shallow_lst.forward(&x.narrow(1, 0, 1)?)?; // [B, C, H, W]
-        let f_a = self
-            .shallow_aux
-            .iter()
-            .enumerate()
-            .map(|(i, conv)| conv.forward(&x.narrow(1, 1 + i, 1)?))
-            .collect::<Result<Vec<_>>>()?; // n_aux × [B, C, H, W]
+                                                                  // Covariate features are made one at a time where they are consumed (GMFCA, or
+                                                                  // their sum without it), so that only one is alive at once.
+        let f_a = |i: usize| -> Result<Tensor> {
+            self.shallow_aux[i].forward(&x.narrow(1, 1 + i, 1)?) // [B, C, H, W]
+        };
         let cross = match &self.gmfca {
-            Some(g) => g.forward(&f_t, &f_a)?,
+            Some(g) => g.forward_with(&f_t, f_a)?,
             None => {
-                let mut s = f_a[0].clone();
-                for f in &f_a[1..] {
-                    s = (s + f)?;
+                let mut s = f_a(0)?;
+                for i in 1..n_aux {
+                    s = (s + f_a(i)?)?;
                 }
                 s
             }
         };
-        let mut parts = vec![f_t.clone(), cross];
-        if let Some(ff) = &self.ffrdb {
-            parts.push(ff.forward(&f_t)?);
-        }
-        let fused = self
-            .fusion
-            .forward(&cat_channels(&parts.iter().collect::<Vec<_>>())?)?; // [B, C, H, W]
+        let ff = match &self.ffrdb {
+            Some(ff) => Some(ff.forward(&f_t)?),
+            None => None,
+        };
+        let mut parts = vec![&f_t, &cross];
+        parts.extend(ff.as_ref());
+        let cat = cat_channels(&parts)?; // [B, (2 or 3)·C, H, W]
+        drop(parts);
+        drop((f_t, cross, ff));
+        let fused = self.fusion.forward(&cat)?; // [B, C, H, W]
+        drop(cat);
         match (&self.unet, &self.head) {
             (Some(u), _) => u.forward(&fused),
             (None, Some(h)) => h.forward(&fused),
             // Built with exactly one of the two.
             (None, None) => candle_core::bail!("AMUN built without an output layer"),
         }
+    }
+}
+
+impl Amun {
+    /// The number of scalar parameters of the network `cfg` describes, from the
+    /// architecture's formula (DESIGN.md §4), written out independently of the code that
+    /// builds the blocks (the tests compare the two).
+    pub fn parameter_count(cfg: &AmunConfig) -> usize {
+        let conv = |c_in: usize, c_out: usize, k: usize| c_out * (c_in * k * k + 1);
+        let (c, g, n) = (cfg.channels, cfg.rdb_growth, cfg.n_aux());
+        let mut p = conv(1, c, 3) * (1 + n);
+        if cfg.gmfca {
+            p += conv(c, c, 3) + n * conv(c, 1, 3) + conv(2 * c, c, 1);
+        }
+        if cfg.ffrdb {
+            let rdb: usize = (0..cfg.rdb_layers)
+                .map(|l| conv(c + l * g, g, 3))
+                .sum::<usize>()
+                + conv(c + cfg.rdb_layers * g, c, 1);
+            p += cfg.rdb_count * rdb + conv(cfg.rdb_count * c, c, 1) + conv(c, c, 3);
+        }
+        p += conv((2 + usize::from(cfg.ffrdb)) * c, c, 1);
+        if cfg.unet {
+            let ws = &cfg.unet_widths;
+            let mut prev = c;
+            for &w in ws {
+                p += conv(prev, w, 3) + conv(w, w, 3);
+                prev = w;
+            }
+            p += conv(prev, cfg.unet_bridge, 3) + conv(cfg.unet_bridge, cfg.unet_bridge, 3);
+            let mut below = cfg.unet_bridge;
+            for &w in ws.iter().rev() {
+                p += below * w * 4 + w; // transposed 2×2
+                p += conv(2 * w, w, 3) + conv(w, w, 3);
+                below = w;
+            }
+            p += conv(ws[0], 1, 1);
+        } else {
+            p += conv(c, 1, 1);
+        }
+        p
+    }
+}
+
+/// Live tensor sizes along a forward pass, in channels at full resolution.
+#[derive(Debug, Default)]
+struct Live {
+    now: f64,
+    peak: f64,
+}
+
+impl Live {
+    fn alloc(&mut self, c: f64) {
+        self.now += c;
+        self.peak = self.peak.max(self.now);
+    }
+
+    fn free(&mut self, c: f64) {
+        self.now -= c;
+    }
+}
+
+impl Amun {
+    /// The most tensor data alive at once during [`Module::forward`] without autograd (weights
+    /// that are not variables), in `f32` values per pixel of the input: the channels of every
+    /// tensor alive at the peak, those of deeper U-Net levels weighted by their share of
+    /// pixels, the input's included. It follows the forward pass step by step (which tensor
+    /// is made, which is dropped); `tests/memory.rs` checks it against the bytes actually
+    /// allocated. Kernel scratch buffers (bounded per thread, whatever the image size) are
+    /// not included.
+    pub fn peak_values_per_pixel(cfg: &AmunConfig) -> f64 {
+        let (c, g) = (cfg.channels as f64, cfg.rdb_growth as f64);
+        let n_aux = cfg.n_aux();
+        let mut m = Live::default();
+        m.alloc(1.0 + n_aux as f64); // the input, alive throughout (the caller holds it)
+                                     // One input channel is copied out for each shallow conv.
+        let shallow = |m: &mut Live| {
+            m.alloc(1.0);
+            m.alloc(c);
+            m.free(1.0);
+        };
+        shallow(&mut m); // f_t
+        if cfg.gmfca {
+            for i in 0..n_aux {
+                shallow(&mut m); // f = F_A,i
+                m.alloc(1.0); // cwe_a
+                m.alloc(1.0); // sigmoid
+                m.free(1.0);
+                if i > 0 {
+                    m.alloc(1.0); // Σ s
+                    m.free(2.0);
+                    m.alloc(c); // Σ F_A
+                    m.free(2.0 * c);
+                }
+            }
+            m.alloc(c); // cwe_t
+            m.alloc(c); // w_t
+            m.free(c);
+            m.alloc(c); // a
+            m.free(2.0 * c); // Σ F_A, w_t
+            m.alloc(c); // t
+            m.free(1.0); // Σ s
+            m.alloc(2.0 * c); // cat
+            m.free(2.0 * c); // a, t
+            m.alloc(c); // fuse
+            m.free(2.0 * c); // cat
+        } else {
+            for i in 0..n_aux {
+                shallow(&mut m);
+                if i > 0 {
+                    m.alloc(c);
+                    m.free(2.0 * c);
+                }
+            }
+        }
+        // Alive: input, f_t, cross.
+        if cfg.ffrdb {
+            let l = cfg.rdb_layers as f64;
+            for _ in 0..cfg.rdb_count {
+                for layer in 0..cfg.rdb_layers {
+                    let layer = layer as f64;
+                    m.alloc(g); // f
+                    m.alloc(c + (layer + 1.0) * g); // cat
+                    if layer > 0.0 {
+                        m.free(c + layer * g); // the previous cat
+                    }
+                    m.free(g);
+                }
+                m.alloc(c); // lff
+                m.free(c + l * g); // the last cat
+                m.alloc(c); // + x
+                m.free(c);
+            }
+            let r = cfg.rdb_count as f64;
+            m.alloc(r * c); // cat of the outputs
+            m.free(r * c);
+            m.alloc(c); // gff1
+            m.free(r * c);
+            m.alloc(c); // gff3
+            m.free(c);
+        }
+        let parts = 2.0 + f64::from(u8::from(cfg.ffrdb));
+        m.alloc(parts * c); // cat
+        m.free(parts * c);
+        m.alloc(c); // fusion
+        m.free(parts * c);
+        // Alive: input, fused.
+        if cfg.unet {
+            let widths = &cfg.unet_widths;
+            let share = |level: usize| 0.25f64.powi(level as i32);
+            let mut below = 0.0; // the pooled input of the current level
+            for (level, &w) in widths.iter().enumerate() {
+                let w = w as f64 * share(level);
+                m.alloc(w); // conv1
+                m.alloc(w); // conv2 = skip
+                m.free(w);
+                m.alloc(w / 4.0); // pool
+                m.free(below);
+                below = w / 4.0;
+            }
+            let deepest = widths.len();
+            let b = cfg.unet_bridge as f64 * share(deepest);
+            m.alloc(b);
+            m.alloc(b);
+            m.free(b);
+            m.free(below);
+            let mut h = b;
+            for (level, &w) in widths.iter().enumerate().rev() {
+                let w = w as f64 * share(level);
+                m.alloc(w); // up
+                m.free(h);
+                m.alloc(2.0 * w); // cat
+                m.free(2.0 * w); // skip, up
+                m.alloc(w); // conv1
+                m.alloc(w); // conv2
+                m.free(w);
+                m.free(2.0 * w); // cat
+                h = w;
+            }
+            m.alloc(1.0); // out
+        } else {
+            m.alloc(1.0); // head
+        }
+        m.peak
     }
 }
 
@@ -539,7 +756,7 @@ mod tests {
                 let cfg = cfg.clone().with_ablation(ab);
                 let (_, map) = build(&cfg);
                 let got = count_parameters(&map.sorted_vars());
-                assert_eq!(got, expected_params(&cfg), "{ab:?}");
+                assert_eq!(got, Amun::parameter_count(&cfg), "{ab:?}");
             }
         }
         // The presets' documented sizes.
@@ -612,46 +829,89 @@ mod tests {
         }
     }
 
-    /// The receptive-field bound is a real bound: perturbing an input pixel farther than
-    /// the radius leaves the output pixel unchanged.
+    /// The receptive radius is exact. With positive weights every layer is monotone and
+    /// nothing cancels, so raising one input pixel raises exactly the outputs that depend on
+    /// it — if no rounding hides the change. Two settings cover every path: zero biases and
+    /// a zero input make every activation exactly 0 (sigmoids ½), so changes along the
+    /// convolution paths grow from exactly 0; but the products of GMFCA then hide the
+    /// sigmoid paths (0 × change), which a positive bias on the shallow convs opens. Over
+    /// every phase against the pooling lattice, the farthest output that changes in either
+    /// setting is [`AmunConfig::receptive_radius`] away, and none farther — for every
+    /// ablation.
     #[test]
-    fn receptive_radius_bounds_the_dependence() {
-        let cfg = AmunConfig {
-            ffrdb: false,
-            ..tiny()
-        };
-        let r = cfg.receptive_radius();
-        let (m, _) = build(&cfg);
+    fn receptive_radius_is_exact() {
         let dev = Device::Cpu;
-        let side = 2 * r + 8;
-        let side = side.div_ceil(4) * 4;
-        let base = Tensor::zeros((1, 9, side, side), DType::F32, &dev).unwrap();
-        let y0 = m.forward(&base).unwrap();
-        let mut v = vec![0f32; 9 * side * side];
-        // Perturb channel 0 at (row 0, col r+1): farther than r from (0, 0).
-        v[r + 1] = 100.0;
-        let x = Tensor::from_vec(v, (1, 9, side, side), &dev).unwrap();
-        let y1 = m.forward(&x).unwrap();
-        let d = (y1 - &y0).unwrap().abs().unwrap();
-        let d00: f32 = d.i_pixel(0, 0);
-        assert!(d00 < 1e-6, "output at (0,0) changed by {d00}");
-        // …but the pixel next to it does change.
-        let dn: f32 = d.i_pixel(0, r + 1);
-        assert!(dn > 0.0);
+        for ab in Ablation::ALL {
+            let cfg = AmunConfig {
+                unet_widths: vec![4, 6, 8],
+                ..tiny()
+            }
+            .with_ablation(ab);
+            let r = cfg.receptive_radius();
+            let (_, map) = build(&cfg);
+            let mut worst = 0;
+            for shallow_bias in [0.0, 1.0] {
+                for (name, v) in map.sorted_vars() {
+                    let w = if name.ends_with("bias") {
+                        let b = if name.starts_with("shallow.") {
+                            shallow_bias
+                        } else {
+                            0.0
+                        };
+                        (v.as_tensor().zeros_like().unwrap() + b).unwrap()
+                    } else {
+                        (v.as_tensor().abs().unwrap() + 0.01).unwrap()
+                    };
+                    v.set(&w).unwrap();
+                }
+                // In f64, so that changes far down the U-Net stand out of a non-zero baseline.
+                let tensors = map
+                    .sorted_vars()
+                    .into_iter()
+                    .map(|(n, v)| (n, v.as_tensor().to_dtype(DType::F64).unwrap()))
+                    .collect();
+                let vb = VarBuilder::from_tensors(tensors, DType::F64, &dev);
+                let m64 = Amun::new(&cfg, vb).unwrap();
+                worst = worst.max(farthest_change(&m64, &cfg, r));
+            }
+            assert_eq!(worst, r, "{ab:?}");
+        }
     }
 
-    trait Pixel {
-        fn i_pixel(&self, r: usize, c: usize) -> f32;
-    }
-    impl Pixel for Tensor {
-        fn i_pixel(&self, r: usize, c: usize) -> f32 {
-            self.squeeze(0)
+    /// The largest column distance between a raised input pixel and an output that
+    /// changes, over input columns of every phase.
+    fn farthest_change(m: &Amun, cfg: &AmunConfig, r: usize) -> usize {
+        let dev = Device::Cpu;
+        let mult = cfg.size_multiple();
+        let side = (2 * r + 3 * mult).div_ceil(mult) * mult;
+        let (rows, n_ch) = (mult, 1 + cfg.n_aux());
+        let base = Tensor::zeros((1, n_ch, rows, side), DType::F64, &dev).unwrap();
+        let y0 = m.forward(&base).unwrap();
+        let mut worst = 0;
+        // Input columns of every phase, far from the left and right edges.
+        for q in r + 1..r + 1 + mult.max(2) {
+            let mut v = vec![0f64; n_ch * rows * side];
+            for ch in 0..n_ch {
+                v[ch * rows * side + q] = 1.0;
+            }
+            let x = Tensor::from_vec(v, (1, n_ch, rows, side), &dev).unwrap();
+            let d = (m.forward(&x).unwrap() - &y0)
                 .unwrap()
-                .squeeze(0)
+                .abs()
                 .unwrap()
-                .to_vec2::<f32>()
-                .unwrap()[r][c]
+                .max(2) // over rows
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            for (c, &dc) in d.iter().enumerate() {
+                if dc > 0.0 {
+                    worst = worst.max(c.abs_diff(q));
+                }
+            }
         }
+        worst
     }
 }
 

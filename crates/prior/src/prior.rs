@@ -1,7 +1,7 @@
 //! Fitting the prior on a scene's coarse cells and evaluating it on the fine grid.
 
 use amun_indices::{landcover_raster, Igbp};
-use amun_raster::{bilinear_spread, solve_spread, BandKind, Grid, Raster, SpreadOperator, Stack};
+use amun_raster::{bilinear_spread, BandKind, BlockStats, Grid, Raster, Stack, Window};
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
@@ -544,14 +544,11 @@ impl PriorValidParams {
         })?;
         let mut f0 = bilinear_spread(r0.view(), k, 0, 0, fh, fw);
         f0 += &sum;
-        let f0 = Raster::new(stack.grid().clone(), f0)?;
-        let op = SpreadOperator::new(&f0, coarse_lst)?;
-        let agg0 = f0.block_mean(k, 0.0)?;
-        let target = ndarray::Zip::from(coarse_lst.data())
-            .and(agg0.data())
-            .map_collect(|&t, &a| t - a);
-        let (s, iterations) = solve_spread(&op, &target, &self.conserve)?;
-        Ok((r0 + s, iterations))
+        let mut stats = BlockStats::new(stack.grid(), coarse_lst.grid())?;
+        stats.add(Window::of(stack.grid()), f0.view())?;
+        let correction = stats.solve(coarse_lst, &self.conserve)?;
+        let s = correction.coarse().mapv(|v| v as f32);
+        Ok((r0 + s, correction.iterations()))
     }
 }
 

@@ -17,22 +17,25 @@ mod raster;
 mod reproject;
 mod resample;
 mod stack;
+mod window;
 
 #[cfg(test)]
 mod fixture_tests;
 
 pub use atomic::{write_atomic, write_atomic_with};
-pub use conserve::{bilinear_spread, conserve, solve_spread, ConserveParams, SpreadOperator};
+pub use conserve::{bilinear_spread, conserve, BlockStats, ConserveParams, Correction};
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
     inspect, read, read_band, read_bytes, read_with, statistics, statistics_with, write,
-    write_raster, BandInfo, ChunkLayout, Compression, DataType, FileInfo, Interleave, ReadOptions,
+    write_raster, write_streamed, BandInfo, ChunkLayout, Compression, DataType, FileInfo,
+    GeoTiffReader, Interleave, ReadOptions, TileSink,
     WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
-pub use resample::{average, resample, Averaged, Resampling};
+pub use resample::{average, resample, resample_window, Averaged, Resampling};
 pub use stack::Stack;
+pub use window::{Window, WindowSource};
 
 #[cfg(feature = "netcdf")]
 pub use self::netcdf::NetcdfVariable;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::raster::{BandKind, Raster};
+use crate::window::Window;
 
 /// How values are computed on the target grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -267,17 +268,34 @@ fn axes(src: &Grid, target: &Grid) -> (Axis, Axis) {
 /// [`Error::CrsMismatch`] if the CRSs differ; [`Error::InvalidOperation`] for an interpolating
 /// method on a categorical band.
 pub fn resample(src: &Raster, target: &Grid, method: Resampling) -> Result<Raster> {
+    resample_window(src, target, Window::of(target), method)
+}
+
+/// The pixels under `window` of [`resample`]`(src, target, method)`, computed for those
+/// pixels only: bit-identical to the same window of the whole result, on
+/// `target.window(..)`.
+///
+/// # Errors
+/// As [`resample`]; [`Error::WindowOutOfBounds`] if the window leaves `target`.
+pub fn resample_window(
+    src: &Raster,
+    target: &Grid,
+    window: Window,
+    method: Resampling,
+) -> Result<Raster> {
     check(src, target, method)?;
+    window.check_inside(target)?;
     let (ax, ay) = axes(src.grid(), target);
     let d = src.data();
     let four = ax.scale >= 0.95 && ay.scale >= 0.95;
-    let (rows, cols) = target.shape();
-    let mut out = Array2::from_elem((rows, cols), f32::NAN);
+    let mut out = Array2::from_elem((window.height, window.width), f32::NAN);
     out.axis_iter_mut(ndarray::Axis(0))
         .into_par_iter()
         .enumerate()
         .for_each(|(r, mut row)| {
+            let r = window.row0 + r;
             for (c, o) in row.iter_mut().enumerate() {
+                let c = window.col0 + c;
                 *o = match method {
                     Resampling::Nearest => match (ax.nearest(c), ay.nearest(r)) {
                         (Some(x), Some(y)) => d[(y, x)],
@@ -322,9 +340,50 @@ pub fn resample(src: &Raster, target: &Grid, method: Resampling) -> Result<Raste
                 };
             }
         });
-    Ok(Raster::new(target.clone(), out)?
+    let grid = if window == Window::of(target) {
+        target.clone()
+    } else {
+        target.window(window.col0, window.row0, window.width, window.height)?
+    };
+    Ok(Raster::new(grid, out)?
         .with_kind(src.kind())
         .with_nodata(src.nodata()))
+}
+
+/// Two bilinear taps: `(source index, weight)`.
+pub(crate) type Taps = [(usize, f64); 2];
+
+/// The two bilinear taps `(source index, weight)` of every target column and of every
+/// target row, as [`resample`] with [`Resampling::Bilinear`] weighs them when upsampling
+/// (`target` at least as fine as `src`): taps outside the source get weight 0 and the
+/// other's weight is renormalised, so each pair sums to 1. `None` when the grids are not
+/// in that regime (the target coarser, or a target centre outside the source).
+pub(crate) fn bilinear_taps(src: &Grid, target: &Grid) -> Option<(Vec<Taps>, Vec<Taps>)> {
+    let (ax, ay) = axes(src, target);
+    if ax.scale < 0.95 || ay.scale < 0.95 {
+        return None;
+    }
+    let taps = |a: &Axis| -> Option<Vec<Taps>> {
+        (0..a.centre.len())
+            .map(|i| {
+                a.inside(i).then_some(())?;
+                let x0 = (a.centre[i] - 0.5).floor();
+                let f = a.centre[i] - 0.5 - x0;
+                let x0 = x0 as i64;
+                let mut t = [(x0, 1.0 - f), (x0 + 1, f)];
+                for tap in &mut t {
+                    if tap.0 < 0 || tap.0 >= a.n as i64 {
+                        tap.1 = 0.0;
+                    }
+                }
+                let sum = t[0].1 + t[1].1;
+                // Clamped indices carry weight 0.
+                let clamp = |i: i64| i.clamp(0, a.n as i64 - 1) as usize;
+                Some([(clamp(t[0].0), t[0].1 / sum), (clamp(t[1].0), t[1].1 / sum)])
+            })
+            .collect()
+    };
+    Some((taps(&ax)?, taps(&ay)?))
 }
 
 /// Area-weighted mean of `src` on `target` (same CRS) with the fraction of each target

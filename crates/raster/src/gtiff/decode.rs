@@ -188,14 +188,7 @@ fn read_impl<R: Read + Seek>(
         let raster = Raster::new(grid.clone(), arr)?
             .with_nodata(nodata)
             .with_kind(md.kinds[b]);
-        let default = format!("band_{}", b + 1);
-        let mut name = md.names[b].clone().unwrap_or_else(|| default.clone());
-        if stack.get(&name).is_some() {
-            name = format!("{name}_{}", b + 1);
-        }
-        if stack.get(&name).is_some() {
-            name = default;
-        }
+        let name = metadata::band_name(md.names[b].as_deref(), b, |n| stack.get(n).is_some());
         stack.push(name, raster)?;
     }
     Ok(stack)
@@ -442,7 +435,7 @@ pub(crate) fn chunk_samples(l: &Layout, path: &Path, c: &ChunkRef, raw: &[u8]) -
 }
 
 /// Decompresses and converts one chunk to `f32` samples (`stored rows × chunk_w × spc`).
-fn decode_chunk(
+pub(crate) fn decode_chunk(
     l: &Layout,
     path: &Path,
     c: &ChunkRef,

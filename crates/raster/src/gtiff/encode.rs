@@ -57,22 +57,8 @@ fn write_bands(
             path.display()
         )));
     }
-    if !matches!(
-        opts.compression,
-        Compression::None | Compression::Deflate | Compression::Lzw
-    ) {
-        return Err(Error::Unsupported {
-            path: path.to_path_buf(),
-            what: "compression for writing",
-            detail: opts.compression.to_string(),
-        });
-    }
+    check_options(path, opts)?;
     let ts = opts.tile_size;
-    if ts == 0 || !ts.is_multiple_of(16) || ts > 4096 {
-        return Err(invalid(format!(
-            "tile size {ts}: must be a multiple of 16 between 16 and 4096"
-        )));
-    }
     let dt = opts.data_type;
     let nodata = file_nodata(path, bands, dt)?;
     if dt != DataType::F64 && dt != DataType::F32 {
@@ -83,11 +69,7 @@ fn write_bands(
         what: "CRS for GeoTIFF",
         detail,
     })?;
-    let predictor: u16 = match (opts.predictor, opts.compression) {
-        (false, _) | (_, Compression::None) => 1,
-        (true, _) if dt.is_float() => 3,
-        (true, _) => 2,
-    };
+    let predictor = predictor_code(opts, dt);
 
     let (w, h) = (grid.width(), grid.height());
     let (across, down) = (w.div_ceil(ts), h.div_ceil(ts));
@@ -99,19 +81,10 @@ fn write_bands(
         .par_iter()
         .map(|&(b, ty, tx)| {
             let data = bands[b].1.data();
-            let mut raw = Vec::with_capacity(ts * ts * dt.size());
-            for r in ty * ts..(ty + 1) * ts {
-                for c in tx * ts..(tx + 1) * ts {
-                    let v = match data.get((r, c)) {
-                        Some(v) if v.is_nan() => pad,
-                        Some(&v) => f64::from(v),
-                        None => pad,
-                    };
-                    codec::push_sample(v, dt, &mut raw);
-                }
-            }
-            codec::predict(&mut raw, dt, predictor, ts * dt.size(), 1);
-            codec::compress(opts.compression, opts.deflate_level, &raw)
+            let values = (ty * ts..(ty + 1) * ts)
+                .flat_map(|r| (tx * ts..(tx + 1) * ts).map(move |c| (r, c)))
+                .map(|ix| data.get(ix).copied().unwrap_or(f32::NAN));
+            encode_tile(values, ts, pad, dt, predictor, opts)
         })
         .collect::<std::result::Result<Vec<Vec<u8>>, String>>()
         .map_err(|detail| Error::Unsupported {
@@ -160,7 +133,56 @@ fn write_bands(
     })
 }
 
-fn tiff_write(path: &Path, e: tiff::TiffError) -> Error {
+/// One tile's stored bytes from its `ts × ts` values in row order (`NaN` → `pad`): samples
+/// of type `dt`, the predictor applied, compressed as `opts` says.
+pub(crate) fn encode_tile(
+    values: impl Iterator<Item = f32>,
+    ts: usize,
+    pad: f64,
+    dt: DataType,
+    predictor: u16,
+    opts: &WriteOptions,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut raw = Vec::with_capacity(ts * ts * dt.size());
+    for v in values {
+        let v = if v.is_nan() { pad } else { f64::from(v) };
+        codec::push_sample(v, dt, &mut raw);
+    }
+    codec::predict(&mut raw, dt, predictor, ts * dt.size(), 1);
+    codec::compress(opts.compression, opts.deflate_level, &raw)
+}
+
+/// The TIFF predictor `opts` asks for with samples of type `dt`.
+pub(crate) fn predictor_code(opts: &WriteOptions, dt: DataType) -> u16 {
+    match (opts.predictor, opts.compression) {
+        (false, _) | (_, Compression::None) => 1,
+        (true, _) if dt.is_float() => 3,
+        (true, _) => 2,
+    }
+}
+
+/// Checks the options that the writers share: compression and tile size.
+pub(crate) fn check_options(path: &Path, opts: &WriteOptions) -> Result<()> {
+    if !matches!(
+        opts.compression,
+        Compression::None | Compression::Deflate | Compression::Lzw
+    ) {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "compression for writing",
+            detail: opts.compression.to_string(),
+        });
+    }
+    let ts = opts.tile_size;
+    if ts == 0 || !ts.is_multiple_of(16) || ts > 4096 {
+        return Err(invalid(format!(
+            "tile size {ts}: must be a multiple of 16 between 16 and 4096"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn tiff_write(path: &Path, e: tiff::TiffError) -> Error {
     match e {
         tiff::TiffError::IoError(source) => Error::Io {
             path: path.to_path_buf(),
@@ -229,20 +251,21 @@ fn check_range(path: &Path, bands: &[(Option<&str>, &Raster)], dt: DataType) -> 
     Ok(())
 }
 
-struct Header<'a> {
-    grid: &'a Grid,
-    samples: usize,
-    dt: DataType,
-    compression: Compression,
-    predictor: u16,
-    tile: usize,
-    keys: Option<geokeys::EncodedKeys>,
-    nodata: Option<String>,
-    gdal_metadata: Option<String>,
+/// Everything the image directory records besides the tile offsets.
+pub(crate) struct Header<'a> {
+    pub grid: &'a Grid,
+    pub samples: usize,
+    pub dt: DataType,
+    pub compression: Compression,
+    pub predictor: u16,
+    pub tile: usize,
+    pub keys: Option<geokeys::EncodedKeys>,
+    pub nodata: Option<String>,
+    pub gdal_metadata: Option<String>,
 }
 
 /// Offsets in the width of the TIFF kind: `u32` for classic TIFF, `u64` for BigTIFF.
-trait OffsetWidth: TiffKind {
+pub(crate) trait OffsetWidth: TiffKind {
     fn write_offsets<W: Write + Seek>(
         dir: &mut tiff::encoder::DirectoryEncoder<'_, W, Self>,
         tag: Tag,
@@ -289,6 +312,20 @@ fn write_file<W: Write + Seek, K: OffsetWidth>(
         offsets.push(dir.write_data(&t[..]).map_err(e)?);
     }
     let counts: Vec<u64> = tiles.iter().map(|t| t.len() as u64).collect();
+    write_tags(&mut dir, h, &offsets, &counts, path)?;
+    dir.finish().map_err(e)?;
+    Ok(())
+}
+
+/// Writes the image directory's tags: the header's and the tile offsets and byte counts.
+pub(crate) fn write_tags<W: Write + Seek, K: OffsetWidth>(
+    dir: &mut tiff::encoder::DirectoryEncoder<'_, W, K>,
+    h: &Header<'_>,
+    offsets: &[u64],
+    counts: &[u64],
+    path: &Path,
+) -> Result<()> {
+    let e = |err| tiff_write(path, err);
     let spp = h.samples;
     let bits = (h.dt.size() * 8) as u16;
     let to_u32 =
@@ -311,8 +348,8 @@ fn write_file<W: Write + Seek, K: OffsetWidth>(
     }
     dir.write_tag(Tag::TileWidth, h.tile as u32).map_err(e)?;
     dir.write_tag(Tag::TileLength, h.tile as u32).map_err(e)?;
-    K::write_offsets(&mut dir, Tag::TileOffsets, &offsets).map_err(e)?;
-    K::write_offsets(&mut dir, Tag::TileByteCounts, &counts).map_err(e)?;
+    K::write_offsets(dir, Tag::TileOffsets, offsets).map_err(e)?;
+    K::write_offsets(dir, Tag::TileByteCounts, counts).map_err(e)?;
     if spp > 1 {
         dir.write_tag(Tag::ExtraSamples, &vec![0u16; spp - 1][..])
             .map_err(e)?;
@@ -350,6 +387,5 @@ fn write_file<W: Write + Seek, K: OffsetWidth>(
         dir.write_tag(Tag::from_u16_exhaustive(TAG_GDAL_NODATA), nd.as_str())
             .map_err(e)?;
     }
-    dir.finish().map_err(e)?;
     Ok(())
 }

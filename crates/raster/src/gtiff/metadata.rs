@@ -64,6 +64,24 @@ pub(crate) fn parse(xml: Option<&str>, bands: usize) -> Metadata {
     md
 }
 
+/// The name of 0-based band `b`: its description, else `band_{b+1}`; a description already
+/// `taken` by an earlier band gets the suffix `_{b+1}`, and if that is taken too the default.
+pub(crate) fn band_name(
+    description: Option<&str>,
+    b: usize,
+    taken: impl Fn(&str) -> bool,
+) -> String {
+    let default = format!("band_{}", b + 1);
+    let mut name = description.map_or_else(|| default.clone(), str::to_string);
+    if taken(&name) {
+        name = format!("{name}_{}", b + 1);
+    }
+    if taken(&name) {
+        name = default;
+    }
+    name
+}
+
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -13,6 +13,8 @@ mod info;
 mod layout;
 mod metadata;
 mod stats;
+mod reader;
+mod stream;
 
 use std::fmt;
 use std::path::Path;
@@ -23,6 +25,8 @@ pub use decode::{read, read_band, read_bytes, read_with};
 pub use encode::{write, write_raster};
 pub use info::{inspect, BandInfo, ChunkLayout, FileInfo, Interleave};
 pub use stats::{statistics, statistics_with};
+pub use reader::GeoTiffReader;
+pub use stream::{write_streamed, TileSink};
 
 /// The sample type of a band on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
