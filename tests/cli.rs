@@ -341,6 +341,104 @@ fn synth_prepare_train_downscale_evaluate() {
     .unwrap();
     assert_fails_with(&o, "shape");
     assert!(stderr(&o).len() < 600, "{}", stderr(&o));
+
+    // A covariate with no valid pixel gives an error naming it, not an all-nodata GeoTIFF
+    // (issue 19, defect 4).
+    let scene = amun_core::Scene::load(&t.join("scene-07")).unwrap();
+    let mut blank = amun_core::raster::Stack::new(scene.fine_grid().clone());
+    for (name, band) in scene.covariates().iter() {
+        let band = if name == "ndvi" {
+            band.map(|_| f32::NAN)
+        } else {
+            band.clone()
+        };
+        blank.push(name, band).unwrap();
+    }
+    amun_core::Scene::new("blank ndvi", scene.coarse_lst().clone(), blank)
+        .unwrap()
+        .save(&t.join("scene-blank"))
+        .unwrap();
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&t.join("model")),
+        "--scene",
+        p(&t.join("scene-blank")),
+        "--out",
+        p(&t.join("blank.tif")),
+    ]);
+    assert_fails_with(&o, "covariate `ndvi` has no valid pixel");
+    assert!(!t.join("blank.tif").exists());
+
+    // The default (memory-budget) tiling and a forced one give the same GeoTIFF pixels.
+    let whole = t.join("whole.tif");
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&t.join("model")),
+        "--scene",
+        p(&t.join("scene-07")),
+        "--out",
+        p(&whole),
+        "--max-memory",
+        "512MiB",
+    ]);
+    assert!(o.status.success(), "downscale: {}", stderr(&o));
+    let tiled = t.join("tiled.tif");
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&t.join("model")),
+        "--scene",
+        p(&t.join("scene-07")),
+        "--out",
+        p(&tiled),
+        "--tile",
+        "48",
+    ]);
+    assert!(o.status.success(), "downscale: {}", stderr(&o));
+    let bits = |f: &Path| -> Vec<u32> {
+        let r = read_band(f, 1).unwrap();
+        r.data().iter().map(|v| v.to_bits()).collect()
+    };
+    assert_eq!(bits(&whole), bits(&tiled));
+}
+
+/// `amun downscale` checks that it can write its output before it loads anything: a
+/// missing folder, a file where the folder should be, or a folder that refuses files is
+/// reported (here with a checkpoint that does not exist either, which would be reported
+/// first otherwise).
+#[test]
+fn downscale_fails_early_on_an_unwritable_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    std::fs::write(t.join("file"), "not a folder").unwrap();
+    let mut outs = vec![
+        (
+            t.join("no/such/folder/out.tif"),
+            "is not an existing folder",
+        ),
+        (t.join("file/out.tif"), "is not an existing folder"),
+    ];
+    if cfg!(target_os = "linux") {
+        // Not even root may create files in /proc.
+        outs.push((
+            PathBuf::from("/proc/amun-out.tif"),
+            "cannot create a file in /proc",
+        ));
+    }
+    for (out, needle) in outs {
+        let o = amun(&[
+            "downscale",
+            "--checkpoint",
+            p(&t.join("missing-checkpoint")),
+            "--scene",
+            p(&t.join("missing-scene")),
+            "--out",
+            p(&out),
+        ]);
+        assert_fails_with(&o, needle);
+    }
 }
 
 /// The main job at toy size: every method scored on every test month, every output written,

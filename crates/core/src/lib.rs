@@ -26,6 +26,7 @@ mod scene;
 pub mod series;
 mod shard;
 mod staged;
+mod stream;
 
 pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunDownscaler};
 pub use amun_net::{flush_denormals, tune_allocator};
@@ -42,6 +43,7 @@ pub use report::{write_json, MethodReport, Report, SceneScore};
 pub use scene::{layout, Resampled, Scene, SceneManifest};
 pub use shard::Shard;
 pub use staged::{StagedAmun, StagesManifest, STAGES_FILE};
+pub use stream::{downscale_to_file, SceneReader, StreamOptions, StreamSummary};
 
 /// The types most programs need: `use amun_core::prelude::*;`.
 pub mod prelude {

@@ -691,48 +691,6 @@ mod tests {
     use crate::init::SeededVarMap;
     use candle_core::{DType, Device};
 
-    fn conv_params(c_in: usize, c_out: usize, k: usize) -> usize {
-        c_out * (c_in * k * k + 1)
-    }
-
-    /// Parameter count from the architecture's formula (`docs/design.md` §4.3), written out
-    /// independently of the code that builds the blocks.
-    fn expected_params(cfg: &AmunConfig) -> usize {
-        let (c, g, n) = (cfg.channels, cfg.rdb_growth, cfg.n_aux());
-        let mut p = conv_params(1, c, 3) * (1 + n);
-        if cfg.gmfca {
-            p += conv_params(c, c, 3) + n * conv_params(c, 1, 3) + conv_params(2 * c, c, 1);
-        }
-        if cfg.ffrdb {
-            let rdb: usize = (0..cfg.rdb_layers)
-                .map(|l| conv_params(c + l * g, g, 3))
-                .sum::<usize>()
-                + conv_params(c + cfg.rdb_layers * g, c, 1);
-            p += cfg.rdb_count * rdb + conv_params(cfg.rdb_count * c, c, 1) + conv_params(c, c, 3);
-        }
-        p += conv_params((2 + usize::from(cfg.ffrdb)) * c, c, 1);
-        if cfg.unet {
-            let ws = &cfg.unet_widths;
-            let mut prev = c;
-            for &w in ws {
-                p += conv_params(prev, w, 3) + conv_params(w, w, 3);
-                prev = w;
-            }
-            p += conv_params(prev, cfg.unet_bridge, 3)
-                + conv_params(cfg.unet_bridge, cfg.unet_bridge, 3);
-            let mut below = cfg.unet_bridge;
-            for &w in ws.iter().rev() {
-                p += below * w * 4 + w; // transposed 2×2
-                p += conv_params(2 * w, w, 3) + conv_params(w, w, 3);
-                below = w;
-            }
-            p += conv_params(ws[0], 1, 1);
-        } else {
-            p += conv_params(c, 1, 1);
-        }
-        p
-    }
-
     fn build(cfg: &AmunConfig) -> (Amun, SeededVarMap) {
         let map = SeededVarMap::new(1);
         let model = Amun::new(cfg, map.var_builder(&Device::Cpu)).unwrap();

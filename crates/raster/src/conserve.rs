@@ -271,7 +271,6 @@ pub fn conserve(
     Ok((out, corr.iterations()))
 }
 
-
 /// Bilinear interpolation of a coarse field onto the fine pixels `rows × cols` starting at
 /// fine pixel `(row0, col0)` of the grid that refines it `k` times: the values
 /// [`crate::resample`] with [`crate::Resampling::Bilinear`] gives on the whole fine grid
@@ -482,7 +481,6 @@ mod tests {
             assert!(v.to_bits() == w.to_bits(), "({i}, {j}): {v} vs {w}");
         }
     }
-
 
     #[test]
     fn block_means_match_and_no_blocks_appear() {

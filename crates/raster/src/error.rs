@@ -250,16 +250,6 @@ pub enum Error {
         /// PROJ's message.
         detail: String,
     },
-    /// An iterative procedure did not reach its tolerance.
-    #[error("{what} did not converge in {iterations} iterations (residual {residual:.3e})")]
-    NotConverged {
-        /// The procedure.
-        what: &'static str,
-        /// Iterations run.
-        iterations: usize,
-        /// Largest residual left.
-        residual: f64,
-    },
 }
 
 /// `"path: "` when there is a path, for messages of errors that may come from a file.

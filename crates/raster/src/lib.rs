@@ -29,8 +29,7 @@ pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
     inspect, read, read_band, read_bytes, read_with, statistics, statistics_with, write,
     write_raster, write_streamed, BandInfo, ChunkLayout, Compression, DataType, FileInfo,
-    GeoTiffReader, Interleave, ReadOptions, TileSink,
-    WriteOptions,
+    GeoTiffReader, Interleave, ReadOptions, TileSink, WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, resample_window, Averaged, Resampling};

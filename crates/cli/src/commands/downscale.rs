@@ -1,15 +1,19 @@
-//! `amun downscale`: a checkpoint applied to a scene.
+//! `amun downscale`: a checkpoint applied to a scene, streamed from the scene's files to the
+//! output GeoTIFF in bounded memory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use amun_core::net::{Checkpoint, DeviceSpec, TileParams, Verdict};
-use amun_core::{conserve, AmunDownscaler, ConserveParams, Downscaler, StagedAmun, STAGES_FILE};
+use amun_core::net::{Checkpoint, DeviceSpec, HeldOutCheck, TileParams, Verdict};
+use amun_core::{
+    conserve, downscale_to_file, ConserveParams, Downscaler, SceneReader, StagedAmun,
+    StreamOptions, STAGES_FILE,
+};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::train::report_check;
 use super::{load_scene, write_geotiff, Ctx};
-use crate::output::check_writable;
+use crate::output::{check_can_create, check_writable};
 
 #[derive(Args, Debug)]
 pub struct DownscaleArgs {
@@ -22,10 +26,21 @@ pub struct DownscaleArgs {
     /// Output GeoTIFF.
     #[arg(long)]
     pub out: PathBuf,
-    /// Tile side in pixels (a multiple of 16); memory grows with it, results do not change.
-    #[arg(long, default_value_t = 256)]
-    pub tile: usize,
-    /// Make block means equal the coarse input (iterative back-projection).
+    /// Memory to stay within, e.g. `1GB`, `512MiB`, `2GiB` (units B, KB, MB, GB in powers
+    /// of 1000, KiB, MiB, GiB in powers of 1024; a plain number is bytes). The scene is cut
+    /// into as few windows as fit; the result does not depend on it.
+    #[arg(long, default_value = "1GB", value_parser = parse_size)]
+    pub max_memory: u64,
+    /// Expert: tile side in pixels (a multiple of 16) instead of the one `--max-memory`
+    /// allows; memory grows with it, results do not change.
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Expert: reflection margin of the canonical input in pixels (a multiple of 16; it
+    /// changes the result within the receptive radius of the scene's edges).
+    #[arg(long, default_value_t = amun_core::net::DEFAULT_MARGIN, hide_short_help = true)]
+    pub margin: usize,
+    /// Make block means equal the coarse input (iterative back-projection, solved on the
+    /// coarse grid).
     #[arg(long)]
     pub conserve: bool,
     /// Refuse a checkpoint that was worse than interpolation or the physical prior where it
@@ -41,82 +56,172 @@ pub struct DownscaleArgs {
     pub device: DeviceSpec,
 }
 
+/// Parses a byte size: a number with an optional unit (`B`, `KB`/`MB`/`GB`/`TB` in powers of
+/// 1000, `KiB`/`MiB`/`GiB`/`TiB` in powers of 1024, case-insensitive; `K`, `M`, `G` alone are
+/// binary, as in `ulimit` and `docker`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (t[..split].trim(), t[split..].trim());
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 1GiB, 512MiB, 2GB)"))?;
+    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use B, KB, MB, GB, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("`{s}` is not a usable size"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Runs `amun downscale`.
 pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
+    // Everything that can be checked without the model is checked first: the output's
+    // folder must exist and take a file before minutes of inference are spent.
     check_writable(&a.out, a.force)?;
+    check_can_create(&a.out)?;
     if !a.checkpoint.is_dir() {
         bail!("{}: no such checkpoint folder", a.checkpoint.display());
     }
     let device = a.device.device()?;
     let tiles = TileParams {
         tile: a.tile,
-        ..TileParams::default()
+        max_memory: a.max_memory,
+        margin: a.margin,
     };
-    // A staged checkpoint (`amun train --stages`) or a single one; the covariates of the
-    // first network are those every stage was trained on.
-    let (model, covariates): (Box<dyn Downscaler>, Vec<String>) =
-        if a.checkpoint.join(STAGES_FILE).exists() {
-            if !device.is_cpu() {
-                bail!(
-                    "staged checkpoints run on the CPU only (--device {})",
-                    a.device
-                );
-            }
-            let staged = StagedAmun::load(&a.checkpoint)
-                .with_context(|| format!("loading staged checkpoint {}", a.checkpoint.display()))?;
-            ctx.say(&format!("stages {:?}", staged.factors()));
-            let covariates = staged
-                .stages()
-                .first()
-                .map(|c| c.config().covariates.clone())
-                .unwrap_or_default();
-            (Box::new(staged.with_tiles(tiles)), covariates)
-        } else {
-            let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
-                .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
-            let covariates = ckpt.config().covariates.clone();
-            (
-                Box::new(AmunDownscaler::from_checkpoint(ckpt).with_tiles(tiles)),
-                covariates,
-            )
-        };
-    let check = model.check();
-    if let (true, Some(Verdict::Worse { reference, .. })) =
-        (a.strict, check.as_ref().map(|c| c.verdict()))
-    {
+    let scene = open_scene(&a.scene)?;
+    if a.checkpoint.join(STAGES_FILE).exists() {
+        // A chain of networks (`amun train --stages`): each stage's input is the previous
+        // stage's output, so the scene is held in memory.
+        if !device.is_cpu() {
+            bail!(
+                "staged checkpoints run on the CPU only (--device {})",
+                a.device
+            );
+        }
+        let staged = StagedAmun::load(&a.checkpoint)
+            .with_context(|| format!("loading staged checkpoint {}", a.checkpoint.display()))?;
+        ctx.say(&format!("stages {:?}", staged.factors()));
+        let covariates = staged
+            .stages()
+            .first()
+            .map(|c| c.config().covariates.clone())
+            .unwrap_or_default();
+        guard(ctx, a, staged.check().as_ref())?;
+        check_covariates(a, &covariates, scene.covariate_names())?;
+        let scene = load_scene(&a.scene)?;
+        let mut out = staged.with_tiles(tiles).predict(&scene, &ctx.bars)?;
+        if a.conserve {
+            let (c, it) = conserve(&out, scene.coarse_lst(), &ConserveParams::default())?;
+            ctx.detail(&format!("coarse conservation: {it} iterations"));
+            out = c;
+        }
+        write_geotiff(&a.out, &out, a.force)?;
+        ctx.say(&format!("wrote {}", a.out.display()));
+        return Ok(());
+    }
+    let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
+        .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
+    guard(ctx, a, ckpt.held_out())?;
+    check_covariates(a, &ckpt.config().covariates, scene.covariate_names())?;
+    let opts = StreamOptions {
+        tiles,
+        conserve: a.conserve.then(ConserveParams::default),
+    };
+    let summary = downscale_to_file(&ckpt, &scene, &a.out, &opts, &ctx.bars)
+        .with_context(|| format!("downscaling scene {}", a.scene.display()))?;
+    let plan = &summary.plan;
+    let (ty, tx) = plan.tiles();
+    let (wh, ww) = plan.largest_window();
+    let (h, w) = scene.fine_grid().shape();
+    ctx.detail(&format!(
+        "{h}×{w} pixels in {ty}×{tx} window(s) of at most {wh}×{ww} (halo {}, about {} MiB each), {:.2}× the scene's pixels",
+        plan.halo(),
+        plan.window_bytes() >> 20,
+        plan.work_pixels() as f64 / (h * w) as f64
+    ));
+    if let Some(it) = summary.conserve_iterations {
+        ctx.detail(&format!("coarse conservation: {it} iterations"));
+    }
+    ctx.say(&format!("wrote {}", a.out.display()));
+    Ok(())
+}
+
+/// Prints the checkpoint's held-out check, and with `--strict` refuses one that was worse
+/// than a reference where it could be checked.
+fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<()> {
+    if let (true, Some(Verdict::Worse { reference, .. })) = (a.strict, check.map(|c| c.verdict())) {
         bail!(
             "checkpoint {} was worse than {reference} where it could be checked (--strict): {}",
             a.checkpoint.display(),
             check.map(|c| c.summary()).unwrap_or_default()
         );
     }
-    report_check(ctx, "checkpoint", check.as_ref());
-    let scene = load_scene(&a.scene)?;
-    let missing: Vec<&String> = covariates
+    report_check(ctx, "checkpoint", check);
+    Ok(())
+}
+
+/// Refuses a scene that lacks a covariate the model was trained on.
+fn check_covariates(a: &DownscaleArgs, wanted: &[String], have: &[String]) -> Result<()> {
+    let missing: Vec<&str> = wanted
         .iter()
-        .filter(|c| scene.covariates().get(c).is_none())
+        .filter(|c| !have.contains(c))
+        .map(String::as_str)
         .collect();
     if !missing.is_empty() {
         bail!(
             "checkpoint {} was trained on covariates [{}] but scene {} has [{}] (missing: {})",
             a.checkpoint.display(),
-            covariates.join(", "),
+            wanted.join(", "),
             a.scene.display(),
-            scene.covariates().names().join(", "),
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            have.join(", "),
+            missing.join(", ")
         );
     }
-    let mut out = model.predict(&scene, &ctx.bars)?;
-    if a.conserve {
-        let (c, it) = conserve(&out, scene.coarse_lst(), &ConserveParams::default())?;
-        ctx.detail(&format!("coarse conservation: {it} iterations"));
-        out = c;
-    }
-    write_geotiff(&a.out, &out, a.force)?;
-    ctx.say(&format!("wrote {}", a.out.display()));
     Ok(())
+}
+
+/// Opens a scene folder with an error that says how to make one.
+fn open_scene(dir: &Path) -> Result<SceneReader> {
+    if !dir.is_dir() {
+        bail!(
+            "{}: no such scene folder (make one with `amun prepare` or `amun synth`)",
+            dir.display()
+        );
+    }
+    SceneReader::open(dir).with_context(|| format!("scene folder {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("1 parsec").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("0").is_err());
+    }
 }

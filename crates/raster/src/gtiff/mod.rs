@@ -12,8 +12,8 @@ mod geokeys;
 mod info;
 mod layout;
 mod metadata;
-mod stats;
 mod reader;
+mod stats;
 mod stream;
 
 use std::fmt;
@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 pub use decode::{read, read_band, read_bytes, read_with};
 pub use encode::{write, write_raster};
 pub use info::{inspect, BandInfo, ChunkLayout, FileInfo, Interleave};
-pub use stats::{statistics, statistics_with};
 pub use reader::GeoTiffReader;
+pub use stats::{statistics, statistics_with};
 pub use stream::{write_streamed, TileSink};
 
 /// The sample type of a band on disk.

@@ -11,8 +11,7 @@ use rayon::prelude::*;
 use tiff::encoder::{DirectoryEncoder, TiffEncoder};
 
 use super::encode::{
-    check_options, encode_tile, predictor_code, tiff_write, write_tags, Header,
-    OffsetWidth,
+    check_options, encode_tile, predictor_code, tiff_write, write_tags, Header, OffsetWidth,
 };
 use super::{geokeys, metadata, WriteOptions};
 use crate::error::{Error, Result};
