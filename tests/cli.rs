@@ -228,6 +228,35 @@ fn synth_prepare_train_downscale_evaluate() {
     assert!(t.join("model/training.png").exists());
     assert_fails_with(&amun(&args), "already exists");
 
+    // Issue 20: a resume keeps the checkpoint's settings (the config's 0.003 and batch 16,
+    // not the command line's defaults) and says which flags change them.
+    let resumed = t.join("model-resumed");
+    let mut resume = vec![
+        "train",
+        "--resume",
+        p(&model),
+        "--epochs",
+        "9",
+        "--out",
+        p(&resumed),
+        "--scenes",
+    ];
+    resume.extend(scenes.iter().map(String::as_str));
+    let o = amun_command(&resume).output().unwrap();
+    assert!(o.status.success(), "resume: {}", stderr(&o));
+    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        said.contains("the checkpoint's") && said.contains("epochs 8 → 9"),
+        "{said}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(resumed.join("checkpoint.json")).unwrap()).unwrap();
+    let saved = &meta["train_config"];
+    assert_eq!(saved["learning_rate"], 0.003, "{saved}");
+    assert_eq!(saved["batch_size"], 16, "{saved}");
+    assert_eq!(saved["epochs"], 9, "{saved}");
+    assert_eq!(meta["history"].as_array().map(Vec::len), Some(9), "{meta}");
+
     // downscale with conservation, and evaluate with JSON output.
     let fine = t.join("amun.tif");
     let o = amun(&[

@@ -36,7 +36,8 @@ impl AmunDownscaler {
     pub fn from_checkpoint(checkpoint: Checkpoint) -> Self {
         Self {
             config: checkpoint.config().clone(),
-            train: TrainConfig::default(),
+            // The settings it was trained with, so that fitting again continues with them.
+            train: checkpoint.meta().train_config.clone().unwrap_or_default(),
             tiles: TileParams::default(),
             checkpoint: Some(checkpoint),
             notes: Vec::new(),

@@ -159,25 +159,71 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     if let Some(b) = a.base {
         model.base = b.base();
     }
-    let mut tc = match file.train {
-        Some(tc) => tc,
+    let resume = match &a.resume {
+        Some(dir) => {
+            // Loaded on the CPU: the trainer copies weights and optimiser state to its device.
+            let ckpt = Checkpoint::load(dir)
+                .with_context(|| format!("loading checkpoint {}", dir.display()))?;
+            ctx.say(&format!(
+                "resuming from {} after epoch {}",
+                dir.display(),
+                ckpt.history().len()
+            ));
+            Some(ckpt)
+        }
+        None => None,
+    };
+    // A resume continues with the checkpoint's own settings, unless a config file or a flag
+    // says otherwise (and then says so).
+    let saved = resume.as_ref().and_then(|c| c.meta().train_config.clone());
+    let mut tc = match (file.train, saved) {
+        (Some(tc), _) => tc,
+        (None, Some(saved)) => saved,
         // Without a config, 30 epochs rather than the paper's 99 (which assume a GPU).
-        None => TrainConfig {
+        (None, None) => TrainConfig {
             epochs: 30,
             ..TrainConfig::default()
         },
     };
+    let mut changed = Vec::new();
     if let Some(e) = a.epochs {
+        if e != tc.epochs {
+            changed.push(format!("epochs {} → {e}", tc.epochs));
+        }
         tc.epochs = e;
     }
     if let Some(lr) = a.lr {
+        if lr != tc.learning_rate {
+            changed.push(format!("learning rate {} → {lr}", tc.learning_rate));
+        }
         tc.learning_rate = lr;
     }
     if let Some(b) = a.batch {
+        if b != tc.batch_size {
+            changed.push(format!("batch {} → {b}", tc.batch_size));
+        }
         tc.batch_size = b;
     }
     if let Some(s) = a.seed {
+        if s != tc.seed {
+            changed.push(format!("seed {} → {s}", tc.seed));
+        }
         tc.seed = s;
+    }
+    if resume.is_some() {
+        ctx.say(&format!(
+            "training settings: {}{}",
+            if a.config.is_some() {
+                "from the config file"
+            } else {
+                "the checkpoint's"
+            },
+            if changed.is_empty() {
+                String::new()
+            } else {
+                format!(", changed by flags: {}", changed.join(", "))
+            }
+        ));
     }
     tc.device = device;
     tc.val_scenes = match (a.val_scenes, a.scheme) {
@@ -206,20 +252,6 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         ctx.say(&format!("wrote staged checkpoint {}", a.out.display()));
         return Ok(());
     }
-    let resume = match &a.resume {
-        Some(dir) => {
-            // Loaded on the CPU: the trainer copies weights and optimiser state to its device.
-            let ckpt = Checkpoint::load(dir)
-                .with_context(|| format!("loading checkpoint {}", dir.display()))?;
-            ctx.say(&format!(
-                "resuming from {} after epoch {}",
-                dir.display(),
-                ckpt.history().len()
-            ));
-            Some(ckpt)
-        }
-        None => None,
-    };
     let (mut trainer, tc, notes) = amun_trainer(&model, &tc, &scenes, resume.as_ref())?;
     for n in notes {
         ctx.say(&format!("fitted to the scenes: {n}"));
