@@ -3,8 +3,17 @@
 //! A checkpoint directory holds `model.safetensors` (weights, keyed by the model's
 //! `VarBuilder` paths), `optimizer.safetensors` (optimiser buffers, keyed
 //! `{variable}.{buffer}`, when saved from a trainer) and `checkpoint.json` (configuration,
-//! normalisation, covariate order, training settings, history, crate version). Each file is
-//! written to a temporary file in the directory and renamed into place; the JSON goes last.
+//! normalisation, covariate order, training settings, history, crate version), and
+//! `manifest.json`, the SHA-256 and size of each of the others.
+//!
+//! **A checkpoint changes as a whole.** [`Checkpoint::save`] writes every file into a new
+//! folder next to the target (`.NAME.new-…`), flushed to disk, then swaps it in: the old
+//! folder is renamed aside (`.NAME.old-…`), the new one renamed into place, the old one
+//! removed. A kill at any moment leaves the old checkpoint or the new one under the name
+//! (or, between the two renames, no folder and a complete `.NAME.old-…` beside it), never a
+//! mix of the two. [`Checkpoint::load_on`] checks every file against the manifest, so a
+//! folder edited or mixed by hand is refused with the file at fault; folders written before
+//! the manifest existed load unchecked.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +35,129 @@ pub const FORMAT_VERSION: u32 = 1;
 const META_FILE: &str = "checkpoint.json";
 const WEIGHTS_FILE: &str = "model.safetensors";
 const OPTIM_FILE: &str = "optimizer.safetensors";
+const MANIFEST_FILE: &str = "manifest.json";
+
+/// `manifest.json`: each file of the checkpoint with its size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Manifest {
+    /// File name → size and hash.
+    files: std::collections::BTreeMap<String, FileDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FileDigest {
+    bytes: u64,
+    sha256: String,
+}
+
+impl FileDigest {
+    fn of(data: &[u8]) -> Self {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(data);
+        Self {
+            bytes: data.len() as u64,
+            sha256: hash.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
+/// A sibling path of `dir` for the swap: `.NAME.TAG-PID-NANOS`.
+fn sibling(dir: &Path, tag: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    dir.with_file_name(format!(".{name}.{tag}-{}-{nanos}", std::process::id()))
+}
+
+/// Writes `files` into a new folder and swaps it in for `dir` (see the module documentation).
+fn write_folder(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a folder",
+            ),
+        });
+    }
+    let new = sibling(dir, "new");
+    let result = (|| {
+        std::fs::create_dir(&new).map_err(io(&new))?;
+        let mut manifest = Manifest {
+            files: Default::default(),
+        };
+        for (name, data) in files {
+            let path = new.join(name);
+            amun_raster::write_atomic(&path, data)?;
+            manifest
+                .files
+                .insert(name.to_string(), FileDigest::of(data));
+        }
+        let mpath = new.join(MANIFEST_FILE);
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json {
+            path: mpath.clone(),
+            source,
+        })?;
+        amun_raster::write_atomic(&mpath, &json)?;
+        let old = dir.exists().then(|| sibling(dir, "old"));
+        if let Some(old) = &old {
+            std::fs::rename(dir, old).map_err(io(dir))?;
+        }
+        std::fs::rename(&new, dir).map_err(io(dir))?;
+        if let Some(old) = &old {
+            std::fs::remove_dir_all(old).map_err(io(old))?;
+        }
+        // The renames reach the disk with the parent folder.
+        if let Ok(d) = std::fs::File::open(&parent) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() && new.exists() {
+        let _ = std::fs::remove_dir_all(&new);
+    }
+    result
+}
+
+/// Checks every file listed in `dir`'s manifest (absent in checkpoints written before it).
+fn verify(dir: &Path) -> Result<()> {
+    let mpath = dir.join(MANIFEST_FILE);
+    let text = match std::fs::read(&mpath) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(&mpath)(e)),
+    };
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| Error::Json {
+        path: mpath.clone(),
+        source,
+    })?;
+    for (name, want) in &manifest.files {
+        let path = dir.join(name);
+        let data = std::fs::read(&path).map_err(io(&path))?;
+        let got = FileDigest::of(&data);
+        if &got != want {
+            return Err(Error::BadCheckpoint {
+                path: path.clone(),
+                detail: format!(
+                    "{name} is not the file {MANIFEST_FILE} lists ({} bytes, SHA-256 {}…; the manifest says {} bytes, {}…): the checkpoint was changed or mixed with another; train again or restore it",
+                    got.bytes,
+                    &got.sha256[..12],
+                    want.bytes,
+                    &want.sha256[..12.min(want.sha256.len())]
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The optimiser's scalar state (its buffers are in `optimizer.safetensors`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,35 +382,31 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// Writes the checkpoint into `dir` (created if needed), each file atomically.
+    /// Writes the checkpoint as the folder `dir`, replacing it as a whole (see the module
+    /// documentation): other files in an existing `dir` do not survive.
     ///
     /// # Errors
-    /// [`Error::Io`] / [`Error::Json`] naming the file, or tensor errors.
+    /// [`Error::Io`] / [`Error::Json`] naming the file, or tensor errors; `dir` is then
+    /// unchanged.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let weights: HashMap<String, Tensor> = self
             .vars
             .sorted_vars()
             .into_iter()
             .map(|(n, v)| (n, v.as_tensor().clone()))
             .collect();
-        amun_raster::write_atomic(dir.join(WEIGHTS_FILE), &safetensors_bytes(&weights)?)?;
-        let optim_path = dir.join(OPTIM_FILE);
-        if self.optimizer_state.is_empty() {
-            if optim_path.exists() {
-                std::fs::remove_file(&optim_path).map_err(io(&optim_path))?;
-            }
-        } else {
+        let mut files = vec![(WEIGHTS_FILE, safetensors_bytes(&weights)?)];
+        if !self.optimizer_state.is_empty() {
             let state: HashMap<String, Tensor> = self.optimizer_state.iter().cloned().collect();
-            amun_raster::write_atomic(&optim_path, &safetensors_bytes(&state)?)?;
+            files.push((OPTIM_FILE, safetensors_bytes(&state)?));
         }
-        let meta_path = dir.join(META_FILE);
         let json = serde_json::to_vec_pretty(&self.meta).map_err(|source| Error::Json {
-            path: meta_path.clone(),
+            path: dir.join(META_FILE),
             source,
         })?;
-        Ok(amun_raster::write_atomic(&meta_path, &json)?)
+        files.push((META_FILE, json));
+        write_folder(dir, &files)
     }
 
     /// Loads a checkpoint onto the CPU.
@@ -293,9 +421,11 @@ impl Checkpoint {
     ///
     /// # Errors
     /// [`Error::Io`] / [`Error::Json`] for unreadable files, [`Error::BadCheckpoint`] for a
-    /// newer format or weights that do not fit the configuration.
+    /// file that is not the one the manifest lists, a newer format or weights that do not fit
+    /// the configuration.
     pub fn load_on(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
+        verify(dir)?;
         let meta_path = dir.join(META_FILE);
         let bytes = std::fs::read(&meta_path).map_err(io(&meta_path))?;
         let meta: CheckpointMeta =
@@ -370,11 +500,11 @@ mod tests {
         let ck = trained();
         let dir = tempfile::tempdir().unwrap();
         ck.save(dir.path()).unwrap();
-        for f in [META_FILE, WEIGHTS_FILE, OPTIM_FILE] {
+        for f in [META_FILE, WEIGHTS_FILE, OPTIM_FILE, MANIFEST_FILE] {
             assert!(dir.path().join(f).exists(), "{f}");
         }
         // No temporary files left behind.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
         let back = Checkpoint::load(dir.path()).unwrap();
         assert_eq!(back.meta(), ck.meta());
         assert_eq!(back.meta().crate_version, env!("CARGO_PKG_VERSION"));
@@ -396,8 +526,47 @@ mod tests {
         let bits =
             |r: &amun_raster::Raster| r.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&a), bits(&b));
-        // Saving again over an existing checkpoint works (rename replaces).
-        back.save(dir.path()).unwrap();
+        // Saving again over an existing checkpoint swaps the folder, leaving nothing beside it.
+        let parent = tempfile::tempdir().unwrap();
+        let target = parent.path().join("model");
+        back.save(&target).unwrap();
+        std::fs::write(target.join("stale.txt"), "from an earlier run").unwrap();
+        back.save(&target).unwrap();
+        assert!(!target.join("stale.txt").exists());
+        let names: Vec<_> = std::fs::read_dir(parent.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["model"]);
+    }
+
+    #[test]
+    fn a_mixed_checkpoint_is_refused() {
+        // Issue 19: new weights next to an old checkpoint.json (a kill between two file
+        // replacements) were accepted and predicted up to 2.4 K off.
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let ck = trained();
+        ck.save(a.path()).unwrap();
+        let tc = TrainConfig {
+            epochs: 1,
+            batch_size: 8,
+            patch: 16,
+            stride: 16,
+            split_block: 32,
+            seed: 99,
+            ..TrainConfig::default()
+        };
+        let other = train(&tiny_config(), &tc, &[scene(64, 4, 0.5)], |_| {}).unwrap();
+        other.save(b.path()).unwrap();
+        std::fs::copy(b.path().join(WEIGHTS_FILE), a.path().join(WEIGHTS_FILE)).unwrap();
+        let e = Checkpoint::load(a.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("model.safetensors") && e.contains("manifest.json"),
+            "{e}"
+        );
+        // Without a manifest (written before it existed) the folder loads unchecked.
+        std::fs::remove_file(b.path().join(MANIFEST_FILE)).unwrap();
+        assert!(Checkpoint::load(b.path()).is_ok());
     }
 
     #[test]
@@ -407,6 +576,8 @@ mod tests {
         assert!(matches!(e, Error::Io { .. }), "{e}");
         let ck = trained();
         ck.save(dir.path()).unwrap();
+        // Edited by hand below: without the manifest, the checks on the content speak.
+        std::fs::remove_file(dir.path().join(MANIFEST_FILE)).unwrap();
         // A configuration the weights do not fit.
         let mut meta = ck.meta().clone();
         meta.config.channels = 5;
