@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use amun_net::{Checkpoint, InferencePlan, TileParams};
 use amun_raster::{
-    write_streamed, BlockStats, Compression, ConserveParams, GeoTiffReader, Grid, Raster, Window,
-    WindowSource, WriteOptions,
+    write_streamed, BlockStats, Compression, ConserveParams, Departure, GeoTiffReader, Grid,
+    Raster, Window, WindowSource, WriteOptions,
 };
 
 use crate::error::{Error, Result};
@@ -156,20 +156,23 @@ pub struct StreamSummary {
     pub plan: InferencePlan,
     /// Conservation steps, when conserving.
     pub conserve_iterations: Option<usize>,
+    /// How far the network's raw output departs from the coarse LST at the coarse scale,
+    /// next to bilinear interpolation (see [`amun_raster::BlockStats::departure`]).
+    pub departure: Departure,
 }
 
 /// Bytes of the run's own buffers besides the network's windows: tiles of the output
-/// waiting for their pixels (at most a row of them), chunks being decoded, and the
-/// conservation statistics.
+/// waiting for their pixels (at most a row of them), chunks being decoded, and the block
+/// statistics.
 fn pipeline_bytes(scene: &SceneReader, opts: &StreamOptions) -> u64 {
     let width = scene.fine_grid().width() as u64;
     let tile = WriteOptions::default().tile_size as u64;
     let writer = 2 * width * tile * 4;
     let reader = 32 << 20;
-    let stats = match opts.conserve {
-        Some(_) => scene.coarse_lst().grid().len() as u64 * (8 + 4 + 36 + 16),
-        None => 0,
-    };
+    // Block statistics are always gathered (the departure check); conservation adds its
+    // coarse solve.
+    let cells = scene.coarse_lst().grid().len() as u64;
+    let stats = cells * (8 + 4 + 36) + opts.conserve.map_or(0, |_| cells * 16);
     writer + reader + stats
 }
 
@@ -205,18 +208,23 @@ pub fn downscale_to_file(
         }
     };
     let Some(params) = opts.conserve else {
+        let mut stats = BlockStats::new(&grid, scene.coarse_lst().grid())?;
         let plan = write_streamed(out, &grid, &write_opts, |sink| -> Result<InferencePlan> {
             Ok(checkpoint.predict_windows(
                 scene.coarse_lst(),
                 scene,
                 &tiles,
-                |w, data| Ok(sink.put(w, data.view())?),
+                |w, data| {
+                    stats.add(w, data.view())?;
+                    Ok(sink.put(w, data.view())?)
+                },
                 &mut report,
             )?)
         })?;
         return Ok(StreamSummary {
             plan,
             conserve_iterations: None,
+            departure: stats.departure(scene.coarse_lst())?,
         });
     };
     // Pass 1: the network's output to a temporary file, block statistics on the way.
@@ -243,6 +251,7 @@ pub fn downscale_to_file(
             &mut report,
         )?)
     })?;
+    let departure = stats.departure(scene.coarse_lst())?;
     let correction = stats.solve(scene.coarse_lst(), &params)?;
     drop(stats);
     // Pass 2: bands of whole tile rows, corrected and written.
@@ -263,6 +272,7 @@ pub fn downscale_to_file(
     Ok(StreamSummary {
         plan,
         conserve_iterations: Some(correction.iterations()),
+        departure,
     })
 }
 

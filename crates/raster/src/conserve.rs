@@ -119,6 +119,64 @@ impl BlockStats {
         Ok(())
     }
 
+    /// How far the field's block means are from `coarse`, next to how far those of plain
+    /// bilinear interpolation of `coarse` are, over the cells that have both a coarse value
+    /// and a valid fine pixel. Bilinear interpolation smooths, so its block means miss the
+    /// coarse field a little; a field that misses it by more has added structure the coarse
+    /// field does not support — a sign, visible without any fine truth, that a learned model
+    /// is outside what it was trained for.
+    ///
+    /// # Errors
+    /// [`Error::GridMismatch`] if `coarse` is not on the coarse grid.
+    pub fn departure(&self, coarse: &Raster) -> Result<Departure> {
+        coarse.grid().check_same(&self.coarse)?;
+        let c = coarse.data();
+        let (rows, cols) = self.coarse.shape();
+        let (mut field, mut bilinear, mut cells) = (0.0f64, 0.0f64, 0usize);
+        for r in 0..rows {
+            for cc in 0..cols {
+                let n = self.count[(r, cc)];
+                if n == 0 || c[(r, cc)].is_nan() {
+                    continue;
+                }
+                let target = f64::from(c[(r, cc)]);
+                let mean = self.sum[(r, cc)] / f64::from(n);
+                // The block mean of the bilinear spread of `coarse`: its stencil applied to
+                // the neighbourhood (a missing neighbour makes the value unknown: skipped).
+                let mut spread = 0.0;
+                let mut known = true;
+                for dy in 0..3 {
+                    for dx in 0..3 {
+                        let w = self.stencil[(r, cc, 3 * dy + dx)];
+                        if w > 0.0 {
+                            let v = c[(r + dy - 1, cc + dx - 1)];
+                            known &= !v.is_nan();
+                            spread += f64::from(w) * f64::from(v);
+                        }
+                    }
+                }
+                if !known {
+                    continue;
+                }
+                field += (mean - target).powi(2);
+                bilinear += (spread / f64::from(n) - target).powi(2);
+                cells += 1;
+            }
+        }
+        let rmse = |s: f64| {
+            if cells == 0 {
+                f64::NAN
+            } else {
+                (s / cells as f64).sqrt()
+            }
+        };
+        Ok(Departure {
+            field_rmse: rmse(field),
+            bilinear_rmse: rmse(bilinear),
+            cells,
+        })
+    }
+
     /// The coarse correction that makes the block means equal `coarse` (on the coarse grid):
     /// the back-projection iteration of the module documentation, run on the coarse grid.
     ///
@@ -185,6 +243,24 @@ impl BlockStats {
             iterations: params.max_iterations,
             residual: worst,
         })
+    }
+}
+
+/// What [`BlockStats::departure`] measured (kelvin for LST).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Departure {
+    /// RMSE of the field's block means against the coarse field.
+    pub field_rmse: f64,
+    /// The same for bilinear interpolation of the coarse field.
+    pub bilinear_rmse: f64,
+    /// Coarse cells compared.
+    pub cells: usize,
+}
+
+impl Departure {
+    /// Whether the field departs from the coarse field by more than interpolation does.
+    pub fn exceeds_bilinear(&self) -> bool {
+        self.field_rmse > self.bilinear_rmse
     }
 }
 
@@ -523,5 +599,34 @@ mod tests {
             edge < 1.5 * inner + 1e-3,
             "edge jump {edge} vs interior {inner}"
         );
+    }
+
+    #[test]
+    fn departure_of_bilinear_is_bilinear_and_noise_exceeds_it() {
+        let coarse_grid = Grid::geographic(0.0, 1.0, 0.1, 8, 6).unwrap();
+        let coarse = Raster::from_fn(coarse_grid, |(r, c)| {
+            280.0 + (r * r) as f32 * 0.7 - (c as f32 * 1.3).sin() * 3.0
+        });
+        let fine_grid = coarse.grid().refine(5).unwrap();
+        let bil = resample(&coarse, &fine_grid, Resampling::Bilinear).unwrap();
+        let mut stats = BlockStats::new(&fine_grid, coarse.grid()).unwrap();
+        stats
+            .add(Window::of(&fine_grid), bil.data().view())
+            .unwrap();
+        let d = stats.departure(&coarse).unwrap();
+        assert_eq!(d.cells, 48);
+        assert!(d.bilinear_rmse > 0.01, "{d:?}");
+        assert!((d.field_rmse - d.bilinear_rmse).abs() < 1e-4, "{d:?}");
+        assert!(!d.exceeds_bilinear() || d.field_rmse - d.bilinear_rmse < 1e-4);
+        // Structure the coarse field does not hold: ±1 K stripes that do not average out
+        // in the blocks.
+        let noisy = Raster::from_fn(fine_grid.clone(), |(r, c)| {
+            bil.data()[(r, c)] + if (r / 2 + c) % 3 == 0 { 1.0 } else { -0.2 }
+        });
+        let mut stats = BlockStats::new(&fine_grid, coarse.grid()).unwrap();
+        stats
+            .add(Window::of(&fine_grid), noisy.data().view())
+            .unwrap();
+        assert!(stats.departure(&coarse).unwrap().exceeds_bilinear());
     }
 }

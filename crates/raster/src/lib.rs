@@ -23,7 +23,7 @@ mod window;
 mod fixture_tests;
 
 pub use atomic::{write_atomic, write_atomic_with};
-pub use conserve::{bilinear_spread, conserve, BlockStats, ConserveParams, Correction};
+pub use conserve::{bilinear_spread, conserve, BlockStats, ConserveParams, Correction, Departure};
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{

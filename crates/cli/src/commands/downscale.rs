@@ -160,6 +160,27 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     if let Some(it) = summary.conserve_iterations {
         ctx.detail(&format!("coarse conservation: {it} iterations"));
     }
+    let d = summary.departure;
+    let line = format!(
+        "the network's block means depart from the coarse LST by {:.3} K RMSE over {} cells (bilinear interpolation: {:.3} K)",
+        d.field_rmse, d.cells, d.bilinear_rmse
+    );
+    if d.exceeds_bilinear() {
+        ctx.warn(&format!(
+            "{line}: the model adds structure the coarse field does not support, a sign that this scene is outside what it learned (in the demo's real-data experiment such a model was worse than interpolation); compare with `amun baseline prior`{}",
+            if a.conserve { "" } else { ", or use --conserve" }
+        ));
+        if a.strict {
+            std::fs::remove_file(&a.out)
+                .with_context(|| format!("removing {}", a.out.display()))?;
+            bail!(
+                "{}: refused (--strict): the output departs from the coarse LST more than interpolation does",
+                a.out.display()
+            );
+        }
+    } else {
+        ctx.say(&line);
+    }
     ctx.say(&format!("wrote {}", a.out.display()));
     Ok(())
 }
