@@ -167,6 +167,29 @@ fn the_guard_flags_a_method_built_to_fail() {
     let prior = PhysicalPrior::new(PriorParams::covariates());
     let c = check_one_scale_up(&scene, |s| prior.predict(s, &NoProgress)).unwrap();
     assert_eq!(c.verdict(), Verdict::Better, "{}", c.summary());
+    // The truth-free check: stripes the coarse field does not hold make the block means
+    // depart from it more than interpolation's; the prior's do not depart at all.
+    let striped = resample(scene.coarse_lst(), scene.fine_grid(), Resampling::Bilinear).unwrap();
+    let striped = amun_core::raster::Raster::from_fn(scene.fine_grid().clone(), |(r, c)| {
+        striped.data()[(r, c)] + if (r / 3 + c) % 4 == 0 { 2.0 } else { -0.3 }
+    });
+    let d = amun_core::departure(&striped, &scene).unwrap();
+    assert!(d.exceeds_bilinear(), "{d:?}");
+    let d = amun_core::departure(&prior.predict(&scene, &NoProgress).unwrap(), &scene).unwrap();
+    assert!(!d.exceeds_bilinear() && d.field_rmse < 1e-3, "{d:?}");
+    // A report marks a departing method.
+    let mut row = amun_core::score_method(
+        "striped",
+        std::slice::from_ref(&scene),
+        std::slice::from_ref(&striped),
+        &RunOptions::default(),
+        0.0,
+        0.0,
+    )
+    .unwrap();
+    assert_eq!(row.marked_name(), "striped");
+    row.departure = amun_core::pooled(&[amun_core::departure(&striped, &scene).unwrap()]);
+    assert_eq!(row.marked_name(), "striped ⚠");
 }
 
 /// The real experiment on a region whose coarse grid (42×40 cells) is not a multiple of the

@@ -162,6 +162,7 @@ pub fn run_region(
             src.predict_seconds,
         )?;
         row.check = src.check.clone();
+        row.departure = src.departure;
         report.methods.push(row);
     }
     report.title = format!("amun demo: real-data experiment ({label})");

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use amun_metrics::{aggregated_back, score, score_grouped, score_stations, Sampling, Station};
-use amun_raster::Raster;
+use amun_raster::{BlockStats, Departure, Raster, Window};
 
 use crate::downscale::Downscaler;
 use crate::error::{Error, Result};
@@ -181,8 +181,10 @@ fn run(
         let fit_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mut preds = Vec::with_capacity(test.len());
+        let mut departures = Vec::with_capacity(test.len());
         for scene in test {
             let mut p = method.predict(scene, progress)?;
+            departures.push(departure(&p, scene)?);
             if let Some(c) = &opts.conserve {
                 p = conserve(&p, scene.coarse_lst(), c)?.0;
             }
@@ -198,12 +200,45 @@ fn run(
             predict_seconds,
         )?;
         scored.check = method.check();
+        scored.departure = pooled(&departures);
         report.methods.push(scored);
         predictions.push(preds);
     }
     Ok(RunOutput {
         report,
         predictions,
+    })
+}
+
+/// How far `prediction`'s block means depart from `scene`'s coarse LST, next to bilinear
+/// interpolation's.
+///
+/// # Errors
+/// Grid errors if the prediction is not on the scene's fine grid.
+pub fn departure(prediction: &Raster, scene: &Scene) -> Result<Departure> {
+    let mut stats = BlockStats::new(prediction.grid(), scene.coarse_lst().grid())?;
+    stats.add(Window::of(prediction.grid()), prediction.data().view())?;
+    Ok(stats.departure(scene.coarse_lst())?)
+}
+
+/// Departures of several scenes pooled over their cells (`None` if no cell was compared).
+pub fn pooled(departures: &[Departure]) -> Option<Departure> {
+    let cells: usize = departures.iter().map(|d| d.cells).sum();
+    if cells == 0 {
+        return None;
+    }
+    let rms = |f: fn(&Departure) -> f64| {
+        let s: f64 = departures
+            .iter()
+            .filter(|d| d.cells > 0)
+            .map(|d| d.cells as f64 * f(d).powi(2))
+            .sum();
+        (s / cells as f64).sqrt()
+    };
+    Some(Departure {
+        field_rmse: rms(|d| d.field_rmse),
+        bilinear_rmse: rms(|d| d.bilinear_rmse),
+        cells,
     })
 }
 
@@ -276,5 +311,6 @@ pub fn score_method(
         fit_seconds,
         predict_seconds,
         check: None,
+        departure: None,
     })
 }

@@ -35,7 +35,8 @@ pub use baselines::{PhysicalPrior, Regression, RegressionMode};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
 pub use experiment::{
-    paper_style, real, real_split, scale_transfer, score_method, RunOptions, RunOutput,
+    departure, paper_style, pooled, real, real_split, scale_transfer, score_method, RunOptions,
+    RunOutput,
 };
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};

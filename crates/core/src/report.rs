@@ -4,7 +4,7 @@ use std::path::Path;
 
 use amun_metrics::{Metrics, StationReport};
 use amun_net::{HeldOutCheck, Verdict};
-use amun_raster::write_atomic;
+use amun_raster::{write_atomic, Departure};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -42,16 +42,32 @@ pub struct MethodReport {
     /// How the method fared where the truth was known (see [`crate::guard`]).
     #[serde(default)]
     pub check: Option<HeldOutCheck>,
+    /// How far the method's raw predictions (before any conservation) depart from the
+    /// coarse input at the coarse scale, next to bilinear interpolation, pooled over the test
+    /// scenes ([`amun_raster::BlockStats::departure`]): a check that needs no truth.
+    #[serde(default)]
+    pub departure: Option<Departure>,
 }
 
 impl MethodReport {
     /// The method's name, marked `⚠` when its check found it worse than interpolation or
     /// the prior.
     pub fn marked_name(&self) -> String {
-        match self.check.as_ref().map(HeldOutCheck::verdict) {
-            Some(Verdict::Worse { .. }) => format!("{} ⚠", self.method),
-            _ => self.method.clone(),
+        if self.flagged() {
+            format!("{} ⚠", self.method)
+        } else {
+            self.method.clone()
         }
+    }
+
+    /// Whether a check found the method wanting: worse than interpolation or the prior where
+    /// the truth was known, or raw block means departing from the coarse input more than
+    /// interpolation's.
+    pub fn flagged(&self) -> bool {
+        matches!(
+            self.check.as_ref().map(HeldOutCheck::verdict),
+            Some(Verdict::Worse { .. })
+        ) || self.departure.is_some_and(|d| d.exceeds_bilinear())
     }
 }
 
@@ -180,6 +196,27 @@ impl Report {
                             st.skip_counts.outside_grid, st.skip_counts.nodata
                         ));
                     }
+                }
+            }
+        }
+        let departing: Vec<&MethodReport> = self
+            .methods
+            .iter()
+            .filter(|m| m.departure.is_some_and(|d| d.exceeds_bilinear()))
+            .collect();
+        if !departing.is_empty() {
+            s.push_str("\n## Departing from the coarse input\n\n");
+            s.push_str(
+                "Raw block means (before any conservation) further from the coarse input than \
+                 bilinear interpolation's: structure the coarse field does not support, seen \
+                 without any truth. ⚠ marks these methods too.\n\n",
+            );
+            for m in departing {
+                if let Some(d) = m.departure {
+                    s.push_str(&format!(
+                        "- {}: {:.3} K RMSE over {} coarse cells (bilinear {:.3} K)\n",
+                        m.method, d.field_rmse, d.cells, d.bilinear_rmse
+                    ));
                 }
             }
         }
