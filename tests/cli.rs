@@ -228,6 +228,30 @@ fn synth_prepare_train_downscale_evaluate() {
     assert!(t.join("model/training.png").exists());
     assert_fails_with(&amun(&args), "already exists");
 
+    // Issue 19: a folder that a killed save left without checkpoint.json does not block a
+    // rerun; a complete checkpoint still needs --force (above).
+    let partial = t.join("model-partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("model.safetensors"), "cut short").unwrap();
+    let mut again = vec![
+        "train",
+        "--config",
+        p(&toml),
+        "--epochs",
+        "1",
+        "--out",
+        p(&partial),
+        "--scenes",
+    ];
+    again.extend(scenes.iter().map(String::as_str));
+    let o = amun(&again);
+    assert!(
+        o.status.success(),
+        "train into a partial folder: {}",
+        stderr(&o)
+    );
+    assert!(partial.join("manifest.json").exists());
+
     // Issue 20: a resume keeps the checkpoint's settings (the config's 0.003 and batch 16,
     // not the command line's defaults) and says which flags change them.
     let resumed = t.join("model-resumed");

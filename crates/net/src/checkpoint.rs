@@ -72,6 +72,31 @@ fn sibling(dir: &Path, tag: &str) -> PathBuf {
     dir.with_file_name(format!(".{name}.{tag}-{}-{nanos}", std::process::id()))
 }
 
+/// Removes what killed saves of `dir` left beside it: `.NAME.new-…` folders (incomplete, or
+/// complete but never swapped in) and, when `dir` itself exists, `.NAME.old-…` folders.
+fn remove_stale_siblings(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let name = name.to_string_lossy();
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let stale = n.starts_with(&format!(".{name}.new-"))
+            || (dir.is_dir() && n.starts_with(&format!(".{name}.old-")));
+        if stale {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Writes `files` into a new folder and swaps it in for `dir` (see the module documentation).
 fn write_folder(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
     let parent = match dir.parent() {
@@ -88,6 +113,7 @@ fn write_folder(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
             ),
         });
     }
+    remove_stale_siblings(dir);
     let new = sibling(dir, "new");
     let result = (|| {
         std::fs::create_dir(&new).map_err(io(&new))?;
@@ -538,6 +564,15 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["model"]);
+        // What a save killed before its swap leaves beside the folder goes with the next save.
+        std::fs::create_dir(parent.path().join(".model.new-1-2")).unwrap();
+        std::fs::write(
+            parent.path().join(".model.new-1-2/model.safetensors"),
+            "part",
+        )
+        .unwrap();
+        back.save(&target).unwrap();
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 1);
     }
 
     #[test]

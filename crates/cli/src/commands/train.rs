@@ -136,7 +136,20 @@ pub fn scheme_scenes(scenes: Vec<Scene>, scheme: Scheme) -> Result<Vec<Scene>> {
 
 /// Runs `amun train`.
 pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
-    check_writable(&a.out, a.force)?;
+    // A folder that a killed save left without its metadata is no checkpoint: it may be
+    // replaced without --force (a complete one, old format or new, holds checkpoint.json).
+    let incomplete = a.out.is_dir()
+        && !a.out.join("checkpoint.json").exists()
+        && !a.out.join("manifest.json").exists()
+        && !a.out.join(amun_core::STAGES_FILE).exists();
+    if incomplete {
+        ctx.say(&format!(
+            "{} holds no complete checkpoint (an interrupted save?): it will be replaced",
+            a.out.display()
+        ));
+    } else {
+        check_writable(&a.out, a.force)?;
+    }
     let file: TrainFile = match &a.config {
         Some(p) => {
             let text =
