@@ -184,7 +184,8 @@ fn pipeline_bytes(scene: &SceneReader, opts: &StreamOptions) -> u64 {
 ///
 /// # Errors
 /// Network errors (among them [`amun_net::Error::NoValidOutput`] when no pixel has every
-/// input), raster read and write errors naming the file, [`Error::NotConverged`].
+/// input), raster read and write errors naming the file (among them
+/// [`amun_raster::Error::NotConverged`] when conservation does not converge).
 pub fn downscale_to_file(
     checkpoint: &Checkpoint,
     scene: &SceneReader,

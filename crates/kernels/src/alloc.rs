@@ -16,7 +16,8 @@ const MMAP_THRESHOLD: libc::c_int = 32 << 20;
 /// thread's heap serve them too, where freed blocks are reused. Whole-scene inference makes
 /// tensors of 64 MB and more (16 channels of a 1000² window); mapped afresh each time, every
 /// page of every tensor was a page fault: 5.3 million faults and 11 s of system time for a
-/// 2048² scene against 0.25 million and 0.7 s from the heap (`docs/benchmarks/amun-net.md`).
+/// 2048² scene against 0.25 million and 0.7 s from the heap (commit b8e718c; to be measured
+/// again, `docs/benchmarks/amun-net.md`).
 /// Other threads' arenas still map what their heaps cannot hold.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_MAX: libc::c_int = 0;

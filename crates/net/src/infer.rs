@@ -38,12 +38,14 @@ use crate::model::Amun;
 /// Reflection margin of the canonical input, in pixels (see the module documentation). On
 /// the demo world's test months, no margin made the RMSE within 16 pixels of the edges up to
 /// 0.04 K worse than 16, 32, 64 or 128 pixels, which all scored the same as the reflected
-/// halo of 160 pixels used before (`docs/benchmarks/amun-net.md`).
+/// halo of 160 pixels used before (measured while this was built; the table is to be redone
+/// with `benches/scenes/edge_rmse.py`, see `docs/benchmarks/amun-net.md`).
 pub const DEFAULT_MARGIN: usize = 16;
 
 /// Memory of the process outside the window's tensors and buffers that the budget must also
-/// hold: code, thread stacks and kernel scratch, the allocator's slack. Measured with
-/// `/usr/bin/time -v` on the `amun` binary (`docs/benchmarks/amun-net.md`).
+/// hold: code, thread stacks and kernel scratch, the allocator's slack. An upper bound: a
+/// whole `amun downscale` of an 80 × 80 scene peaks at 45 MB (`/usr/bin/time -v`,
+/// `docs/benchmarks/amun-net.md`).
 pub const BASELINE_BYTES: u64 = 96 << 20;
 
 /// Bytes per window pixel held outside the network's tensors while it runs: the base field

@@ -31,7 +31,7 @@ pub struct SeriesArgs {
     /// built with the `netcdf` feature.
     #[arg(long)]
     pub variable: Option<String>,
-    /// A covariate that changes with time, NAME[:PERIOD]=PATH (repeatable): PATH is a folder
+    /// A covariate that changes with time, `NAME[:PERIOD]=PATH` (repeatable): PATH is a folder
     /// of GeoTIFFs dated by name (ndvi_2020-07.tif, A2020183, …) or band description, or one
     /// such file; PERIOD is year, month (default) or day. E.g. ndvi=ndvi_monthly/,
     /// landcover:year=mcd12q1/. Covariates given by the usual options are the same for
