@@ -152,8 +152,8 @@ pub fn run_trainer(trainer: &mut Trainer, tc: &TrainConfig, progress: &dyn Progr
     );
     while trainer.epochs_done() < epochs {
         trainer.run_epoch(&mut |p| match p {
-            amun_net::train::Progress::Batch { .. } => progress.advance(1),
-            amun_net::train::Progress::Epoch(r) => progress.message(&format!(
+            amun_net::Progress::Batch { .. } => progress.advance(1),
+            amun_net::Progress::Epoch(r) => progress.message(&format!(
                 "epoch {}: train {:.3} K, validation {:.3} K",
                 r.epoch + 1,
                 r.train_rmse_k,

@@ -5,23 +5,23 @@
 // which `forbid` rejects (rust-ndarray/ndarray#838). No unsafe code is written here.
 #![deny(unsafe_code)]
 
-pub mod check;
-pub mod checkpoint;
-pub mod config;
-pub mod data;
-pub mod device;
-pub mod error;
-pub mod infer;
-pub mod init;
-pub mod model;
-pub mod optim;
+mod check;
+mod checkpoint;
+mod config;
+mod data;
+mod device;
+mod error;
+mod infer;
+mod init;
+mod model;
+mod optim;
 #[cfg(test)]
 mod testutil;
-pub mod train;
+mod train;
 
 pub use amun_kernels::{flush_denormals, tune_allocator};
 pub use check::{HeldOutCheck, MethodScore, Verdict};
-pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use checkpoint::{Checkpoint, CheckpointMeta, OptimizerMeta, FORMAT_VERSION};
 pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
 pub use device::DeviceSpec;
@@ -31,7 +31,7 @@ pub use infer::{
     DEFAULT_MARGIN,
 };
 pub use init::SeededVarMap;
-pub use model::{count_parameters, Amun};
+pub use model::{count_parameters, Amun, Conv, Ffrdb, Gmfca, Rdb, UNet, UpConv};
 pub use optim::{Optim, OptimConfig, Solver};
 pub use train::{
     train, EpochRecord, LossKind, Progress, TrainConfig, Trained, Trainer, ValidTrainConfig,
