@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::init::SeededVarMap;
 use crate::model::Amun;
 use crate::optim::Solver;
-use crate::train::{EpochRecord, TrainConfig};
+use crate::settings::{EpochRecord, TrainConfig};
 
 /// Format version of `checkpoint.json`.
 pub const FORMAT_VERSION: u32 = 1;
@@ -506,8 +506,9 @@ impl Checkpoint {
 mod tests {
     use super::*;
     use crate::infer::TileParams;
+    use crate::settings::TrainConfig;
     use crate::testutil::{scene, tiny_config};
-    use crate::train::{train, TrainConfig};
+    use crate::train::train;
 
     fn trained() -> Checkpoint {
         let tc = TrainConfig {

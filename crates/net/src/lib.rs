@@ -15,6 +15,7 @@ mod infer;
 mod init;
 mod model;
 mod optim;
+mod settings;
 #[cfg(test)]
 mod testutil;
 mod train;
@@ -33,6 +34,5 @@ pub use infer::{
 pub use init::SeededVarMap;
 pub use model::{count_parameters, Amun, Conv, Ffrdb, Gmfca, Rdb, UNet, UpConv};
 pub use optim::{Optim, OptimConfig, Solver};
-pub use train::{
-    train, EpochRecord, LossKind, Progress, TrainConfig, Trained, Trainer, ValidTrainConfig,
-};
+pub use settings::{EpochRecord, LossKind, TrainConfig, ValidTrainConfig};
+pub use train::{train, Progress, Trained, Trainer};

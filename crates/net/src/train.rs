@@ -1,273 +1,22 @@
-//! Training: configuration, losses, the epoch loop, validation, divergence guard, resume.
+//! Training: the epoch loop, losses, validation, divergence guard, resume (the settings and
+//! history types are in `settings.rs`).
 
 use candle_core::{Device, Module, Tensor};
 use candle_nn::Optimizer;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta, OptimizerMeta};
 use crate::config::AmunConfig;
 use crate::data::{
-    assemble, build_dataset, AspectChannels, Batch, Dataset, NodataPolicy, PatchRef, PatchSettings,
-    TrainingScene,
+    assemble, build_dataset, AspectChannels, Batch, Dataset, PatchRef, PatchSettings, TrainingScene,
 };
-use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
 use crate::init::SeededVarMap;
 use crate::model::Amun;
-use crate::optim::{Optim, OptimConfig, Solver};
-
-/// The pixel loss on the normalised target.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-#[non_exhaustive]
-pub enum LossKind {
-    /// Mean squared error (the paper).
-    Mse,
-    /// Charbonnier `√(d² + ε²)` (SRDA-Net), a smooth L1.
-    Charbonnier {
-        /// ε in normalised units (e.g. 1e-3).
-        eps: f64,
-    },
-}
-
-/// Training settings. [`Default`] is the paper's protocol (`docs/design.md` §4.4).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TrainConfig {
-    /// Solver (paper: RMSprop, α 0.9, ε 1e-8).
-    pub solver: Solver,
-    /// Initial learning rate (paper: 1e-4).
-    pub learning_rate: f64,
-    /// The learning rate is multiplied by `lr_drop_factor` every `lr_drop_every` epochs
-    /// (paper: 50; 0 = never).
-    pub lr_drop_every: usize,
-    /// Learning-rate drop factor (paper: 0.5).
-    pub lr_drop_factor: f64,
-    /// Number of epochs (paper: 99).
-    pub epochs: usize,
-    /// Patches per batch (paper: 34).
-    pub batch_size: usize,
-    /// L2 regularisation strength on weights (paper: 1e-4).
-    pub l2: f64,
-    /// Pixel loss (default MSE).
-    pub loss: LossKind,
-    /// Weight of SRDA-Net's degradation-consistency term: mean over coarse cells of
-    /// (cell mean of the prediction − coarse input)², in normalised units (default 0: off).
-    pub degradation_weight: f64,
-    /// Seed of initialisation, shuffling, augmentation and the split (default 0).
-    pub seed: u64,
-    /// Patch side in pixels, a multiple of the model's size multiple (default 32).
-    pub patch: usize,
-    /// Step between patches (default 16).
-    pub stride: usize,
-    /// Fraction of split blocks used for validation (paper: 0.15).
-    pub val_fraction: f64,
-    /// Side of the square blocks the split is drawn over, in fine pixels (default 128):
-    /// patches are wholly in training or wholly in validation blocks.
-    pub split_block: usize,
-    /// Whole scenes held out for validation besides the spatial blocks (default 0): with
-    /// many time steps of one region, validation is then held out in time as well as in
-    /// space.
-    pub val_scenes: usize,
-    /// Patches with nodata (paper: dropped).
-    pub nodata: NodataPolicy,
-    /// Random flips and 90° rotations, transforming aspect consistently (default off).
-    pub augment: bool,
-    /// Stop with [`Error::Diverged`] when a batch loss exceeds this multiple of the first
-    /// epoch's mean loss, or is not finite (default 1000).
-    pub divergence_factor: f64,
-    /// Restore the weights of the epoch with the lowest validation RMSE at the end
-    /// (default false: the paper keeps the last).
-    pub keep_best: bool,
-    /// Where to train: `"cpu"` (default), `"cuda"` or `"cuda:N"` in a configuration file.
-    pub device: DeviceSpec,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            solver: Solver::RMSPROP,
-            learning_rate: 1e-4,
-            lr_drop_every: 50,
-            lr_drop_factor: 0.5,
-            epochs: 99,
-            batch_size: 34,
-            l2: 1e-4,
-            loss: LossKind::Mse,
-            degradation_weight: 0.0,
-            seed: 0,
-            patch: 32,
-            stride: 16,
-            val_fraction: 0.15,
-            split_block: 128,
-            val_scenes: 0,
-            nodata: NodataPolicy::Drop,
-            augment: false,
-            divergence_factor: 1000.0,
-            keep_best: false,
-            device: DeviceSpec::Cpu,
-        }
-    }
-}
-
-/// A [`TrainConfig`] that passed [`TrainConfig::check`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct ValidTrainConfig(TrainConfig);
-
-impl std::ops::Deref for ValidTrainConfig {
-    type Target = TrainConfig;
-    fn deref(&self) -> &TrainConfig {
-        &self.0
-    }
-}
-
-impl TrainConfig {
-    /// Checks every setting.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] naming the first bad field.
-    pub fn check(&self) -> Result<ValidTrainConfig> {
-        self.solver.validate()?;
-        let pos = |v: f64| v > 0.0 && v.is_finite();
-        if !pos(self.learning_rate) {
-            return Err(Error::config(
-                "learning_rate",
-                format!("must be positive, got {}", self.learning_rate),
-            ));
-        }
-        if !pos(self.lr_drop_factor) || self.lr_drop_factor > 1.0 {
-            return Err(Error::config(
-                "lr_drop_factor",
-                format!("must be in (0, 1], got {}", self.lr_drop_factor),
-            ));
-        }
-        if self.epochs == 0 {
-            return Err(Error::config("epochs", "must be ≥ 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::config("batch_size", "must be ≥ 1"));
-        }
-        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
-            return Err(Error::config("l2", format!("must be ≥ 0, got {}", self.l2)));
-        }
-        if !(self.degradation_weight >= 0.0 && self.degradation_weight.is_finite()) {
-            return Err(Error::config(
-                "degradation_weight",
-                format!("must be ≥ 0, got {}", self.degradation_weight),
-            ));
-        }
-        if let LossKind::Charbonnier { eps } = self.loss {
-            if !pos(eps) {
-                return Err(Error::config(
-                    "loss",
-                    format!("Charbonnier ε must be positive, got {eps}"),
-                ));
-            }
-        }
-        // The model's size multiple (16 with four U-Net levels) is checked with the model.
-        if self.patch == 0 {
-            return Err(Error::config("patch", "must be ≥ 1"));
-        }
-        if self.stride == 0 {
-            return Err(Error::config("stride", "must be ≥ 1"));
-        }
-        if !(0.0..1.0).contains(&self.val_fraction) {
-            return Err(Error::config(
-                "val_fraction",
-                format!("must be in [0, 1), got {}", self.val_fraction),
-            ));
-        }
-        if self.split_block < self.patch {
-            return Err(Error::config(
-                "split_block",
-                format!("must be ≥ patch ({}), got {}", self.patch, self.split_block),
-            ));
-        }
-        if let NodataPolicy::Mask { min_valid } = self.nodata {
-            if !(min_valid > 0.0 && min_valid <= 1.0) {
-                return Err(Error::config(
-                    "nodata",
-                    format!("min_valid must be in (0, 1], got {min_valid}"),
-                ));
-            }
-        }
-        if self.divergence_factor.is_nan() || self.divergence_factor <= 1.0 {
-            return Err(Error::config(
-                "divergence_factor",
-                format!("must be > 1, got {}", self.divergence_factor),
-            ));
-        }
-        Ok(ValidTrainConfig(self.clone()))
-    }
-
-    /// These settings fitted to scenes whose smallest side is `side` pixels, for a model whose
-    /// patch sides must be multiples of `multiple`: a patch larger than half the side
-    /// shrinks to the largest multiple that fits twice, the stride to at most half the
-    /// patch, and a split block larger than half the side to one patch, so that training
-    /// and validation patches both exist. Returns the settings and a note per change.
-    ///
-    /// # Errors
-    /// [`Error::RegionTooSmall`] when the side is below two patches of `multiple`.
-    pub fn fitted_to(&self, side: usize, multiple: usize) -> Result<(TrainConfig, Vec<String>)> {
-        let needed = 2 * multiple;
-        if side < needed {
-            return Err(Error::RegionTooSmall {
-                side,
-                needed,
-                multiple,
-            });
-        }
-        let mut tc = self.clone();
-        let mut notes = Vec::new();
-        if tc.patch > side / 2 {
-            let patch = (side / 2 / multiple).max(1) * multiple;
-            notes.push(format!(
-                "patch {} → {patch} (scenes are {side} px on their smallest side)",
-                tc.patch
-            ));
-            tc.patch = patch;
-        }
-        if tc.stride > tc.patch / 2 && tc.patch != self.patch {
-            let stride = (tc.patch / 2).max(1);
-            notes.push(format!("stride {} → {stride}", tc.stride));
-            tc.stride = stride;
-        }
-        if tc.split_block > side / 2 || tc.split_block < tc.patch {
-            let block = tc.patch;
-            notes.push(format!("split block {} → {block}", tc.split_block));
-            tc.split_block = block;
-        }
-        Ok((tc, notes))
-    }
-
-    /// The learning rate in (0-based) `epoch`.
-    pub fn learning_rate_at(&self, epoch: usize) -> f64 {
-        match self.lr_drop_every {
-            0 => self.learning_rate,
-            n => self.learning_rate * self.lr_drop_factor.powi((epoch / n) as i32),
-        }
-    }
-}
-
-/// One epoch of the training history.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 0-based epoch.
-    pub epoch: usize,
-    /// Learning rate used.
-    pub learning_rate: f64,
-    /// Mean training loss (normalised units, all terms).
-    pub train_loss: f64,
-    /// Training RMSE in kelvin (over the epoch's batches, during training).
-    pub train_rmse_k: f64,
-    /// Validation RMSE in kelvin (`NaN` without a validation set).
-    pub val_rmse_k: f64,
-    /// Wall-clock seconds of the epoch.
-    pub seconds: f64,
-}
+use crate::optim::{Optim, OptimConfig};
+pub use crate::settings::{EpochRecord, LossKind, TrainConfig, ValidTrainConfig};
 
 /// What the progress callback receives.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -697,6 +446,8 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::NodataPolicy;
+    use crate::optim::Solver;
     use crate::testutil::{scene, tiny_config};
 
     fn quick() -> TrainConfig {
