@@ -80,8 +80,8 @@ pub fn training_scenes(scenes: &[Scene]) -> Result<Vec<TrainingScene>> {
 
 /// A trainer for AMUN on `scenes` (with a reference), new or resuming `resume`, with the
 /// patch, stride and split settings fitted to scenes too small for them
-/// ([`TrainConfig::fitted_to`]). Returns the trainer, the settings it uses and a note per
-/// setting changed.
+/// ([`TrainConfig::fitted_to`]). Returns the trainer (its settings: `Trainer::config`) and
+/// a note per setting changed.
 ///
 /// # Errors
 /// [`Error::Method`] if a scene has no reference; `amun-net` errors (scenes too small,
@@ -91,7 +91,7 @@ pub fn amun_trainer(
     tc: &TrainConfig,
     scenes: &[Scene],
     resume: Option<&Checkpoint>,
-) -> Result<(Trainer, TrainConfig, Vec<String>)> {
+) -> Result<(Trainer, Vec<String>)> {
     let data = training_scenes(scenes)?;
     let side = scenes
         .iter()
@@ -104,7 +104,7 @@ pub fn amun_trainer(
         Some(c) => Trainer::resume(c, &tc, &data)?,
         None => Trainer::new(config, &tc, &data)?,
     };
-    Ok((trainer, tc, notes))
+    Ok((trainer, notes))
 }
 
 /// Ends a training run and checks the model where the truth is known: every training scene
@@ -138,11 +138,13 @@ pub fn finish_checked(
     Ok(ckpt)
 }
 
-/// Runs a trainer to the end, reporting batches and epochs to `progress`.
+/// Runs a trainer to the end of its own settings' epochs, reporting batches and epochs to
+/// `progress`.
 ///
 /// # Errors
 /// Training errors (divergence, bad data).
-pub fn run_trainer(trainer: &mut Trainer, tc: &TrainConfig, progress: &dyn Progress) -> Result<()> {
+pub fn run_trainer(trainer: &mut Trainer, progress: &dyn Progress) -> Result<()> {
+    let tc = trainer.config().clone();
     let epochs = tc.epochs;
     let (train_patches, _) = trainer.patch_counts();
     let batches = train_patches.div_ceil(tc.batch_size.max(1)).max(1);
@@ -172,13 +174,13 @@ impl Downscaler for AmunDownscaler {
     }
 
     fn fit(&mut self, train: &[Scene], progress: &dyn Progress) -> Result<()> {
-        let (mut trainer, tc, notes) =
+        let (mut trainer, notes) =
             amun_trainer(&self.config, &self.train, train, self.checkpoint.as_ref())?;
         for n in &notes {
             progress.message(&format!("training settings fitted to the scenes: {n}"));
         }
         self.notes = notes;
-        run_trainer(&mut trainer, &tc, progress)?;
+        run_trainer(&mut trainer, progress)?;
         self.checkpoint = Some(finish_checked(trainer, train, &self.tiles)?);
         Ok(())
     }

@@ -185,11 +185,11 @@ impl Downscaler for StagedAmun {
                 .iter()
                 .map(|s| stage_pairs(s, k))
                 .collect::<Result<Vec<_>>>()?;
-            let (mut trainer, tc, notes) = amun_trainer(&self.config, &self.train, &pairs, None)?;
+            let (mut trainer, notes) = amun_trainer(&self.config, &self.train, &pairs, None)?;
             for n in &notes {
                 progress.message(&format!("stage ×{k}: training settings fitted: {n}"));
             }
-            run_trainer(&mut trainer, &tc, progress)?;
+            run_trainer(&mut trainer, progress)?;
             stages.push(finish_checked(trainer, &pairs, &self.tiles)?);
         }
         self.stages = stages;

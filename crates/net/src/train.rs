@@ -159,6 +159,11 @@ impl Trainer {
         })
     }
 
+    /// The settings this trainer runs with.
+    pub fn config(&self) -> &TrainConfig {
+        &self.tc
+    }
+
     /// Number of training and validation patches.
     pub fn patch_counts(&self) -> (usize, usize) {
         (self.data.train.len(), self.data.val.len())

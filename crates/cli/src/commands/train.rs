@@ -265,7 +265,8 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         ctx.say(&format!("wrote staged checkpoint {}", a.out.display()));
         return Ok(());
     }
-    let (mut trainer, tc, notes) = amun_trainer(&model, &tc, &scenes, resume.as_ref())?;
+    let (mut trainer, notes) = amun_trainer(&model, &tc, &scenes, resume.as_ref())?;
+    let tc = trainer.config().clone();
     for n in notes {
         ctx.say(&format!("fitted to the scenes: {n}"));
     }
@@ -281,7 +282,7 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         },
         tc.epochs
     ));
-    run_trainer(&mut trainer, &tc, &ctx.bars)?;
+    run_trainer(&mut trainer, &ctx.bars)?;
     let ckpt = finish_checked(trainer, &scenes, &Default::default())?;
     ckpt.save(&a.out)?;
     report_check(ctx, "the model", ckpt.held_out());

@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx, a: &TuneArgs) -> Result<()> {
         ctx.say(&format!("trial {n}/{}: {point}", a.trials));
         let outcome = match train_config_for(&point, a.seed).and_then(|tc| {
             let mut t = Trainer::new(&model, &tc, &data)?;
-            run_trainer(&mut t, &tc, &ctx.bars)?;
+            run_trainer(&mut t, &ctx.bars)?;
             let best = t
                 .history()
                 .iter()
