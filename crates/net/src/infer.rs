@@ -36,10 +36,9 @@ use crate::error::{Error, Result};
 use crate::model::Amun;
 
 /// Reflection margin of the canonical input, in pixels (see the module documentation). On
-/// the demo world's test months, no margin made the RMSE within 16 pixels of the edges up to
-/// 0.04 K worse than 16, 32, 64 or 128 pixels, which all scored the same as the reflected
-/// halo of 160 pixels used before (measured while this was built; the table is to be redone
-/// with `benches/scenes/edge_rmse.py`, see `docs/benchmarks/amun-net.md`).
+/// the demo world's four test months, no margin made the RMSE within 16 pixels of the edges
+/// 0.009–0.034 K worse in three months (0.018 K better in one); 16, 32 and 64 pixels agreed
+/// within 0.003 K (`docs/benchmarks/amun-net.md`, "Whole-scene inference").
 pub const DEFAULT_MARGIN: usize = 16;
 
 /// Memory of the process outside the window's tensors and buffers that the budget must also
