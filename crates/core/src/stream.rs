@@ -195,7 +195,13 @@ pub fn downscale_to_file(
 ) -> Result<StreamSummary> {
     let grid = scene.fine_grid().clone();
     let mut tiles = opts.tiles;
-    tiles.max_memory = tiles.max_memory.saturating_sub(pipeline_bytes(scene, opts));
+    // The allocator's slack on top of the live bytes: without this share, multi-window
+    // scenes peaked 1–5 % above the budget (2000² and 6000², `docs/benchmarks/amun-net.md`).
+    let slack = tiles.max_memory / 16;
+    tiles.max_memory = tiles
+        .max_memory
+        .saturating_sub(pipeline_bytes(scene, opts))
+        .saturating_sub(slack);
     let write_opts = WriteOptions::default();
     let mut started = false;
     let mut report = |done: usize, total: usize| {
