@@ -257,6 +257,24 @@ pub struct SceneManifest {
     pub amun_version: String,
 }
 
+impl SceneManifest {
+    /// Reads `scene.json` from a scene folder.
+    ///
+    /// # Errors
+    /// [`Error::Io`]/[`Error::Json`] naming the file.
+    pub fn read(dir: &std::path::Path) -> Result<Self> {
+        let mpath = dir.join(layout::MANIFEST);
+        let text = std::fs::read_to_string(&mpath).map_err(|source| Error::Io {
+            path: mpath.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: mpath,
+            source,
+        })
+    }
+}
+
 impl Scene {
     /// Writes the scene as a folder: `scene.json`, `lst_coarse.tif`, `covariates.tif` and,
     /// when known, `lst_reference.tif` (float32, Deflate, tiled GeoTIFFs). Every file is
@@ -298,14 +316,7 @@ impl Scene {
         use amun_indices::landcover_raster;
         use amun_raster::{read, read_band, BandKind};
         let mpath = dir.join(layout::MANIFEST);
-        let text = std::fs::read_to_string(&mpath).map_err(|source| Error::Io {
-            path: mpath.clone(),
-            source,
-        })?;
-        let m: SceneManifest = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: mpath.clone(),
-            source,
-        })?;
+        let m = SceneManifest::read(dir)?;
         let lst = read_band(dir.join(layout::COARSE_LST), 1)?;
         let raw = read(dir.join(layout::COVARIATES))?;
         // Land cover is categorical whatever the file recorded.

@@ -33,15 +33,7 @@ impl SceneReader {
     /// [`Error::Io`]/[`Error::Json`] for a missing or broken `scene.json`; raster errors
     /// naming the file; [`Error::Scene`] if the files do not form a consistent scene.
     pub fn open(dir: &Path) -> Result<Self> {
-        let mpath = dir.join(layout::MANIFEST);
-        let text = std::fs::read_to_string(&mpath).map_err(|source| Error::Io {
-            path: mpath.clone(),
-            source,
-        })?;
-        let m: SceneManifest = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: mpath.clone(),
-            source,
-        })?;
+        let m = SceneManifest::read(dir)?;
         let coarse_lst = amun_raster::read_band(dir.join(layout::COARSE_LST), 1)?;
         let covariates = GeoTiffReader::open(dir.join(layout::COVARIATES))?;
         let scene_err = |detail: String| Error::Scene {
@@ -214,27 +206,33 @@ pub fn downscale_to_file(
             progress.finish();
         }
     };
+    // The network's output streamed to `path`, block statistics gathered on the way.
+    let mut predict_into =
+        |path: &Path, opts: &WriteOptions| -> Result<(InferencePlan, BlockStats)> {
+            let mut stats = BlockStats::new(&grid, scene.coarse_lst().grid())?;
+            let plan = write_streamed(path, &grid, opts, |sink| -> Result<InferencePlan> {
+                Ok(checkpoint.predict_windows(
+                    scene.coarse_lst(),
+                    scene,
+                    &tiles,
+                    |w, data| {
+                        stats.add(w, data.view())?;
+                        Ok(sink.put(w, data.view())?)
+                    },
+                    &mut report,
+                )?)
+            })?;
+            Ok((plan, stats))
+        };
     let Some(params) = opts.conserve else {
-        let mut stats = BlockStats::new(&grid, scene.coarse_lst().grid())?;
-        let plan = write_streamed(out, &grid, &write_opts, |sink| -> Result<InferencePlan> {
-            Ok(checkpoint.predict_windows(
-                scene.coarse_lst(),
-                scene,
-                &tiles,
-                |w, data| {
-                    stats.add(w, data.view())?;
-                    Ok(sink.put(w, data.view())?)
-                },
-                &mut report,
-            )?)
-        })?;
+        let (plan, stats) = predict_into(out, &write_opts)?;
         return Ok(StreamSummary {
             plan,
             conserve_iterations: None,
             departure: stats.departure(scene.coarse_lst())?,
         });
     };
-    // Pass 1: the network's output to a temporary file, block statistics on the way.
+    // Pass 1: the uncorrected output to a temporary file.
     let dir = out_dir(out);
     let tmp = tempfile::Builder::new()
         .prefix(".amun-unconserved-")
@@ -244,20 +242,8 @@ pub fn downscale_to_file(
             source,
         })?;
     let raw = tmp.path().join("raw.tif");
-    let mut stats = BlockStats::new(&grid, scene.coarse_lst().grid())?;
     let raw_opts = WriteOptions::default().with_compression(Compression::None);
-    let plan = write_streamed(&raw, &grid, &raw_opts, |sink| -> Result<InferencePlan> {
-        Ok(checkpoint.predict_windows(
-            scene.coarse_lst(),
-            scene,
-            &tiles,
-            |w, data| {
-                stats.add(w, data.view())?;
-                Ok(sink.put(w, data.view())?)
-            },
-            &mut report,
-        )?)
-    })?;
+    let (plan, stats) = predict_into(&raw, &raw_opts)?;
     let departure = stats.departure(scene.coarse_lst())?;
     let correction = stats.solve(scene.coarse_lst(), &params)?;
     drop(stats);
