@@ -99,15 +99,7 @@ pub fn real(
     opts: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<RunOutput> {
-    run(
-        "real",
-        "Real-data experiment: trained one scale up, scored aggregated back and at stations",
-        &one_scale_up(scenes)?,
-        scenes,
-        methods,
-        opts,
-        progress,
-    )
+    real_split(scenes, scenes, methods, opts, progress)
 }
 
 /// The real experiment with the scenes learnt from and the scenes downscaled given apart:
