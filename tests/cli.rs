@@ -277,6 +277,7 @@ fn synth_prepare_train_downscale_evaluate() {
     assert!(
         said.contains("train amun: ")
             && said.contains("— epoch 9: train")
+            && said.contains(", lr 3.0e-3, ")
             && said.contains("— done"),
         "{said}"
     );

@@ -1,11 +1,11 @@
 """Writes a large synthetic scene folder for `amun downscale` memory and speed runs.
 
-    /usr/bin/python3 benches/scenes/make_big_scene.py OUT_DIR [--size 20000] [--factor 10]
-        [--covariates ndvi,landcover,reflectance,mndwi,ndbi,slope,aspect]
+    /usr/bin/python3 benches/scenes/make_big_scene.py OUT_DIR [--size 20000] [--rows N]
+        [--factor 10] [--covariates ndvi,landcover,reflectance,mndwi,ndbi,slope,aspect]
 
 Needs GDAL's Python bindings (`apt install python3-gdal`). Writes, as `amun prepare` would:
 `scene.json`, `lst_coarse.tif` (size/factor pixels a side, kelvin) and `covariates.tif`
-(size × size pixels of 0.01° at float32, one band per covariate, band-interleaved 256 × 256
+(rows × size pixels; rows defaults to size of 0.01° at float32, one band per covariate, band-interleaved 256 × 256
 Deflate tiles with the floating-point predictor, band names as descriptions). The fields are
 smooth sums of sines with plausible ranges (land cover: IGBP codes 1–17), made strip by strip,
 so the script needs little memory; the files are *not* for committing (a 20000² scene is
@@ -47,13 +47,15 @@ RANGES = {
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--size", type=int, default=20000)
+    ap.add_argument("--size", type=int, default=20000, help="columns (and rows unless --rows)")
+    ap.add_argument("--rows", type=int, help="rows, when the scene is not square")
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--covariates", default="ndvi,landcover,reflectance,mndwi,ndbi,slope,aspect")
     a = ap.parse_args()
     names = a.covariates.split(",")
     n, k = a.size, a.factor
-    assert n % k == 0, "the size must be a multiple of the factor"
+    m = a.rows or n
+    assert n % k == 0 and m % k == 0, "the sides must be multiples of the factor"
     os.makedirs(a.out, exist_ok=True)
     res = 0.01
     x0, y0 = 100.0, 45.0
@@ -62,15 +64,16 @@ def main():
     opts = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "PREDICTOR=3", "INTERLEAVE=BAND", "BIGTIFF=IF_SAFER", "NUM_THREADS=2"]
     drv = gdal.GetDriverByName("GTiff")
 
-    nc = n // k
-    lst = drv.Create(os.path.join(a.out, "lst_coarse.tif"), nc, nc, 1, gdal.GDT_Float32, opts[:6])
+    nc, mc = n // k, m // k
+    lst = drv.Create(os.path.join(a.out, "lst_coarse.tif"), nc, mc, 1, gdal.GDT_Float32, opts[:6])
     lst.SetGeoTransform((x0, res * k, 0, y0, 0, -res * k))
     lst.SetProjection(srs)
-    r = np.arange(nc, dtype=np.float64) * k
-    lst.GetRasterBand(1).WriteArray(field(r, r, 99, 270.0, 310.0))
+    r = np.arange(mc, dtype=np.float64) * k
+    c = np.arange(nc, dtype=np.float64) * k
+    lst.GetRasterBand(1).WriteArray(field(r, c, 99, 270.0, 310.0))
     lst = None
 
-    cov = drv.Create(os.path.join(a.out, "covariates.tif"), n, n, len(names), gdal.GDT_Float32, opts)
+    cov = drv.Create(os.path.join(a.out, "covariates.tif"), n, m, len(names), gdal.GDT_Float32, opts)
     cov.SetGeoTransform((x0, res, 0, y0, 0, -res))
     cov.SetProjection(srs)
     cols = np.arange(n, dtype=np.float64)
@@ -79,8 +82,8 @@ def main():
         band.SetDescription(name)
         if name == "landcover":
             band.SetMetadataItem("AMUN_KIND", "categorical")
-        for r0 in range(0, n, 256):
-            rows = np.arange(r0, min(n, r0 + 256), dtype=np.float64)
+        for r0 in range(0, m, 256):
+            rows = np.arange(r0, min(m, r0 + 256), dtype=np.float64)
             if name == "landcover":
                 v = np.floor(field(rows, cols, b, 1.0, 17.99)).astype(np.float32)
             else:
@@ -91,7 +94,7 @@ def main():
     cov = None
 
     manifest = {
-        "name": f"synthetic {n}x{n}",
+        "name": f"synthetic {m}x{n}",
         "month": 7,
         "hour": 13,
         "factor": k,

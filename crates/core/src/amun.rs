@@ -153,16 +153,26 @@ pub fn run_trainer(trainer: &mut Trainer, progress: &dyn Progress) -> Result<()>
         (epochs.saturating_sub(trainer.epochs_done()) * batches) as u64,
     );
     while trainer.epochs_done() < epochs {
-        trainer.run_epoch(&mut |p| match p {
-            amun_net::Progress::Batch { .. } => progress.advance(1),
-            amun_net::Progress::Epoch(r) => progress.message(&format!(
-                "epoch {}: train {:.3} K, validation {:.3} K",
-                r.epoch + 1,
-                r.train_rmse_k,
-                r.val_rmse_k
-            )),
-            _ => {}
+        let rec = trainer.run_epoch(&mut |p| {
+            if let amun_net::Progress::Batch { .. } = p {
+                progress.advance(1);
+            }
         })?;
+        // After the epoch, so that the line can say whether a level has collapsed.
+        let collapsed = amun_net::collapsed_levels(trainer.health());
+        let health = if collapsed.is_empty() {
+            String::new()
+        } else {
+            format!("; COLLAPSED: {}", collapsed.join(", "))
+        };
+        progress.message(&format!(
+            "epoch {}: train {:.3} K, validation {:.3} K, lr {:.1e}, {:.0} s{health}",
+            rec.epoch + 1,
+            rec.train_rmse_k,
+            rec.val_rmse_k,
+            rec.learning_rate,
+            rec.seconds
+        ));
     }
     progress.finish();
     Ok(())

@@ -25,6 +25,7 @@ use crate::check::HeldOutCheck;
 use crate::config::AmunConfig;
 use crate::data::Normalization;
 use crate::error::{Error, Result};
+use crate::health::LevelHealth;
 use crate::init::SeededVarMap;
 use crate::model::Amun;
 use crate::optim::Solver;
@@ -218,6 +219,10 @@ pub struct CheckpointMeta {
     /// The model against interpolation and the prior on held-out pixels, when checked.
     #[serde(default)]
     pub held_out: Option<HeldOutCheck>,
+    /// Each level's health after the epoch whose weights these are (empty when not trained
+    /// here, or trained before this was recorded).
+    #[serde(default)]
+    pub health: Vec<LevelHealth>,
 }
 
 impl CheckpointMeta {
@@ -241,6 +246,7 @@ impl CheckpointMeta {
             epochs_done,
             optimizer,
             held_out: None,
+            health: Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod config;
 mod data;
 mod device;
 mod error;
+mod health;
 mod infer;
 mod init;
 mod model;
@@ -27,6 +28,7 @@ pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
 pub use device::DeviceSpec;
 pub use error::{Error, Result};
+pub use health::{collapsed_levels, level_of, LevelHealth, COLLAPSED_SHARE, NEAR_ZERO};
 pub use infer::{
     base_window, predict, window_bytes_per_pixel, InferencePlan, TileParams, BASELINE_BYTES,
     DEFAULT_MARGIN,

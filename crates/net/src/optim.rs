@@ -1,10 +1,21 @@
-//! Optimisers: SGD with momentum, Adam and RMSprop, with L2 regularisation.
+//! Optimisers: SGD with momentum, Adam and RMSprop with L2 regularisation, and AdamW.
 //!
 //! candle-nn 0.11 has plain SGD and AdamW only. [`Optim`] implements
 //! [`candle_nn::Optimizer`] for the three solvers of the paper's Bayesian search, with
 //! coupled L2 regularisation (`g ← g + λ·w`, as MATLAB's `L2Regularization` and PyTorch's
-//! `weight_decay` do) applied to weights (rank ≥ 2) but not biases. Its state (moment
-//! buffers, step count) can be exported and restored, so training resumes exactly.
+//! `weight_decay` do) applied to weights (rank ≥ 2) but not biases, and for AdamW
+//! (Loshchilov & Hutter), whose weight decay is decoupled from the gradient
+//! (`w ← w − lr·λ·w` next to the Adam step). Its state (moment buffers, step count) can be
+//! exported and restored, so training resumes exactly.
+//!
+//! # Why AdamW
+//! Under Adam, a coupled L2 term is divided by the gradient's running RMS like the rest of the
+//! gradient. For a weight whose loss gradient is small (a deep level that learns slowly), the
+//! update is then about `lr·sign(w)` whatever λ is: the weight shrinks by the learning rate
+//! every step and reaches zero, then subnormal values, in a few hundred steps. That is how the
+//! deep U-Net levels of checkpoints trained with Adam and L2 died (`docs/design.md` §5.6).
+//! AdamW's decay shrinks a weight by the factor `1 − lr·λ` per step, independent of the
+//! gradient's scale, so a slow level keeps its weights.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -32,6 +43,18 @@ pub enum Solver {
         /// ε (default 1e-8).
         eps: f64,
     },
+    /// AdamW: the Adam step on the loss gradient alone, and the weight decay λ (the
+    /// configuration's `l2`) decoupled from it: `w ← w − lr·(m̂/(√v̂ + ε) + λ·w)`
+    /// (Loshchilov & Hutter, PyTorch's `AdamW`).
+    #[serde(rename = "adamw")]
+    AdamW {
+        /// β₁ (default 0.9).
+        beta1: f64,
+        /// β₂ (default 0.999).
+        beta2: f64,
+        /// ε (default 1e-8).
+        eps: f64,
+    },
     /// RMSprop: `v ← α·v + (1−α)·g²`, `w ← w − lr·g/(√v + ε)` (MATLAB's `rmsprop` with
     /// `SquaredGradientDecayFactor` α).
     RmsProp {
@@ -51,17 +74,24 @@ impl Solver {
         beta2: 0.999,
         eps: 1e-8,
     };
+    /// AdamW with β = (0.9, 0.999), ε = 1e-8.
+    pub const ADAMW: Solver = Solver::AdamW {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
     /// RMSprop with α = 0.9, ε = 1e-8 (the paper's solver, MATLAB's defaults).
     pub const RMSPROP: Solver = Solver::RmsProp {
         alpha: 0.9,
         eps: 1e-8,
     };
 
-    /// A short name (`sgdm`, `adam`, `rmsprop`).
+    /// A short name (`sgdm`, `adam`, `adamw`, `rmsprop`).
     pub fn name(&self) -> &'static str {
         match self {
             Solver::Sgdm { .. } => "sgdm",
             Solver::Adam { .. } => "adam",
+            Solver::AdamW { .. } => "adamw",
             Solver::RmsProp { .. } => "rmsprop",
         }
     }
@@ -74,7 +104,9 @@ impl Solver {
         let in01 = |v: f64| (0.0..1.0).contains(&v);
         let ok = match *self {
             Solver::Sgdm { momentum } => in01(momentum),
-            Solver::Adam { beta1, beta2, eps } => in01(beta1) && in01(beta2) && eps > 0.0,
+            Solver::Adam { beta1, beta2, eps } | Solver::AdamW { beta1, beta2, eps } => {
+                in01(beta1) && in01(beta2) && eps > 0.0
+            }
             Solver::RmsProp { alpha, eps } => in01(alpha) && eps > 0.0,
         };
         if ok {
@@ -91,7 +123,7 @@ impl Solver {
     fn buffers(&self) -> &'static [&'static str] {
         match self {
             Solver::Sgdm { .. } => &["momentum"],
-            Solver::Adam { .. } => &["m", "v"],
+            Solver::Adam { .. } | Solver::AdamW { .. } => &["m", "v"],
             Solver::RmsProp { .. } => &["square_avg"],
         }
     }
@@ -104,7 +136,8 @@ pub struct OptimConfig {
     pub solver: Solver,
     /// Learning rate.
     pub learning_rate: f64,
-    /// L2 regularisation strength λ (gradient term `λ·w` on weights).
+    /// L2 regularisation strength λ: the gradient term `λ·w` on weights, or for
+    /// [`Solver::AdamW`] the decoupled decay `lr·λ·w`.
     pub l2: f64,
 }
 
@@ -218,7 +251,8 @@ impl Optim {
             // detaches only the gradients of intermediate nodes). The optimiser state
             // derived from it would then keep every step's graph alive: detach first.
             let g = g.detach();
-            let g = if p.decay && self.cfg.l2 > 0.0 {
+            let decoupled = matches!(self.cfg.solver, Solver::AdamW { .. });
+            let g = if p.decay && self.cfg.l2 > 0.0 && !decoupled {
                 (g + w.affine(self.cfg.l2, 0.0)?)?
             } else {
                 g
@@ -233,7 +267,7 @@ impl Optim {
                     p.state[0] = Some(b);
                     nw
                 }
-                Solver::Adam { beta1, beta2, eps } => {
+                Solver::Adam { beta1, beta2, eps } | Solver::AdamW { beta1, beta2, eps } => {
                     let m = match &p.state[0] {
                         Some(m) => ((m * beta1)? + g.affine(1.0 - beta1, 0.0)?)?,
                         None => g.affine(1.0 - beta1, 0.0)?,
@@ -245,6 +279,11 @@ impl Optim {
                     let m_hat = m.affine(1.0 / (1.0 - beta1.powi(t)), 0.0)?;
                     let v_hat = v.affine(1.0 / (1.0 - beta2.powi(t)), 0.0)?;
                     let step = (m_hat / (v_hat.sqrt()? + eps)?)?;
+                    let step = if decoupled && p.decay && self.cfg.l2 > 0.0 {
+                        (step + w.affine(self.cfg.l2, 0.0)?)?
+                    } else {
+                        step
+                    };
                     let nw = (&w - step.affine(lr, 0.0)?)?;
                     p.state[0] = Some(m);
                     p.state[1] = Some(v);
@@ -374,6 +413,84 @@ mod tests {
         );
     }
 
+    /// AdamW's decay is decoupled: two steps on ½·Σ(w − c)² (a rank-2 weight, so it decays)
+    /// against the formula by hand, `w ← w − lr·(m̂/(√v̂ + ε) + λ·w)` with m, v of the loss
+    /// gradient alone.
+    #[test]
+    fn adamw_matches_the_formula() {
+        let dev = Device::Cpu;
+        let w0 = [1.0f64, -2.0, 0.5, 3.0];
+        let cv = [0.0, 1.0, 0.5, 2.0];
+        let w = Var::from_vec(w0.to_vec(), (2, 2), &dev).unwrap();
+        let c = Tensor::from_vec(cv.to_vec(), (2, 2), &dev).unwrap();
+        let (lr, b1, b2, eps, wd) = (0.01, 0.9, 0.999, 1e-8, 0.1);
+        let cfg = OptimConfig {
+            solver: Solver::AdamW {
+                beta1: b1,
+                beta2: b2,
+                eps,
+            },
+            learning_rate: lr,
+            l2: wd,
+        };
+        let mut opt = Optim::new(vec![w.clone()], cfg).unwrap();
+        let (mut want, mut m, mut v) = (w0, [0.0f64; 4], [0.0f64; 4]);
+        for t in 1..=2 {
+            let loss = ((w.as_tensor() - &c)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                * 0.5)
+                .unwrap();
+            opt.backward_step(&loss).unwrap();
+            for i in 0..4 {
+                let g = want[i] - cv[i];
+                m[i] = b1 * m[i] + (1.0 - b1) * g;
+                v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                let mh = m[i] / (1.0 - b1.powi(t));
+                let vh = v[i] / (1.0 - b2.powi(t));
+                want[i] -= lr * (mh / (vh.sqrt() + eps) + wd * want[i]);
+            }
+            let got: Vec<f64> = w.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            for i in 0..4 {
+                assert!((got[i] - want[i]).abs() < 1e-12, "{got:?} vs {want:?}");
+            }
+        }
+    }
+
+    /// The mechanism that killed the deep U-Net levels: a weight with a small loss gradient
+    /// under Adam with coupled L2 moves by about `lr` per step towards zero, whatever λ is,
+    /// and is gone after `|w|/lr` steps; AdamW's decay shrinks it by `1 − lr·λ` per step. The
+    /// loss gradient here is a zero-mean ±10⁻⁶ alternation, far below λ·w = 10⁻⁵.
+    #[test]
+    fn coupled_l2_under_adam_kills_a_slow_weight_and_adamw_does_not() {
+        let dev = Device::Cpu;
+        let run = |solver: Solver| -> f64 {
+            let w = Var::from_vec(vec![0.1f64; 4], (2, 2), &dev).unwrap();
+            let cfg = OptimConfig {
+                solver,
+                learning_rate: 1e-3,
+                l2: 1e-4,
+            };
+            let mut opt = Optim::new(vec![w.clone()], cfg).unwrap();
+            for step in 0..300 {
+                let sign = if step % 2 == 0 { 1e-6 } else { -1e-6 };
+                let loss = (w.as_tensor().sum_all().unwrap() * sign).unwrap();
+                opt.backward_step(&loss).unwrap();
+            }
+            let got: Vec<f64> = w.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            got.iter().fold(0.0f64, |a, v| a.max(v.abs()))
+        };
+        let adam = run(Solver::ADAM);
+        let adamw = run(Solver::ADAMW);
+        // 300 steps of about lr = 1e-3 each from 0.1: Adam has driven it to (near) zero.
+        assert!(adam < 0.01, "Adam with coupled L2 kept |w| = {adam}");
+        // AdamW: 0.1·(1 − 1e-7)^300 plus the Adam steps of a zero-mean gradient.
+        assert!(adamw > 0.09, "AdamW lost the weight: |w| = {adamw}");
+    }
+
     /// The optimiser state never holds a training step's graph. candle's conv2d backward
     /// gives the weight a gradient attached to the forward graph; keeping it in the moment
     /// buffers made every step's activations live forever (hundreds of MB per batch).
@@ -384,6 +501,7 @@ mod tests {
         let a = Var::from_vec(vec![0.5f32; 2 * 4 * 4], (1, 2, 4, 4), &dev).unwrap();
         for solver in [
             Solver::ADAM,
+            Solver::ADAMW,
             Solver::RMSPROP,
             Solver::Sgdm { momentum: 0.9 },
         ] {

@@ -13,6 +13,7 @@ use crate::data::{
     assemble, build_dataset, AspectChannels, Batch, Dataset, PatchRef, PatchSettings, TrainingScene,
 };
 use crate::error::{Error, Result};
+use crate::health::{self, GradTally, LevelHealth};
 use crate::init::SeededVarMap;
 use crate::model::Amun;
 use crate::optim::{Optim, OptimConfig};
@@ -55,7 +56,9 @@ pub struct Trainer {
     history: Vec<EpochRecord>,
     epoch: usize,
     reference_loss: Option<f64>,
-    best: Option<(f64, Vec<Tensor>)>,
+    best: Option<(f64, Vec<Tensor>, Vec<LevelHealth>)>,
+    /// Each level's health after the last epoch (of the best epoch after `finish`).
+    health: Vec<LevelHealth>,
 }
 
 impl Trainer {
@@ -156,7 +159,14 @@ impl Trainer {
             epoch,
             reference_loss,
             best: None,
+            health: from.map(|c| c.meta().health.clone()).unwrap_or_default(),
         })
+    }
+
+    /// Each level's health after the last epoch: the share of near-zero weights and the
+    /// gradient reaching them (empty before the first epoch).
+    pub fn health(&self) -> &[LevelHealth] {
+        &self.health
     }
 
     /// The settings this trainer runs with.
@@ -240,6 +250,8 @@ impl Trainer {
         let batches = order.len().div_ceil(bs);
         let (mut loss_sum, mut sq_sum, mut px) = (0.0, 0.0, 0.0);
         let with_cells = self.tc.degradation_weight > 0.0;
+        let vars = self.vars.sorted_vars();
+        let mut tally = GradTally::default();
         for (bi, chunk) in order.chunks(bs).enumerate() {
             let aug = if self.tc.augment {
                 Some(&mut rng)
@@ -269,7 +281,9 @@ impl Trainer {
                     reference,
                 });
             }
-            self.opt.backward_step(&loss)?;
+            let grads = loss.backward()?;
+            tally.add(&vars, &grads)?;
+            self.opt.step(&grads)?;
             let sq = ((out.detach() - &batch.y)?.sqr()? * &batch.m)?.sum_all()?;
             sq_sum += f64::from(sq.to_scalar::<f32>()?);
             px += batch.valid;
@@ -288,6 +302,7 @@ impl Trainer {
         }
         let sigma = self.data.norm.target.std;
         let val_rmse_k = self.validate()?;
+        self.health = health::measure(&vars, &tally)?;
         let rec = EpochRecord {
             epoch,
             learning_rate: lr,
@@ -298,15 +313,13 @@ impl Trainer {
         };
         if self.tc.keep_best
             && val_rmse_k.is_finite()
-            && self.best.as_ref().is_none_or(|(b, _)| val_rmse_k < *b)
+            && self.best.as_ref().is_none_or(|(b, _, _)| val_rmse_k < *b)
         {
-            let snapshot = self
-                .vars
-                .sorted_vars()
+            let snapshot = vars
                 .iter()
                 .map(|(_, v)| v.as_tensor().copy())
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            self.best = Some((val_rmse_k, snapshot));
+            self.best = Some((val_rmse_k, snapshot, self.health.clone()));
         }
         self.history.push(rec);
         self.epoch += 1;
@@ -358,10 +371,11 @@ impl Trainer {
     /// # Errors
     /// Tensor errors.
     pub fn finish(mut self) -> Result<Checkpoint> {
-        if let Some((_, snapshot)) = self.best.take() {
+        if let Some((_, snapshot, health)) = self.best.take() {
             for ((_, var), t) in self.vars.sorted_vars().iter().zip(snapshot) {
                 var.set(&t)?;
             }
+            self.health = health;
         }
         self.checkpoint()
     }
@@ -372,7 +386,7 @@ impl Trainer {
     /// Tensor errors while copying the weights.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         let (state, steps) = self.opt.state();
-        let meta = CheckpointMeta::new(
+        let mut meta = CheckpointMeta::new(
             self.cfg.clone(),
             self.data.norm.clone(),
             Some((*self.tc).clone()),
@@ -383,6 +397,7 @@ impl Trainer {
                 steps,
             }),
         );
+        meta.health = self.health.clone();
         Checkpoint::from_parts(meta, &self.vars.sorted_vars(), state, &self.device)
     }
 }
@@ -501,6 +516,19 @@ mod tests {
         assert!(
             h[0].val_rmse_k < 5.0 * a.normalization().target.std,
             "{h:?}"
+        );
+        // Every level was measured, received a gradient and is alive after two epochs.
+        let health = &a.meta().health;
+        let levels: Vec<&str> = health.iter().map(|l| l.level.as_str()).collect();
+        assert!(
+            levels.contains(&"unet.bridge") && levels.contains(&"unet.enc.0"),
+            "{levels:?}"
+        );
+        assert!(
+            health
+                .iter()
+                .all(|l| l.grad_rms > 0.0 && l.grad_rms.is_finite() && !l.collapsed()),
+            "{health:?}"
         );
         let b = train(&tiny_config(), &quick(), &scenes(), |_| {}).unwrap();
         assert_eq!(

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use amun_core::net::{AmunConfig, Checkpoint, DeviceSpec, HeldOutCheck, TrainConfig, Verdict};
+use amun_core::net::{
+    collapsed_levels, AmunConfig, Checkpoint, DeviceSpec, HeldOutCheck, LevelHealth, TrainConfig,
+    Verdict,
+};
 use amun_core::prior::{Base, PriorParams};
 use amun_core::{amun_trainer, finish_checked, run_trainer, Downscaler, Scene, StagedAmun};
 use anyhow::{anyhow, bail, Context, Result};
@@ -95,6 +98,20 @@ impl BaseArg {
             BaseArg::PriorElevation => Base::Prior(PriorParams::elevation()),
             BaseArg::PriorCovariates => Base::Prior(PriorParams::covariates()),
         }
+    }
+}
+
+/// Warns when a level of the network collapsed during training (most of its weights near
+/// zero: that part of the network no longer contributes).
+pub fn report_health(ctx: &Ctx, what: &str, health: &[LevelHealth]) {
+    let collapsed = collapsed_levels(health);
+    if !collapsed.is_empty() {
+        ctx.warn(&format!(
+            "{what}: {} of {} network levels collapsed during training: {}; the result rests on the rest of the network (train with the default AdamW solver, or a lower learning rate)",
+            collapsed.len(),
+            health.len(),
+            collapsed.join(", ")
+        ));
     }
 }
 
@@ -261,6 +278,7 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         staged.save(&a.out)?;
         for (k, c) in a.stages.iter().zip(staged.stages()) {
             report_check(ctx, &format!("stage ×{k}"), c.held_out());
+            report_health(ctx, &format!("stage ×{k}"), &c.meta().health);
         }
         ctx.say(&format!("wrote staged checkpoint {}", a.out.display()));
         return Ok(());
@@ -286,6 +304,7 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     let ckpt = finish_checked(trainer, &scenes, &Default::default())?;
     ckpt.save(&a.out)?;
     report_check(ctx, "the model", ckpt.held_out());
+    report_health(ctx, "the model", &ckpt.meta().health);
     let h = ckpt.history();
     if let Some(last) = h.last() {
         ctx.say(&format!(
