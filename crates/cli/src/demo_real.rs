@@ -163,6 +163,7 @@ pub fn run_region(
         )?;
         row.check = src.check.clone();
         row.departure = src.departure;
+        row.amplitude = src.amplitude;
         report.methods.push(row);
     }
     report.title = format!("amun demo: real-data experiment ({label})");

@@ -1,7 +1,8 @@
 //! AMUN (from `amun-net`) as a [`Downscaler`].
 
 use amun_net::{
-    AmunConfig, Checkpoint, HeldOutCheck, TileParams, TrainConfig, Trainer, TrainingScene,
+    Amplitude, AmunConfig, Checkpoint, HeldOutCheck, TileParams, TrainConfig, Trainer,
+    TrainingScene,
 };
 use amun_raster::Raster;
 
@@ -200,12 +201,20 @@ impl Downscaler for AmunDownscaler {
     }
 
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {
+        Ok(self.predict_checked(scene, progress)?.0)
+    }
+
+    fn predict_checked(
+        &self,
+        scene: &Scene,
+        progress: &dyn Progress,
+    ) -> Result<(Raster, Option<Amplitude>)> {
         let ckpt = self.checkpoint.as_ref().ok_or_else(|| Error::Method {
             method: "amun".into(),
             detail: "predict called before fit (train or load a checkpoint first)".into(),
         })?;
         let mut started = false;
-        let out = ckpt.predict(
+        let out = ckpt.predict_checked(
             scene.coarse_lst(),
             scene.covariates(),
             &self.tiles,

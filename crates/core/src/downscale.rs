@@ -1,6 +1,6 @@
 //! The `Downscaler` trait and the interpolation baselines.
 
-use amun_net::HeldOutCheck;
+use amun_net::{Amplitude, HeldOutCheck};
 use amun_raster::{Raster, Resampling};
 
 use crate::error::Result;
@@ -26,6 +26,20 @@ pub trait Downscaler {
     /// # Errors
     /// Method-specific; [`crate::Error::Method`] if called before `fit` when fitting is needed.
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster>;
+
+    /// [`Downscaler::predict`], with the size of a learned correction next to the residuals
+    /// the method was trained on, for methods that correct a base field (AMUN; see
+    /// [`Amplitude`]). The default predicts and reports nothing.
+    ///
+    /// # Errors
+    /// As [`Downscaler::predict`].
+    fn predict_checked(
+        &self,
+        scene: &Scene,
+        progress: &dyn Progress,
+    ) -> Result<(Raster, Option<Amplitude>)> {
+        Ok((self.predict(scene, progress)?, None))
+    }
 
     /// How the method fared where the truth was known, next to interpolation and the
     /// physical prior (see [`crate::guard`]): AMUN on the pixels its training held out, a
@@ -89,6 +103,14 @@ impl<T: Downscaler + ?Sized> Downscaler for &mut T {
 
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {
         (**self).predict(scene, progress)
+    }
+
+    fn predict_checked(
+        &self,
+        scene: &Scene,
+        progress: &dyn Progress,
+    ) -> Result<(Raster, Option<Amplitude>)> {
+        (**self).predict_checked(scene, progress)
     }
 
     fn check(&self) -> Option<HeldOutCheck> {

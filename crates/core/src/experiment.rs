@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use amun_metrics::{aggregated_back, score, score_grouped, score_stations, Sampling, Station};
+use amun_net::Amplitude;
 use amun_raster::{BlockStats, Departure, Raster, Window};
 
 use crate::downscale::Downscaler;
@@ -174,8 +175,10 @@ fn run(
         let t1 = Instant::now();
         let mut preds = Vec::with_capacity(test.len());
         let mut departures = Vec::with_capacity(test.len());
+        let mut amplitudes = Vec::new();
         for scene in test {
-            let mut p = method.predict(scene, progress)?;
+            let (mut p, amplitude) = method.predict_checked(scene, progress)?;
+            amplitudes.extend(amplitude);
             departures.push(departure(&p, scene)?);
             if let Some(c) = &opts.conserve {
                 p = conserve(&p, scene.coarse_lst(), c)?.0;
@@ -193,6 +196,7 @@ fn run(
         )?;
         scored.check = method.check();
         scored.departure = pooled(&departures);
+        scored.amplitude = Amplitude::pooled(&amplitudes);
         report.methods.push(scored);
         predictions.push(preds);
     }
@@ -304,5 +308,6 @@ pub fn score_method(
         predict_seconds,
         check: None,
         departure: None,
+        amplitude: None,
     })
 }

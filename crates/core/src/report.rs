@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use amun_metrics::{Metrics, StationReport};
-use amun_net::{HeldOutCheck, Verdict};
+use amun_net::{Amplitude, HeldOutCheck, Verdict};
 use amun_raster::{write_atomic, Departure};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,10 @@ pub struct MethodReport {
     /// scenes ([`amun_raster::BlockStats::departure`]): a check that needs no truth.
     #[serde(default)]
     pub departure: Option<Departure>,
+    /// For a learned correction of a base field (AMUN): its size on the test scenes next to
+    /// the residuals it was trained on, pooled ([`Amplitude`]): a check that needs no truth.
+    #[serde(default)]
+    pub amplitude: Option<Amplitude>,
 }
 
 impl MethodReport {
@@ -61,13 +65,14 @@ impl MethodReport {
     }
 
     /// Whether a check found the method wanting: worse than interpolation or the prior where
-    /// the truth was known, or raw block means departing from the coarse input more than
-    /// interpolation's.
+    /// the truth was known, raw block means departing from the coarse input more than
+    /// interpolation's, or corrections larger than the residuals it was trained on.
     pub fn flagged(&self) -> bool {
         matches!(
             self.check.as_ref().map(HeldOutCheck::verdict),
             Some(Verdict::Worse { .. })
         ) || self.departure.is_some_and(|d| d.exceeds_bilinear())
+            || self.amplitude.is_some_and(|a| a.exceeds_training())
     }
 }
 
@@ -218,6 +223,29 @@ impl Report {
                         m.method, d.field_rmse, d.cells, d.bilinear_rmse
                     ));
                 }
+            }
+        }
+        let amplified: Vec<(&MethodReport, Amplitude)> = self
+            .methods
+            .iter()
+            .filter_map(|m| m.amplitude.map(|a| (m, a)))
+            .collect();
+        if !amplified.is_empty() {
+            s.push_str("\n## Corrections next to the training residuals\n\n");
+            s.push_str(
+                "The RMS of a network's correction of its base on the test scenes, next to the \
+                 RMS of the residuals it was trained on. A model of the residual's conditional \
+                 mean makes corrections no larger than those residuals; larger ones are the \
+                 network extrapolating to inputs unlike its training data, seen without any \
+                 truth. ⚠ marks them.\n\n",
+            );
+            for (m, a) in amplified {
+                s.push_str(&format!(
+                    "- {}: {}{}\n",
+                    m.method,
+                    a.summary(),
+                    if a.exceeds_training() { " ⚠" } else { "" }
+                ));
             }
         }
         let checked: Vec<&MethodReport> =

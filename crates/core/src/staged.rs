@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use amun_net::{AmunConfig, Checkpoint, HeldOutCheck, TileParams, TrainConfig, Verdict};
+use amun_net::{Amplitude, AmunConfig, Checkpoint, HeldOutCheck, TileParams, TrainConfig, Verdict};
 use amun_raster::Raster;
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +197,16 @@ impl Downscaler for StagedAmun {
     }
 
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {
+        Ok(self.predict_checked(scene, progress)?.0)
+    }
+
+    /// The amplitude is the stage's whose correction was largest next to its own training
+    /// residuals.
+    fn predict_checked(
+        &self,
+        scene: &Scene,
+        progress: &dyn Progress,
+    ) -> Result<(Raster, Option<Amplitude>)> {
         if self.stages.len() != self.factors.len() {
             return Err(Error::Method {
                 method: "amun-stages".into(),
@@ -215,6 +225,7 @@ impl Downscaler for StagedAmun {
             });
         }
         let mut lst = scene.coarse_lst().clone();
+        let mut worst: Option<Amplitude> = None;
         let mut remaining = scene.factor();
         for (ckpt, &k) in self.stages.iter().zip(&self.factors) {
             remaining /= k;
@@ -226,18 +237,25 @@ impl Downscaler for StagedAmun {
                 amun_indices::coarsen_stack(scene.covariates(), remaining, 0.5)?
             };
             let mut started = false;
-            lst = ckpt.predict(&lst, &covariates, &self.tiles, |done, total| {
-                if !started {
-                    progress.start(&format!("predict stage ×{k}"), total as u64);
-                    started = true;
+            let (out, amplitude) =
+                ckpt.predict_checked(&lst, &covariates, &self.tiles, |done, total| {
+                    if !started {
+                        progress.start(&format!("predict stage ×{k}"), total as u64);
+                        started = true;
+                    }
+                    progress.advance(1);
+                    if done == total {
+                        progress.finish();
+                    }
+                })?;
+            lst = out;
+            if let Some(a) = amplitude {
+                if worst.is_none_or(|w| a.ratio() > w.ratio()) {
+                    worst = Some(a);
                 }
-                progress.advance(1);
-                if done == total {
-                    progress.finish();
-                }
-            })?;
+            }
         }
-        Ok(lst)
+        Ok((lst, worst))
     }
 
     /// The check of the stage that fared worst against its references (each stage is

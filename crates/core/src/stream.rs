@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use amun_net::{Checkpoint, InferencePlan, TileParams};
+use amun_net::{Amplitude, Checkpoint, Inference, InferencePlan, TileParams};
 use amun_raster::{
     write_streamed, BlockStats, Compression, ConserveParams, Departure, GeoTiffReader, Grid,
     Raster, Window, WindowSource, WriteOptions,
@@ -151,6 +151,9 @@ pub struct StreamSummary {
     /// How far the network's raw output departs from the coarse LST at the coarse scale,
     /// next to bilinear interpolation (see [`amun_raster::BlockStats::departure`]).
     pub departure: Departure,
+    /// How large the network's correction of its base was next to its training residuals
+    /// (see [`amun_net::Amplitude`]; `None` for a model that is not residual).
+    pub amplitude: Option<Amplitude>,
 }
 
 /// Bytes of the run's own buffers besides the network's windows: tiles of the output
@@ -207,29 +210,29 @@ pub fn downscale_to_file(
         }
     };
     // The network's output streamed to `path`, block statistics gathered on the way.
-    let mut predict_into =
-        |path: &Path, opts: &WriteOptions| -> Result<(InferencePlan, BlockStats)> {
-            let mut stats = BlockStats::new(&grid, scene.coarse_lst().grid())?;
-            let plan = write_streamed(path, &grid, opts, |sink| -> Result<InferencePlan> {
-                Ok(checkpoint.predict_windows(
-                    scene.coarse_lst(),
-                    scene,
-                    &tiles,
-                    |w, data| {
-                        stats.add(w, data.view())?;
-                        Ok(sink.put(w, data.view())?)
-                    },
-                    &mut report,
-                )?)
-            })?;
-            Ok((plan, stats))
-        };
+    let mut predict_into = |path: &Path, opts: &WriteOptions| -> Result<(Inference, BlockStats)> {
+        let mut stats = BlockStats::new(&grid, scene.coarse_lst().grid())?;
+        let inference = write_streamed(path, &grid, opts, |sink| -> Result<Inference> {
+            Ok(checkpoint.predict_windows(
+                scene.coarse_lst(),
+                scene,
+                &tiles,
+                |w, data| {
+                    stats.add(w, data.view())?;
+                    Ok(sink.put(w, data.view())?)
+                },
+                &mut report,
+            )?)
+        })?;
+        Ok((inference, stats))
+    };
     let Some(params) = opts.conserve else {
-        let (plan, stats) = predict_into(out, &write_opts)?;
+        let (inference, stats) = predict_into(out, &write_opts)?;
         return Ok(StreamSummary {
-            plan,
+            plan: inference.plan,
             conserve_iterations: None,
             departure: stats.departure(scene.coarse_lst())?,
+            amplitude: inference.amplitude,
         });
     };
     // Pass 1: the uncorrected output to a temporary file.
@@ -243,7 +246,7 @@ pub fn downscale_to_file(
         })?;
     let raw = tmp.path().join("raw.tif");
     let raw_opts = WriteOptions::default().with_compression(Compression::None);
-    let (plan, stats) = predict_into(&raw, &raw_opts)?;
+    let (inference, stats) = predict_into(&raw, &raw_opts)?;
     let departure = stats.departure(scene.coarse_lst())?;
     let correction = stats.solve(scene.coarse_lst(), &params)?;
     drop(stats);
@@ -263,9 +266,10 @@ pub fn downscale_to_file(
     })?;
     progress.finish();
     Ok(StreamSummary {
-        plan,
+        plan: inference.plan,
         conserve_iterations: Some(correction.iterations()),
         departure,
+        amplitude: inference.amplitude,
     })
 }
 

@@ -142,3 +142,97 @@ mod tests {
         assert!(check(0.5).summary().contains("bilinear 1.000 K"));
     }
 }
+
+/// The ratio of a scene's correction RMS to the training targets' RMS above which
+/// [`Amplitude::exceeds_training`] flags a prediction.
+///
+/// A model that has learned `E[residual | inputs]` predicts corrections whose spread is at
+/// most the spread of the residuals it was trained on (the law of total variance: the
+/// variance of a conditional mean never exceeds the variance of what it predicts). Larger
+/// corrections on a new scene are the network extrapolating: inputs unlike its training
+/// data, as the 0.01° covariates are for a model trained one scale up on 0.1° aggregates.
+pub const AMPLITUDE_LIMIT: f64 = 1.0;
+
+/// How large a residual model's correction of its base (output − base) is over a scene,
+/// next to the residuals it was trained on: a check that needs no truth.
+///
+/// In the demo's real-data experiment the networks that were worse than the covariate prior
+/// they corrected made corrections larger than their training residuals
+/// (`docs/design.md` §5.3), while held-out scores at the training scale could not see it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Amplitude {
+    /// RMS of the network's correction over the scene's valid pixels (kelvin).
+    pub correction_rms_k: f64,
+    /// RMS of the training targets (the truth minus the base at the training scale), kelvin.
+    pub trained_rms_k: f64,
+    /// Pixels the correction was measured on.
+    pub pixels: u64,
+}
+
+impl Amplitude {
+    /// `correction_rms_k / trained_rms_k`.
+    pub fn ratio(&self) -> f64 {
+        self.correction_rms_k / self.trained_rms_k
+    }
+
+    /// Whether the correction is larger than the training residuals ([`AMPLITUDE_LIMIT`]).
+    pub fn exceeds_training(&self) -> bool {
+        self.ratio() > AMPLITUDE_LIMIT
+    }
+
+    /// `correction 1.234 K RMS, 2.1× the 0.588 K of its training residuals`.
+    pub fn summary(&self) -> String {
+        format!(
+            "correction {:.3} K RMS over {} px, {:.2}× the {:.3} K of its training residuals",
+            self.correction_rms_k,
+            self.pixels,
+            self.ratio(),
+            self.trained_rms_k
+        )
+    }
+
+    /// Amplitudes of several scenes (of one model) pooled over their pixels; `None` if none
+    /// has a pixel. The training RMS is the pixel-weighted RMS of theirs (one model: the same).
+    pub fn pooled(parts: &[Amplitude]) -> Option<Amplitude> {
+        let pixels: u64 = parts.iter().map(|a| a.pixels).sum();
+        if pixels == 0 {
+            return None;
+        }
+        let rms = |f: fn(&Amplitude) -> f64| {
+            let s: f64 = parts.iter().map(|a| a.pixels as f64 * f(a).powi(2)).sum();
+            (s / pixels as f64).sqrt()
+        };
+        Some(Amplitude {
+            correction_rms_k: rms(|a| a.correction_rms_k),
+            trained_rms_k: rms(|a| a.trained_rms_k),
+            pixels,
+        })
+    }
+}
+
+#[cfg(test)]
+mod amplitude_tests {
+    use super::*;
+
+    /// Hand-computed: corrections 3 K RMS over 100 px and 1 K RMS over 300 px pool to
+    /// √((100·9 + 300·1)/400) = √3 K.
+    #[test]
+    fn pooling_weights_by_pixels_and_the_limit_is_one() {
+        let a = Amplitude {
+            correction_rms_k: 3.0,
+            trained_rms_k: 2.0,
+            pixels: 100,
+        };
+        let b = Amplitude {
+            correction_rms_k: 1.0,
+            trained_rms_k: 2.0,
+            pixels: 300,
+        };
+        let p = Amplitude::pooled(&[a, b]).unwrap();
+        assert!((p.correction_rms_k - 3f64.sqrt()).abs() < 1e-12);
+        assert!((p.trained_rms_k - 2.0).abs() < 1e-12);
+        assert_eq!(p.pixels, 400);
+        assert!(a.exceeds_training() && !b.exceeds_training() && !p.exceeds_training());
+        assert!(Amplitude::pooled(&[]).is_none());
+    }
+}

@@ -29,6 +29,7 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use ndarray::{s, Array2, ArrayView2};
 
+use crate::check::Amplitude;
 use crate::checkpoint::Checkpoint;
 use crate::config::{AmunConfig, AspectEncoding};
 use crate::data::Normalization;
@@ -404,15 +405,27 @@ fn whole_scene_base<S: WindowSource + ?Sized>(
 /// # Shapes
 /// `base` and every covariate `[H, W]` (a multiple of the size multiple) → `[crop rows,
 /// crop cols]`.
+/// The network and what it needs to encode its inputs and decode its output.
+struct Net<'a> {
+    model: &'a Amun,
+    cfg: &'a AmunConfig,
+    norm: &'a Normalization,
+    device: &'a candle_core::Device,
+}
+
 fn run_window(
-    model: &Amun,
-    cfg: &AmunConfig,
-    norm: &Normalization,
-    device: &candle_core::Device,
+    net: &Net<'_>,
     base: ArrayView2<'_, f32>,
     covariates: Vec<Array2<f32>>,
     crop: (Range<usize>, Range<usize>),
+    amplitude: &mut Tally,
 ) -> Result<Array2<f32>> {
+    let Net {
+        model,
+        cfg,
+        norm,
+        device,
+    } = *net;
     let (h, w) = base.dim();
     let n_ch = 1 + cfg.n_aux();
     let mut x = vec![0f32; n_ch * h * w];
@@ -475,11 +488,48 @@ fn run_window(
             }
             let o = norm.target.denorm(o);
             if cfg.residual {
+                amplitude.add(o);
                 b + o
             } else {
                 o
             }
         }))
+}
+
+/// Sum of squared corrections and their count, over the windows of a scene.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    sum_sq: f64,
+    n: u64,
+}
+
+impl Tally {
+    fn add(&mut self, correction: f32) {
+        if correction.is_finite() {
+            self.sum_sq += f64::from(correction).powi(2);
+            self.n += 1;
+        }
+    }
+
+    /// The scene's [`Amplitude`] next to the training targets' RMS, `√(σ² + μ²)` of the
+    /// target statistics; `None` for a model that is not residual or without pixels.
+    fn amplitude(&self, cfg: &AmunConfig, norm: &Normalization) -> Option<Amplitude> {
+        (cfg.residual && self.n > 0).then(|| Amplitude {
+            correction_rms_k: (self.sum_sq / self.n as f64).sqrt(),
+            trained_rms_k: norm.target.std.hypot(norm.target.mean),
+            pixels: self.n,
+        })
+    }
+}
+
+/// What a windowed prediction did: the plan it followed and how large its correction was.
+#[derive(Debug, Clone)]
+pub struct Inference {
+    /// The windows.
+    pub plan: InferencePlan,
+    /// The correction's size next to the training residuals' (`None` for a model that
+    /// predicts LST directly rather than a correction of its base).
+    pub amplitude: Option<Amplitude>,
 }
 
 /// Pixels of `window` of a scene-sized array gathered through `rows` and `cols`, the scene
@@ -533,7 +583,7 @@ impl Checkpoint {
         params: &TileParams,
         mut sink: impl FnMut(Window, Array2<f32>) -> Result<()>,
         mut progress: impl FnMut(usize, usize),
-    ) -> Result<InferencePlan> {
+    ) -> Result<Inference> {
         let cfg = self.config();
         for name in &cfg.covariates {
             if !covariates.names().contains(name) {
@@ -554,10 +604,17 @@ impl Checkpoint {
         let prior = whole_scene_base(cfg, coarse_lst, covariates)?;
         let model = self.inference_model()?;
         let norm = self.normalization();
+        let net = Net {
+            model: &model,
+            cfg,
+            norm,
+            device: self.device(),
+        };
         let total = plan.tiles().0 * plan.tiles().1;
         let mut base_valid = 0u64;
         let mut cov_valid = vec![0u64; cfg.covariates.len()];
         let mut valid_out = 0u64;
+        let mut tally = Tally::default();
         for (done, (tile, wr, wc)) in plan.tiles_and_windows().enumerate() {
             let rows: Vec<usize> = wr.clone().map(|i| reflect(i, h)).collect();
             let cols: Vec<usize> = wc.clone().map(|j| reflect(j, w)).collect();
@@ -600,7 +657,7 @@ impl Checkpoint {
                 cov_valid[i] += count(&band);
                 bands.push(band);
             }
-            let out = run_window(&model, cfg, norm, self.device(), base.view(), bands, crop)?;
+            let out = run_window(&net, base.view(), bands, crop, &mut tally)?;
             drop(base);
             valid_out += out.iter().filter(|v| !v.is_nan()).count() as u64;
             sink(tile, out)?;
@@ -629,7 +686,8 @@ impl Checkpoint {
                 },
             });
         }
-        Ok(plan)
+        let amplitude = tally.amplitude(cfg, norm);
+        Ok(Inference { plan, amplitude })
     }
 
     /// Predicts fine LST over the covariates' grid from a coarse LST raster: the whole
@@ -646,9 +704,26 @@ impl Checkpoint {
         tiles: &TileParams,
         progress: impl FnMut(usize, usize),
     ) -> Result<Raster> {
+        Ok(self
+            .predict_checked(coarse_lst, fine_covariates, tiles, progress)?
+            .0)
+    }
+
+    /// [`Checkpoint::predict`], with the size of the network's correction next to its
+    /// training residuals' ([`Amplitude`]; `None` for a model that is not residual).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::predict_windows`].
+    pub fn predict_checked(
+        &self,
+        coarse_lst: &Raster,
+        fine_covariates: &amun_raster::Stack,
+        tiles: &TileParams,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<(Raster, Option<Amplitude>)> {
         let grid = fine_covariates.grid().clone();
         let mut data = Array2::from_elem(grid.shape(), f32::NAN);
-        self.predict_windows(
+        let inference = self.predict_windows(
             coarse_lst,
             fine_covariates,
             tiles,
@@ -659,7 +734,7 @@ impl Checkpoint {
             },
             progress,
         )?;
-        Ok(Raster::new(grid, data)?)
+        Ok((Raster::new(grid, data)?, inference.amplitude))
     }
 }
 
@@ -898,16 +973,15 @@ mod scene_tests {
                 .map(|n| pick(sc.covariates.band(n).unwrap().data()))
                 .collect();
             let crop = (margin..margin + 66, margin..margin + 66);
-            let want = run_window(
-                &ck.inference_model().unwrap(),
-                &cfg,
-                ck.normalization(),
-                ck.device(),
-                pick(&base).view(),
-                bands,
-                crop,
-            )
-            .unwrap();
+            let model = ck.inference_model().unwrap();
+            let net = Net {
+                model: &model,
+                cfg: &cfg,
+                norm: ck.normalization(),
+                device: ck.device(),
+            };
+            let want =
+                run_window(&net, pick(&base).view(), bands, crop, &mut Tally::default()).unwrap();
             let want_bits: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
             assert_eq!(bits(&whole), want_bits, "margin {margin}");
         }
@@ -968,5 +1042,60 @@ mod scene_tests {
             .predict(&sc.coarse_lst, &missing, &tiles, |_, _| {})
             .unwrap_err();
         assert!(matches!(e, Error::MissingCovariate { .. }), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod amplitude_tests {
+    use super::*;
+    use crate::settings::TrainConfig;
+    use crate::testutil::{scene, tiny_config};
+    use crate::train::train;
+    use crate::Solver;
+    use amun_raster::Stack;
+
+    /// The amplitude check on a case built to fail: a model trained briefly on one scene
+    /// corrects that scene by less than its training residuals; given covariates twenty
+    /// times their training range (inputs far outside what it learned), its correction is
+    /// larger than anything it was trained on, and the check says so.
+    #[test]
+    fn corrections_beyond_the_training_residuals_are_flagged() {
+        let sc = scene(64, 4, 0.0);
+        let tc = TrainConfig {
+            solver: Solver::ADAM,
+            learning_rate: 3e-3,
+            epochs: 3,
+            batch_size: 8,
+            patch: 16,
+            stride: 8,
+            split_block: 32,
+            seed: 3,
+            ..TrainConfig::default()
+        };
+        let ck = train(&tiny_config(), &tc, std::slice::from_ref(&sc), |_| {}).unwrap();
+        let tiles = TileParams::default();
+        let (_, own) = ck
+            .predict_checked(&sc.coarse_lst, &sc.covariates, &tiles, |_, _| {})
+            .unwrap();
+        let own = own.expect("a residual model has an amplitude");
+        let t = ck.normalization().target;
+        assert!((own.trained_rms_k - t.std.hypot(t.mean)).abs() < 1e-12);
+        assert_eq!(own.pixels, 64 * 64);
+        assert!(!own.exceeds_training(), "{own:?}");
+
+        let mut wild = Stack::new(sc.covariates.grid().clone());
+        for (name, band) in sc.covariates.iter() {
+            let scaled = if name == "aspect" {
+                band.clone()
+            } else {
+                band.map(|v| 20.0 * v)
+            };
+            wild = wild.with(name, scaled).unwrap();
+        }
+        let (_, far) = ck
+            .predict_checked(&sc.coarse_lst, &wild, &tiles, |_, _| {})
+            .unwrap();
+        let far = far.unwrap();
+        assert!(far.exceeds_training(), "{far:?} (own scene: {own:?})");
     }
 }

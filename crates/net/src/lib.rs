@@ -22,7 +22,7 @@ mod testutil;
 mod train;
 
 pub use amun_kernels::{flush_denormals, tune_allocator};
-pub use check::{HeldOutCheck, MethodScore, Verdict};
+pub use check::{Amplitude, HeldOutCheck, MethodScore, Verdict, AMPLITUDE_LIMIT};
 pub use checkpoint::{Checkpoint, CheckpointMeta, OptimizerMeta, FORMAT_VERSION};
 pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
@@ -30,8 +30,8 @@ pub use device::DeviceSpec;
 pub use error::{Error, Result};
 pub use health::{collapsed_levels, level_of, LevelHealth, COLLAPSED_SHARE, NEAR_ZERO};
 pub use infer::{
-    base_window, predict, window_bytes_per_pixel, InferencePlan, TileParams, BASELINE_BYTES,
-    DEFAULT_MARGIN,
+    base_window, predict, window_bytes_per_pixel, Inference, InferencePlan, TileParams,
+    BASELINE_BYTES, DEFAULT_MARGIN,
 };
 pub use init::SeededVarMap;
 pub use model::{count_parameters, Amun, Conv, Ffrdb, Gmfca, Rdb, UNet, UpConv};

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use amun_core::net::{Checkpoint, DeviceSpec, HeldOutCheck, TileParams, Verdict};
+use amun_core::net::{Amplitude, Checkpoint, DeviceSpec, HeldOutCheck, TileParams, Verdict};
 use amun_core::{
     conserve, downscale_to_file, ConserveParams, Downscaler, SceneReader, StagedAmun,
     StreamOptions, STAGES_FILE,
@@ -127,7 +127,10 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         guard(ctx, a, staged.check().as_ref())?;
         check_covariates(a, &covariates, scene.covariate_names())?;
         let scene = load_scene(&a.scene)?;
-        let mut out = staged.with_tiles(tiles).predict(&scene, &ctx.bars)?;
+        let (mut out, amplitude) = staged
+            .with_tiles(tiles)
+            .predict_checked(&scene, &ctx.bars)?;
+        amplitude_check(ctx, a, amplitude.as_ref(), false)?;
         if a.conserve {
             let (c, it) = conserve(&out, scene.coarse_lst(), &ConserveParams::default())?;
             ctx.detail(&format!("coarse conservation: {it} iterations"));
@@ -181,7 +184,41 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     } else {
         ctx.say(&line);
     }
+    amplitude_check(ctx, a, summary.amplitude.as_ref(), true)?;
     ctx.say(&format!("wrote {}", a.out.display()));
+    Ok(())
+}
+
+/// Says how large the network's correction was next to its training residuals, warns when
+/// larger, and with `--strict` refuses (removing the output when it is `written`).
+fn amplitude_check(
+    ctx: &Ctx,
+    a: &DownscaleArgs,
+    amplitude: Option<&Amplitude>,
+    written: bool,
+) -> Result<()> {
+    let Some(amp) = amplitude else {
+        return Ok(());
+    };
+    if !amp.exceeds_training() {
+        ctx.say(&format!("the network's {}", amp.summary()));
+        return Ok(());
+    }
+    ctx.warn(&format!(
+        "the network's {}: it corrects its base by more than it ever learned to, a sign that it extrapolates to inputs unlike its training data (in the demo's real-data experiment such models were worse than the prior they corrected); compare with `amun baseline prior`",
+        amp.summary()
+    ));
+    if a.strict {
+        if written {
+            std::fs::remove_file(&a.out)
+                .with_context(|| format!("removing {}", a.out.display()))?;
+        }
+        bail!(
+            "{}: refused (--strict): the network's correction is {:.2}× its training residuals",
+            a.out.display(),
+            amp.ratio()
+        );
+    }
     Ok(())
 }
 
