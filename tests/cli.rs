@@ -530,7 +530,18 @@ fn demo_writes_report_geotiffs_and_figures() {
         .iter()
         .map(|m| m["method"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["bilinear", "ridge", "rf", "amun", "amun-conserved"]);
+    assert_eq!(
+        names,
+        [
+            "bilinear",
+            "ridge",
+            "rf",
+            "amun",
+            "amun-conserved",
+            "oracle-blind-noise",
+            "oracle-blind-noise-moisture"
+        ]
+    );
     for m in methods {
         let rmse = m["fine"]["rmse"].as_f64().expect("pooled RMSE");
         assert!(rmse.is_finite() && rmse > 0.0 && rmse < 20.0, "{m}");
@@ -542,6 +553,11 @@ fn demo_writes_report_geotiffs_and_figures() {
         "conserved AMUN keeps the block means: {}",
         back(4)
     );
+    // The oracles keep the block means, and blind only to noise none of the methods reaches
+    // the floor.
+    assert!(back(5) < 1e-3 && back(6) < 1e-3, "{} {}", back(5), back(6));
+    let fine = |i: usize| methods[i]["fine"]["rmse"].as_f64().unwrap();
+    assert!((0..5).all(|i| fine(5) < fine(i)), "{methods:?}");
     for f in [
         "report.md",
         "geotiff/month-05_reference.tif",
