@@ -139,8 +139,8 @@ pub fn finish_checked(
     Ok(ckpt)
 }
 
-/// Runs a trainer to the end of its own settings' epochs, reporting batches and epochs to
-/// `progress`.
+/// Runs a trainer to the end of its own settings' epochs or time budget, reporting batches
+/// and epochs to `progress`.
 ///
 /// # Errors
 /// Training errors (divergence, bad data).
@@ -153,7 +153,8 @@ pub fn run_trainer(trainer: &mut Trainer, progress: &dyn Progress) -> Result<()>
         "train amun",
         (epochs.saturating_sub(trainer.epochs_done()) * batches) as u64,
     );
-    while trainer.epochs_done() < epochs {
+    let (started, first) = (std::time::Instant::now(), trainer.epochs_done());
+    while trainer.wants_epoch(started, first) {
         let rec = trainer.run_epoch(&mut |p| {
             if let amun_net::Progress::Batch { .. } = p {
                 progress.advance(1);

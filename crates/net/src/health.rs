@@ -3,7 +3,7 @@
 //!
 //! Checkpoints trained with Adam and a coupled L2 term lost their deepest U-Net levels: the
 //! bridge's weights went to subnormal values (87 % of them) while the loss still fell, carried
-//! by the shallow modules (`docs/design.md` §5.6). Nothing in the loss curve shows it. The
+//! by the shallow modules (`docs/design.md` §4.8). Nothing in the loss curve shows it. The
 //! trainer therefore measures each level after every epoch, keeps the last measurement in the
 //! checkpoint, and the CLI warns when a level has collapsed.
 

@@ -13,7 +13,7 @@
 //! gradient. For a weight whose loss gradient is small (a deep level that learns slowly), the
 //! update is then about `lr·sign(w)` whatever λ is: the weight shrinks by the learning rate
 //! every step and reaches zero, then subnormal values, in a few hundred steps. That is how the
-//! deep U-Net levels of checkpoints trained with Adam and L2 died (`docs/design.md` §5.6).
+//! deep U-Net levels of checkpoints trained with Adam and L2 died (`docs/design.md` §4.8).
 //! AdamW's decay shrinks a weight by the factor `1 − lr·λ` per step, independent of the
 //! gradient's scale, so a slow level keeps its weights.
 

@@ -72,6 +72,11 @@ pub struct TrainConfig {
     /// Restore the weights of the epoch with the lowest validation RMSE at the end
     /// (default false: the paper keeps the last).
     pub keep_best: bool,
+    /// Wall-clock budget in minutes (default none): training ends after the epoch that
+    /// reaches it, or before an epoch that would pass it at the last epoch's pace; at least
+    /// one epoch runs. With `keep_best`, recipes compared at equal time keep their best
+    /// epoch.
+    pub max_minutes: Option<f64>,
     /// Where to train: `"cpu"` (default), `"cuda"` or `"cuda:N"` in a configuration file.
     pub device: DeviceSpec,
 }
@@ -98,6 +103,7 @@ impl Default for TrainConfig {
             augment: false,
             divergence_factor: 1000.0,
             keep_best: false,
+            max_minutes: None,
             device: DeviceSpec::Cpu,
         }
     }
@@ -139,6 +145,14 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return Err(Error::config("batch_size", "must be ≥ 1"));
+        }
+        if let Some(m) = self.max_minutes {
+            if !pos(m) {
+                return Err(Error::config(
+                    "max_minutes",
+                    format!("must be positive, got {m}"),
+                ));
+            }
         }
         if !(self.l2 >= 0.0 && self.l2.is_finite()) {
             return Err(Error::config("l2", format!("must be ≥ 0, got {}", self.l2)));

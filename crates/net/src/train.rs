@@ -359,10 +359,26 @@ impl Trainer {
     /// # Errors
     /// As [`Trainer::run_epoch`].
     pub fn run(&mut self, mut progress: impl FnMut(&Progress)) -> Result<()> {
-        while self.epoch < self.tc.epochs {
+        let (started, first) = (std::time::Instant::now(), self.epoch);
+        while self.wants_epoch(started, first) {
             self.run_epoch(&mut progress)?;
         }
         Ok(())
+    }
+
+    /// Whether another epoch should run in a run that began at `started` with epoch
+    /// `first`: epochs remain, and the time budget ([`TrainConfig::max_minutes`]) allows one
+    /// more at the last epoch's pace. The run's first epoch always runs.
+    pub fn wants_epoch(&self, started: std::time::Instant, first: usize) -> bool {
+        if self.epoch >= self.tc.epochs {
+            return false;
+        }
+        match (self.tc.max_minutes, self.history.last()) {
+            (Some(budget), Some(last)) if self.epoch > first => {
+                started.elapsed().as_secs_f64() + last.seconds <= 60.0 * budget
+            }
+            _ => true,
+        }
     }
 
     /// Ends the run: with `keep_best`, restores the weights of the epoch with the lowest
@@ -547,6 +563,24 @@ mod tests {
         )
         .unwrap();
         assert_ne!(weights(&a), weights(&c));
+    }
+
+    /// A budget far below one epoch's time: the first epoch runs, then training stops.
+    #[test]
+    fn a_time_budget_stops_after_the_epoch_that_reaches_it() {
+        let tc = TrainConfig {
+            epochs: 5,
+            max_minutes: Some(1e-9),
+            ..quick()
+        };
+        let ck = train(&tiny_config(), &tc, &scenes(), |_| {}).unwrap();
+        assert_eq!(ck.history().len(), 1);
+        let bad = TrainConfig {
+            max_minutes: Some(0.0),
+            ..quick()
+        };
+        let e = train(&tiny_config(), &bad, &scenes(), |_| {}).unwrap_err();
+        assert!(e.to_string().contains("max_minutes"), "{e}");
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub struct TrainArgs {
     /// Epochs (total, counting resumed ones).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Wall-clock budget in minutes: training ends after the epoch that reaches it, or
+    /// before one that would pass it (at least one epoch runs; with the config's
+    /// `keep_best`, the best epoch is kept).
+    #[arg(long)]
+    pub minutes: Option<f64>,
     /// Learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -221,6 +226,16 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
             changed.push(format!("epochs {} → {e}", tc.epochs));
         }
         tc.epochs = e;
+    }
+    if let Some(m) = a.minutes {
+        if Some(m) != tc.max_minutes {
+            changed.push(format!(
+                "time budget {} → {m} min",
+                tc.max_minutes
+                    .map_or("none".to_string(), |b| format!("{b} min"))
+            ));
+        }
+        tc.max_minutes = Some(m);
     }
     if let Some(lr) = a.lr {
         if lr != tc.learning_rate {
