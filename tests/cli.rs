@@ -534,8 +534,10 @@ fn demo_writes_report_geotiffs_and_figures() {
         names,
         [
             "bilinear",
+            "prior-covariates",
             "ridge",
             "rf",
+            "rf-prior",
             "amun",
             "amun-conserved",
             "oracle-blind-noise",
@@ -549,15 +551,21 @@ fn demo_writes_report_geotiffs_and_figures() {
     }
     let back = |i: usize| methods[i]["aggregated_back"]["rmse"].as_f64().unwrap();
     assert!(
-        back(4) < 1e-3,
+        back(6) < 1e-3,
         "conserved AMUN keeps the block means: {}",
-        back(4)
+        back(6)
     );
-    // The oracles keep the block means, and blind only to noise none of the methods reaches
-    // the floor.
-    assert!(back(5) < 1e-3 && back(6) < 1e-3, "{} {}", back(5), back(6));
+    // The prior and the oracles keep the block means, and blind only to noise none of the
+    // methods reaches the floor.
+    assert!(
+        back(1) < 1e-3 && back(7) < 1e-3 && back(8) < 1e-3,
+        "{} {} {}",
+        back(1),
+        back(7),
+        back(8)
+    );
     let fine = |i: usize| methods[i]["fine"]["rmse"].as_f64().unwrap();
-    assert!((0..5).all(|i| fine(5) < fine(i)), "{methods:?}");
+    assert!((0..7).all(|i| fine(7) < fine(i)), "{methods:?}");
     for f in [
         "report.md",
         "geotiff/month-05_reference.tif",
