@@ -23,53 +23,39 @@ const HOUR: u32 = 13;
 const TRAIN_MONTHS: [u32; 8] = [1, 3, 4, 6, 7, 9, 10, 12];
 const TEST_MONTHS: [u32; 4] = [2, 5, 8, 11];
 
+/// The accuracy run's settings.
+#[derive(clap::Parser)]
 struct Args {
+    /// Most epochs.
+    #[arg(long, default_value_t = 30)]
     epochs: usize,
+    /// Wall-clock budget for each training (minutes).
+    #[arg(long, default_value_t = 8.0)]
     minutes: f64,
+    /// Leave the elevation covariate out.
+    #[arg(long = "no-elevation", action = clap::ArgAction::SetFalse)]
     elevation: bool,
+    /// Train the paper's four module variants too.
+    #[arg(long)]
     ablation: bool,
+    /// Model preset: `small` or `paper`.
+    #[arg(long, default_value = "small")]
     preset: String,
+    /// World side in fine pixels.
+    #[arg(long, default_value_t = 320)]
     size: usize,
+    /// World and training seed.
+    #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Patch stride.
+    #[arg(long, default_value_t = 32)]
     stride: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 3e-4)]
     lr: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 8)]
     batch: usize,
-}
-
-fn parse() -> anyhow::Result<Args> {
-    let mut a = Args {
-        epochs: 30,
-        minutes: 8.0,
-        elevation: true,
-        ablation: false,
-        preset: "small".into(),
-        size: 320,
-        seed: 7,
-        stride: 32,
-        lr: 3e-4,
-        batch: 8,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || {
-            it.next()
-                .ok_or_else(|| anyhow::anyhow!("{arg} needs a value"))
-        };
-        match arg.as_str() {
-            "--epochs" => a.epochs = val()?.parse()?,
-            "--minutes" => a.minutes = val()?.parse()?,
-            "--no-elevation" => a.elevation = false,
-            "--ablation" => a.ablation = true,
-            "--preset" => a.preset = val()?,
-            "--size" => a.size = val()?.parse()?,
-            "--seed" => a.seed = val()?.parse()?,
-            "--stride" => a.stride = val()?.parse()?,
-            "--lr" => a.lr = val()?.parse()?,
-            "--batch" => a.batch = val()?.parse()?,
-            other => anyhow::bail!("unknown argument {other}"),
-        }
-    }
-    Ok(a)
 }
 
 fn covariates(world: &World, month: u32, elevation: bool) -> anyhow::Result<Stack> {
@@ -94,7 +80,7 @@ fn rmse(a: &Raster, b: &Raster) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     amun_net::tune_allocator();
-    let args = parse()?;
+    let args = <Args as clap::Parser>::parse();
     let t0 = Instant::now();
     let world = World::generate(
         &WorldParams::new()
