@@ -1,12 +1,12 @@
-//! `amun prepare` in time-series mode, by hand and (when a Slurm cluster answers) as a Slurm
-//! job array.
+//! `amun prepare` and `amun downscale` in time-series mode, by hand and (when a Slurm
+//! cluster answers) as a Slurm job array.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use amun_core::raster::{write, Grid, Raster, Stack, WriteOptions};
+use amun_core::raster::{read, read_band, write, Grid, Raster, Stack, WriteOptions};
 use amun_core::series::SeriesIndex;
 use amun_core::Scene;
 
@@ -277,6 +277,243 @@ fn era5_netcdf_feeds_the_series() {
     // Step 0, row 0, column 0: −9000 · 0.001 + 290 = 281 K (as in make_fixtures.sh).
     assert!((s.coarse_lst().data()[[0, 0]] - 281.0).abs() < 1e-4);
     assert_eq!(s.fine_grid(), &fine);
+}
+
+/// A tiny checkpoint on the covariates of the series scenes (ndvi, slope, aspect): one
+/// epoch on a synthetic 80×80 scene, seconds. Its quality does not matter here; the tests
+/// compare runs of it with each other.
+fn tiny_checkpoint(dir: &Path) -> PathBuf {
+    let world = dir.join("world");
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&world),
+        "--size",
+        "80",
+        "--factor",
+        "8",
+        "--months",
+        "7",
+    ]);
+    assert!(o.status.success(), "synth: {}", stderr(&o));
+    let toml = dir.join("tiny.toml");
+    std::fs::write(&toml, TINY).unwrap();
+    let model = dir.join("model");
+    let o = amun(&[
+        "train",
+        "--config",
+        p(&toml),
+        "--out",
+        p(&model),
+        "--scenes",
+        p(&world.join("month-07")),
+    ]);
+    assert!(o.status.success(), "train: {}", stderr(&o));
+    model
+}
+
+const TINY: &str = r#"
+[model]
+covariates = ["ndvi", "slope", "aspect"]
+channels = 8
+rdb_growth = 8
+rdb_count = 1
+rdb_layers = 2
+unet_widths = [8, 16]
+unet_bridge = 16
+
+[train]
+learning_rate = 0.003
+epochs = 1
+batch_size = 16
+patch = 32
+stride = 32
+split_block = 64
+seed = 3
+"#;
+
+/// Bits of band `b` (1-based) of a GeoTIFF.
+fn bits(path: &Path, b: usize) -> Vec<u32> {
+    read_band(path, b)
+        .unwrap()
+        .data()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+fn downscale_args<'a>(model: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec!["downscale", "--checkpoint", model, "--out", out]
+}
+
+#[test]
+fn downscale_a_series_resumes_shards_and_stacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let times = hours(4);
+    let (lst, ndvi, dem) = series_inputs(dir, &times, &["2020-07".into()]);
+    let series = dir.join("series");
+    let spec = format!("ndvi={}", p(&ndvi));
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&series)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = tiny_checkpoint(dir);
+    let m = p(&model);
+    let folders: Vec<String> = (16..20).map(|h| format!("2020-07-31T{h}00")).collect();
+
+    // An --out folder that does not exist is refused before the model is loaded (the
+    // checkpoint named here does not exist either, and is not what is reported).
+    let out = dir.join("fine");
+    let mut args = downscale_args("no-such-model", p(&out));
+    args.extend(["--series", p(&series)]);
+    assert_fails_with(&amun(&args), "no such folder");
+
+    // One process: one file per step, one log line per step with an ETA, a summary.
+    std::fs::create_dir(&out).unwrap();
+    let mut args = downscale_args(m, p(&out));
+    args.extend(["--series", p(&series)]);
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("downscale: 1/4 (25 %)"), "{err}");
+    assert!(err.contains("ETA"), "{err}");
+    assert!(err.contains("— 2020-07-31T16:00:00 ("), "{err}");
+    assert!(
+        err.contains("downscaled 4 step(s), 0 already done, 0 failed, of 4 steps"),
+        "{err}"
+    );
+    // 4 steps of 32×32 fine pixels.
+    assert!(err.contains(": 4096 pixels in"), "{err}");
+    // Each step is what a one-scene run of its folder writes, bit for bit.
+    for f in &folders {
+        let single = dir.join(format!("single-{f}.tif"));
+        let mut one = downscale_args(m, p(&single));
+        let scene = series.join(f);
+        one.extend(["--scene", p(&scene)]);
+        let o = amun(&one);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            bits(&single, 1),
+            bits(&out.join(format!("{f}.tif")), 1),
+            "{f}"
+        );
+    }
+
+    // A rerun skips every step and says so; --force redoes them.
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("skipped 4 step(s) already done"), "{err}");
+    assert!(
+        err.contains("downscaled 0 step(s), 4 already done"),
+        "{err}"
+    );
+    let mut force = args.clone();
+    force.push("--force");
+    let o = super::amun_command(&force).output().unwrap();
+    assert!(
+        stderr(&o).contains("downscaled 4 step(s), 0 already done"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Two shares: steps 1–2 and 3–4; together the one-process run.
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    for (task, range) in [("0/2", "steps 1–2 of 4"), ("1/2", "steps 3–4 of 4")] {
+        let mut args = downscale_args(m, p(&shared));
+        args.extend(["--series", p(&series), "--shard", task]);
+        let o = super::amun_command(&args).output().unwrap();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains(&format!("(task {task}: {range})")), "{err}");
+        assert!(err.contains("downscaled 2 step(s)"), "{err}");
+    }
+    for f in &folders {
+        let name = format!("{f}.tif");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(shared.join(&name)).unwrap()
+        );
+    }
+
+    // --stack: one file, band descriptions = the times, bands = the steps' files.
+    let stack = dir.join("stack.tif");
+    let mut args = downscale_args(m, p(&stack));
+    args.extend(["--series", p(&series), "--stack"]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.join("stack.steps").exists());
+    let s = read(&stack).unwrap();
+    assert_eq!(s.names(), times);
+    for (b, f) in folders.iter().enumerate() {
+        assert_eq!(
+            bits(&stack, b + 1),
+            bits(&out.join(format!("{f}.tif")), 1),
+            "band {b}"
+        );
+    }
+    // GDAL reads the times as band descriptions (when GDAL is installed).
+    if let Ok(o) = Command::new("gdalinfo").arg(&stack).output() {
+        let info = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{info}");
+        assert!(info.contains("Description = 2020-07-31T19:00:00"), "{info}");
+    }
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Several --scene folders: one file each, named by the folder.
+    let two = dir.join("two");
+    std::fs::create_dir(&two).unwrap();
+    let (s0, s1) = (series.join(&folders[0]), series.join(&folders[3]));
+    let mut args = downscale_args(m, p(&two));
+    args.extend(["--scene", p(&s0), "--scene", p(&s1)]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [&folders[0], &folders[3]] {
+        let name = format!("{f}.tif");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(two.join(&name)).unwrap()
+        );
+    }
+
+    // A broken scene fails its step, naming it and the file; the others are written; the
+    // rerun after the repair redoes only that step.
+    let cov = series.join(&folders[1]).join("covariates.tif");
+    let good = std::fs::read(&cov).unwrap();
+    std::fs::write(&cov, b"not a GeoTIFF").unwrap();
+    let broken = dir.join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    let mut args = downscale_args(m, p(&broken));
+    args.extend(["--series", p(&series)]);
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("amun: error: 1 of 4 step(s) failed"), "{err}");
+    assert!(err.contains("step 2020-07-31T17:00:00 (scene "), "{err}");
+    assert!(err.contains("covariates.tif"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!broken.join(format!("{}.tif", folders[1])).exists());
+    assert_eq!(
+        std::fs::read_dir(&broken).unwrap().count(),
+        3,
+        "no temporary file left"
+    );
+    std::fs::write(&cov, good).unwrap();
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("downscaled 1 step(s), 3 already done, 0 failed"),
+        "{err}"
+    );
+    for f in &folders {
+        let name = format!("{f}.tif");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(broken.join(&name)).unwrap()
+        );
+    }
 }
 
 /// Whether a Slurm cluster answers; the reason when not. With `AMUN_SLURM_REQUIRED=1` (set by

@@ -15,6 +15,7 @@ pub use jiff;
 
 mod amun;
 mod baselines;
+mod batch;
 mod downscale;
 mod error;
 mod experiment;
@@ -32,6 +33,7 @@ pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunD
 pub use amun_net::{flush_denormals, tune_allocator};
 pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{PhysicalPrior, Regression, RegressionMode};
+pub use batch::{downscale_steps, join_bands, BatchReport, BatchStep, StepDone, StepEvent};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
 pub use experiment::{

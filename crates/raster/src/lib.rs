@@ -28,8 +28,8 @@ pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
     inspect, read, read_band, read_bytes, read_with, statistics, statistics_with, write,
-    write_raster, write_streamed, BandInfo, ChunkLayout, Compression, DataType, FileInfo,
-    GeoTiffReader, Interleave, ReadOptions, TileSink, WriteOptions,
+    write_raster, write_streamed, write_streamed_bands, BandInfo, ChunkLayout, Compression,
+    DataType, FileInfo, GeoTiffReader, Interleave, ReadOptions, TileSink, WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, resample_window, Averaged, Resampling};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use amun_core::net::{Checkpoint, DeviceSpec, HeldOutCheck, TileParams, Verdict};
 use amun_core::{
-    conserve, downscale_to_file, ConserveParams, Downscaler, SceneReader, StagedAmun,
+    conserve, downscale_to_file, ConserveParams, Downscaler, SceneReader, Shard, StagedAmun,
     StreamOptions, STAGES_FILE,
 };
 use anyhow::{bail, Context, Result};
@@ -15,17 +15,36 @@ use super::train::report_check;
 use super::{load_scene, write_geotiff, Ctx};
 use crate::output::{check_can_create, check_writable};
 
+mod series;
+
 #[derive(Args, Debug)]
 pub struct DownscaleArgs {
     /// Checkpoint folder (from `amun train`).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Scene folder (from `amun prepare` or `amun synth`).
-    #[arg(long)]
-    pub scene: PathBuf,
-    /// Output GeoTIFF.
+    /// Scene folder (from `amun prepare` or `amun synth`); repeat it to downscale several
+    /// scenes into the --out folder, one GeoTIFF each named by the scene's folder.
+    #[arg(long, required_unless_present = "series", conflicts_with = "series")]
+    pub scene: Vec<PathBuf>,
+    /// A series folder (from `amun prepare --series`): every step is downscaled into the
+    /// --out folder as `<step folder>.tif`, with the checkpoint loaded once. Resumable: a
+    /// step whose output exists is skipped (--force redoes it).
+    #[arg(long, value_name = "DIR")]
+    pub series: Option<PathBuf>,
+    /// Output GeoTIFF; for a series or several scenes, the existing folder that receives
+    /// one GeoTIFF per step (or with --stack, the multi-band GeoTIFF).
     #[arg(long)]
     pub out: PathBuf,
+    /// Series: write one multi-band GeoTIFF at --out whose band descriptions are the steps'
+    /// times, instead of a file per step (the steps are kept in `<out>.steps/` until every
+    /// one is done, so the run is resumable too).
+    #[arg(long)]
+    pub stack: bool,
+    /// Downscale only this task's share of the steps: I/N (task I of N, from 0), `slurm`
+    /// (the task of the Slurm job array this runs in) or `slurm/N`. Shares are contiguous
+    /// runs of steps; see docs/cluster.md.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<Shard>,
     /// Memory to stay within, e.g. `1GB`, `512MiB`, `2GiB` (units B, KB, MB, GB in powers
     /// of 1000, KiB, MiB, GiB in powers of 1024; a plain number is bytes). The scene is cut
     /// into as few windows as fit; the result does not depend on it.
@@ -91,8 +110,28 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    Shard::parse(s).map_err(|e| e.to_string())
+}
+
+impl DownscaleArgs {
+    /// The one scene of a single-scene run.
+    fn the_scene(&self) -> Result<&Path> {
+        match self.scene.as_slice() {
+            [one] => Ok(one),
+            _ => bail!("--scene: give one scene folder, or several with --out a folder"),
+        }
+    }
+}
+
 /// Runs `amun downscale`.
 pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
+    if a.series.is_some() || a.scene.len() > 1 {
+        return series::run(ctx, a);
+    }
+    if a.stack || a.shard.is_some() {
+        bail!("--stack and --shard share out the steps of a series: give --series DIR or several --scene folders");
+    }
     // Everything that can be checked without the model is checked first: the output's
     // folder must exist and take a file before minutes of inference are spent.
     check_writable(&a.out, a.force)?;
@@ -106,7 +145,8 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         max_memory: a.max_memory,
         margin: a.margin,
     };
-    let scene = open_scene(&a.scene)?;
+    let scene_dir = a.the_scene()?;
+    let scene = open_scene(scene_dir)?;
     if a.checkpoint.join(STAGES_FILE).exists() {
         // A chain of networks (`amun train --stages`): each stage's input is the previous
         // stage's output, so the scene is held in memory.
@@ -126,7 +166,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
             .unwrap_or_default();
         guard(ctx, a, staged.check().as_ref())?;
         check_covariates(a, &covariates, scene.covariate_names())?;
-        let scene = load_scene(&a.scene)?;
+        let scene = load_scene(scene_dir)?;
         let mut out = staged.with_tiles(tiles).predict(&scene, &ctx.bars)?;
         if a.conserve {
             let (c, it) = conserve(&out, scene.coarse_lst(), &ConserveParams::default())?;
@@ -146,7 +186,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         conserve: a.conserve.then(ConserveParams::default),
     };
     let summary = downscale_to_file(&ckpt, &scene, &a.out, &opts, &ctx.bars)
-        .with_context(|| format!("downscaling scene {}", a.scene.display()))?;
+        .with_context(|| format!("downscaling scene {}", scene_dir.display()))?;
     let plan = &summary.plan;
     let (ty, tx) = plan.tiles();
     let (wh, ww) = plan.largest_window();
@@ -211,7 +251,11 @@ fn check_covariates(a: &DownscaleArgs, wanted: &[String], have: &[String]) -> Re
             "checkpoint {} was trained on covariates [{}] but scene {} has [{}] (missing: {})",
             a.checkpoint.display(),
             wanted.join(", "),
-            a.scene.display(),
+            a.scene
+                .iter()
+                .map(|s| s.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             have.join(", "),
             missing.join(", ")
         );

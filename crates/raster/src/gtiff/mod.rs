@@ -26,7 +26,7 @@ pub use encode::{write, write_raster};
 pub use info::{inspect, BandInfo, ChunkLayout, FileInfo, Interleave};
 pub use reader::GeoTiffReader;
 pub use stats::{statistics, statistics_with};
-pub use stream::{write_streamed, TileSink};
+pub use stream::{write_streamed, write_streamed_bands, TileSink};
 
 /// The sample type of a band on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
