@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use amun_core::raster::{read, read_band, write, Grid, Raster, Stack, WriteOptions};
+use amun_core::raster::{
+    cog_layout, read, read_band, write, GeoTiffReader, Grid, Raster, Stack, WriteOptions,
+};
 use amun_core::series::SeriesIndex;
 use amun_core::Scene;
 
@@ -460,6 +462,17 @@ fn downscale_a_series_resumes_shards_and_stacks() {
     }
     let o = amun(&args);
     assert!(o.status.success(), "{}", stderr(&o));
+    // As a COG: GDAL's layout, the same bands.
+    let cog = dir.join("stack-cog.tif");
+    let mut args = downscale_args(m, p(&cog));
+    args.extend(["--series", p(&series), "--stack", "--cog"]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(cog_layout(&cog).unwrap().problems(), Vec::<String>::new());
+    assert_eq!(read(&cog).unwrap().names(), times);
+    for b in 1..=4 {
+        assert_eq!(bits(&cog, b), bits(&stack, b));
+    }
 
     // Several --scene folders: one file each, named by the folder.
     let two = dir.join("two");
@@ -514,6 +527,100 @@ fn downscale_a_series_resumes_shards_and_stacks() {
             std::fs::read(broken.join(&name)).unwrap()
         );
     }
+}
+
+/// `--cog`: GDAL's COG layout (checked here and, when `python3-gdal` is installed, by GDAL's
+/// own validator through `fixtures/raster/cog/validate.sh`), the full image bit for bit the
+/// plain output, and the first overview what `gdaladdo -r average` computes from it.
+#[test]
+fn downscale_writes_a_cloud_optimized_geotiff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let model = tiny_checkpoint(dir);
+    // A 320×320 scene: with 256×256 tiles, one overview (160×160).
+    let world = dir.join("big");
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&world),
+        "--size",
+        "320",
+        "--factor",
+        "8",
+        "--months",
+        "7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scene = world.join("month-07");
+    let (plain, cog) = (dir.join("plain.tif"), dir.join("cog.tif"));
+    for (out, extra) in [(&plain, None), (&cog, Some("--cog"))] {
+        let mut args = downscale_args(p(&model), p(out));
+        args.extend(["--scene", p(&scene)]);
+        args.extend(extra);
+        let o = amun(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let layout = cog_layout(&cog).unwrap();
+    assert_eq!(layout.problems(), Vec::<String>::new());
+    let sizes: Vec<(u64, u64)> = layout.ifds.iter().map(|i| i.size).collect();
+    assert_eq!(sizes, [(320, 320), (160, 160)]);
+    assert_eq!(bits(&cog, 1), bits(&plain, 1));
+    assert!(GeoTiffReader::open(&cog).is_ok());
+    // No temporary file is left next to the output.
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".amun"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let validate =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/raster/cog/validate.sh");
+    let o = Command::new("bash")
+        .arg(&validate)
+        .arg(&cog)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{said}{}", stderr(&o));
+    if said.contains("SKIPPED") {
+        println!("GDAL's COG validator: {said}");
+        return;
+    }
+    assert!(
+        said.contains("is a valid cloud optimized GeoTIFF"),
+        "{said}"
+    );
+    assert!(said.contains("Overviews: 160x160"), "{said}");
+    // GDAL's average of the plain output, against ours.
+    let gdal = dir.join("gdal.tif");
+    std::fs::copy(&plain, &gdal).unwrap();
+    let run = |cmd: &str, args: &[&str]| {
+        let o = Command::new(cmd).args(args).output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    };
+    run("gdaladdo", &["-q", "-r", "average", p(&gdal), "2"]);
+    let (ours1, gdal1) = (dir.join("ours-ovr.tif"), dir.join("gdal-ovr.tif"));
+    run("gdal_translate", &["-q", "-ovr", "0", p(&cog), p(&ours1)]);
+    run("gdal_translate", &["-q", "-ovr", "0", p(&gdal), p(&gdal1)]);
+    let (a, b) = (read_band(&ours1, 1).unwrap(), read_band(&gdal1, 1).unwrap());
+    assert_eq!(a.grid(), b.grid());
+    let worst = a
+        .data()
+        .iter()
+        .zip(b.data().iter())
+        .map(|(x, y)| {
+            if x.is_nan() && y.is_nan() {
+                0.0
+            } else {
+                (x - y).abs()
+            }
+        })
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "overview differs from gdaladdo's by {worst} K"
+    );
 }
 
 /// Whether a Slurm cluster answers; the reason when not. With `AMUN_SLURM_REQUIRED=1` (set by

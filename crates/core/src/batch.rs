@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use amun_net::Checkpoint;
-use amun_raster::{write_streamed_bands, GeoTiffReader, Window, WriteOptions};
+use amun_raster::{write_cog, write_streamed_bands, GeoTiffReader, Window, WriteOptions};
 
 use crate::error::{Error, Result};
 use crate::progress::{NoProgress, Progress};
@@ -131,10 +131,61 @@ impl BatchReport {
     }
 }
 
+/// How [`downscale_steps`] and [`downscale_file`] write.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BatchOptions {
+    /// Tiling, memory and conservation of each step.
+    pub stream: StreamOptions,
+    /// Redo steps whose output exists.
+    pub force: bool,
+    /// Write Cloud-Optimized GeoTIFFs (tiled, with internal overviews; [`write_cog`]).
+    pub cog: bool,
+}
+
+/// [`downscale_to_file`], or with `cog` a Cloud-Optimized GeoTIFF: the plain output goes to
+/// a temporary folder next to `out` and is rewritten with overviews into `out` (atomically;
+/// the temporary folder is removed whatever happens).
+///
+/// # Errors
+/// As [`downscale_to_file`] and [`write_cog`]; [`Error::Io`] if the temporary folder cannot
+/// be made.
+pub fn downscale_file(
+    checkpoint: &Checkpoint,
+    scene: &SceneReader,
+    out: &Path,
+    opts: &StreamOptions,
+    cog: bool,
+    progress: &dyn Progress,
+) -> Result<StreamSummary> {
+    if !cog {
+        return downscale_to_file(checkpoint, scene, out, opts, progress);
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".amun-cog-")
+        .tempdir_in(&dir)
+        .map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    let plain = tmp.path().join("plain.tif");
+    let summary = downscale_to_file(checkpoint, scene, &plain, opts, progress)?;
+    write_cog(
+        out,
+        &GeoTiffReader::open(&plain)?,
+        &[],
+        &WriteOptions::default(),
+    )?;
+    Ok(summary)
+}
+
 /// Downscales this task's share of `steps` with one checkpoint (loaded once by the caller).
 ///
-/// A step whose output exists is skipped unless `force`; the others are written with
-/// [`downscale_to_file`] (atomically, so a killed run leaves only whole files). A step that
+/// A step whose output exists is skipped unless `opts.force`; the others are written with
+/// [`downscale_file`] (atomically, so a killed run leaves only whole files). A step that
 /// fails is reported ([`StepEvent::Failed`], [`BatchReport::failed`]) and the next steps run.
 /// `progress` counts the steps to do (skipped ones are not work: they would spoil the ETA),
 /// with a message per step; `each` hears of every step as it ends.
@@ -142,8 +193,7 @@ pub fn downscale_steps(
     checkpoint: &Checkpoint,
     steps: &[BatchStep],
     shard: Shard,
-    opts: &StreamOptions,
-    force: bool,
+    opts: &BatchOptions,
     progress: &dyn Progress,
     mut each: impl FnMut(StepEvent<'_>),
 ) -> BatchReport {
@@ -159,7 +209,7 @@ pub fn downscale_steps(
     };
     let mut todo = Vec::new();
     for step in &steps[share] {
-        if !force && step.out.exists() {
+        if !opts.force && step.out.exists() {
             report.skipped.push(step.label.clone());
             each(StepEvent::Skipped(step));
         } else {
@@ -170,7 +220,14 @@ pub fn downscale_steps(
     for step in todo {
         let t = Instant::now();
         let result = SceneReader::open(&step.scene).and_then(|scene| {
-            let summary = downscale_to_file(checkpoint, &scene, &step.out, opts, &NoProgress)?;
+            let summary = downscale_file(
+                checkpoint,
+                &scene,
+                &step.out,
+                &opts.stream,
+                opts.cog,
+                &NoProgress,
+            )?;
             Ok((scene.fine_grid().len() as u64, summary))
         });
         progress.advance(1);
@@ -205,12 +262,36 @@ pub fn downscale_steps(
 
 /// Joins one-band GeoTIFFs on one grid (the outputs of the steps) into one multi-band
 /// GeoTIFF at `out`, band `i` described by `parts[i].0` (the step's time), streamed a strip of
-/// tile rows at a time and written atomically.
+/// tile rows at a time and written atomically; with `cog`, a Cloud-Optimized GeoTIFF (joined
+/// in a temporary folder next to `out` first).
 ///
 /// # Errors
 /// [`Error::Series`] for no parts or parts on different grids (naming the file); raster
 /// errors naming the file.
-pub fn join_bands(parts: &[(String, PathBuf)], out: &Path, opts: &WriteOptions) -> Result<()> {
+pub fn join_bands(
+    parts: &[(String, PathBuf)],
+    out: &Path,
+    opts: &WriteOptions,
+    cog: bool,
+) -> Result<()> {
+    if cog {
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".amun-cog-")
+            .tempdir_in(&dir)
+            .map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        let plain = tmp.path().join("stack.tif");
+        join_bands(parts, &plain, opts, false)?;
+        let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+        write_cog(out, &GeoTiffReader::open(&plain)?, &names, opts)?;
+        return Ok(());
+    }
     let readers = parts
         .iter()
         .map(|(_, p)| GeoTiffReader::open(p))

@@ -33,7 +33,10 @@ pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunD
 pub use amun_net::{flush_denormals, tune_allocator};
 pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{PhysicalPrior, Regression, RegressionMode};
-pub use batch::{downscale_steps, join_bands, BatchReport, BatchStep, StepDone, StepEvent};
+pub use batch::{
+    downscale_file, downscale_steps, join_bands, BatchOptions, BatchReport, BatchStep, StepDone,
+    StepEvent,
+};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
 pub use experiment::{

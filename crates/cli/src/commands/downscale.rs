@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use amun_core::net::{Checkpoint, DeviceSpec, HeldOutCheck, TileParams, Verdict};
 use amun_core::{
-    conserve, downscale_to_file, ConserveParams, Downscaler, SceneReader, Shard, StagedAmun,
+    conserve, downscale_file, ConserveParams, Downscaler, SceneReader, Shard, StagedAmun,
     StreamOptions, STAGES_FILE,
 };
 use anyhow::{bail, Context, Result};
@@ -66,7 +66,11 @@ pub struct DownscaleArgs {
     /// could be checked (its held-out check), instead of warning.
     #[arg(long)]
     pub strict: bool,
-    /// Overwrite the output.
+    /// Write Cloud-Optimized GeoTIFF: tiled, with internal overviews (2×2 averages that skip
+    /// missing pixels) and GDAL's COG layout, for QGIS, GDAL's /vsicurl/ and web maps.
+    #[arg(long)]
+    pub cog: bool,
+    /// Overwrite the output (a series: redo the steps whose output exists).
     #[arg(long)]
     pub force: bool,
     /// Where the network runs: `cpu`, `cuda` or `cuda:N` (an NVIDIA GPU; needs a build with
@@ -156,6 +160,9 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
                 a.device
             );
         }
+        if a.cog {
+            bail!("--cog: a staged checkpoint writes a plain GeoTIFF (make a COG of it with gdal_translate -of COG)");
+        }
         let staged = StagedAmun::load(&a.checkpoint)
             .with_context(|| format!("loading staged checkpoint {}", a.checkpoint.display()))?;
         ctx.say(&format!("stages {:?}", staged.factors()));
@@ -185,7 +192,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         tiles,
         conserve: a.conserve.then(ConserveParams::default),
     };
-    let summary = downscale_to_file(&ckpt, &scene, &a.out, &opts, &ctx.bars)
+    let summary = downscale_file(&ckpt, &scene, &a.out, &opts, a.cog, &ctx.bars)
         .with_context(|| format!("downscaling scene {}", scene_dir.display()))?;
     let plan = &summary.plan;
     let (ty, tx) = plan.tiles();

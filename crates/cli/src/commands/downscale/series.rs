@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use amun_core::net::{Checkpoint, TileParams};
 use amun_core::raster::WriteOptions;
 use amun_core::{
-    downscale_steps, join_bands, BatchStep, ConserveParams, StepEvent, StreamOptions, STAGES_FILE,
+    downscale_steps, join_bands, BatchOptions, BatchStep, ConserveParams, StepEvent, StreamOptions,
+    STAGES_FILE,
 };
 use anyhow::{bail, Context, Result};
 
@@ -69,17 +70,27 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
         .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
     guard(ctx, a, ckpt.held_out())?;
-    let opts = StreamOptions {
-        tiles: TileParams {
-            tile: a.tile,
-            max_memory: a.max_memory,
-            margin: a.margin,
+    let opts = BatchOptions {
+        stream: StreamOptions {
+            tiles: TileParams {
+                tile: a.tile,
+                max_memory: a.max_memory,
+                margin: a.margin,
+            },
+            conserve: a.conserve.then(ConserveParams::default),
         },
-        conserve: a.conserve.then(ConserveParams::default),
+        force: a.force,
+        // The steps of a stack are joined into one file: only that one is a COG.
+        cog: a.cog && !a.stack,
     };
     let mut skipped = 0usize;
-    let report = downscale_steps(&ckpt, &steps, shard, &opts, a.force, &ctx.bars, |event| {
-        match event {
+    let report = downscale_steps(
+        &ckpt,
+        &steps,
+        shard,
+        &opts,
+        &ctx.bars,
+        |event| match event {
             StepEvent::Skipped(_) => skipped += 1,
             StepEvent::Failed(_, e) => ctx.warn(&format!("{e}")),
             StepEvent::Done(d) => {
@@ -91,8 +102,8 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
                     ));
                 }
             }
-        }
-    });
+        },
+    );
     if skipped > 0 {
         ctx.say(&format!(
             "skipped {skipped} step(s) already done (their output exists; --force redoes them)"
@@ -160,7 +171,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
             .iter()
             .map(|s| (s.label.clone(), s.out.clone()))
             .collect();
-        join_bands(&parts, &a.out, &WriteOptions::default())
+        join_bands(&parts, &a.out, &WriteOptions::default(), a.cog)
             .with_context(|| format!("stacking the steps into {}", a.out.display()))?;
         std::fs::remove_dir_all(&out_dir)
             .with_context(|| format!("removing {}", out_dir.display()))?;
