@@ -623,6 +623,104 @@ fn downscale_writes_a_cloud_optimized_geotiff() {
     );
 }
 
+/// One scene in row bands, each downscaled by its own process (`--rows --shard i/3`, small
+/// tiles), joined by `amun mosaic`: the one-process output's pixels bit for bit, and with
+/// `--cog` the same file byte for byte.
+#[test]
+fn row_bands_join_into_the_one_process_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let model = tiny_checkpoint(dir);
+    let m = p(&model);
+    let world = dir.join("big");
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&world),
+        "--size",
+        "320",
+        "--factor",
+        "8",
+        "--months",
+        "7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scene = world.join("month-07");
+    let (one, one_cog) = (dir.join("one.tif"), dir.join("one-cog.tif"));
+    for (out, extra) in [(&one, None), (&one_cog, Some("--cog"))] {
+        let mut args = downscale_args(m, p(out));
+        args.extend(["--scene", p(&scene)]);
+        args.extend(extra);
+        let o = amun(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let parts = dir.join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let mut args = downscale_args(m, p(&parts));
+        args.extend([
+            "--scene",
+            p(&scene),
+            "--rows",
+            "--shard",
+            &shard,
+            "--tile",
+            "64",
+        ]);
+        let o = super::amun_command(&args).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("(task {i}/3: rows ")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // 320 rows in blocks of 8 (the coarse factor and the lattice): 40 blocks, shares of
+    // 13, 13, 14 blocks.
+    let names: Vec<String> = std::fs::read_dir(&parts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rows-000000-000104-of-000320.tif",
+            "rows-000104-000208-of-000320.tif",
+            "rows-000208-000320-of-000320.tif"
+        ]
+    );
+    let joined = dir.join("joined.tif");
+    let o = amun(&["mosaic", p(&parts), "--out", p(&joined)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(bits(&joined, 1), bits(&one, 1));
+    assert_eq!(
+        read_band(&joined, 1).unwrap().grid(),
+        read_band(&one, 1).unwrap().grid()
+    );
+    let joined_cog = dir.join("joined-cog.tif");
+    let o = amun(&["mosaic", p(&parts), "--out", p(&joined_cog), "--cog"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&joined_cog).unwrap() == std::fs::read(&one_cog).unwrap(),
+        "the mosaic COG differs from the one-process COG"
+    );
+
+    // A band done is skipped; conservation is refused; a missing band is named.
+    let mut args = downscale_args(m, p(&parts));
+    args.extend(["--scene", p(&scene), "--rows", "--shard", "1/3"]);
+    let o = super::amun_command(&args).output().unwrap();
+    assert!(stderr(&o).contains("done before"), "{}", stderr(&o));
+    args.push("--conserve");
+    assert_fails_with(&amun(&args), "--conserve cannot be split into row bands");
+    std::fs::remove_file(parts.join("rows-000000-000104-of-000320.tif")).unwrap();
+    let o = amun(&["mosaic", p(&parts), "--out", p(&dir.join("x.tif"))]);
+    assert_fails_with(&o, "rows 0..104 are missing");
+}
+
 /// Whether a Slurm cluster answers; the reason when not. With `AMUN_SLURM_REQUIRED=1` (set by
 /// `.ci/run` after `.ci/slurm-up` succeeded) a missing cluster fails the test instead.
 fn slurm_ready() -> Result<(), String> {

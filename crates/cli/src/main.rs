@@ -17,6 +17,7 @@ use commands::baseline::BaselineCommand;
 use commands::downscale::DownscaleArgs;
 use commands::evaluate::EvaluateArgs;
 use commands::info::InfoArgs;
+use commands::mosaic::MosaicArgs;
 use commands::prepare::PrepareArgs;
 use commands::synth::SynthArgs;
 use commands::train::TrainArgs;
@@ -81,6 +82,12 @@ enum Command {
         after_help = "Example:\n  amun downscale --checkpoint model --scene scene --out lst_fine.tif --conserve"
     )]
     Downscale(DownscaleArgs),
+    /// Join the row bands of one scene (`amun downscale --rows --shard …`) into one GeoTIFF,
+    /// identical to a one-process run.
+    #[command(
+        after_help = "Example:\n  amun downscale --checkpoint model --scene big --rows --shard 0/4 --out parts   # … 3/4\n  amun mosaic parts --out lst_fine.tif --cog"
+    )]
+    Mosaic(MosaicArgs),
     /// Score a prediction against a reference raster, the coarse input (aggregated back)
     /// and/or station points.
     #[command(
@@ -130,6 +137,7 @@ fn main() -> ExitCode {
         Command::Prepare(a) => commands::prepare::run(&ctx, &a),
         Command::Train(a) => commands::train::run(&ctx, &a),
         Command::Downscale(a) => commands::downscale::run(&ctx, &a),
+        Command::Mosaic(a) => commands::mosaic::run(&ctx, &a),
         Command::Evaluate(a) => commands::evaluate::run(&ctx, &a),
         Command::Tune(a) => commands::tune::run(&ctx, &a),
         Command::Baseline(c) => commands::baseline::run(&ctx, &c),

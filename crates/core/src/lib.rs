@@ -23,6 +23,7 @@ pub mod guard;
 mod prepare;
 mod progress;
 mod report;
+mod rows;
 mod scene;
 pub mod series;
 mod shard;
@@ -46,6 +47,9 @@ pub use experiment::{
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
 pub use report::{write_json, MethodReport, Report, SceneScore};
+pub use rows::{
+    band_file, band_multiple, downscale_rows_to_file, mosaic, MosaicSummary, RowsSummary,
+};
 pub use scene::{layout, Resampled, Scene, SceneManifest};
 pub use shard::Shard;
 pub use staged::{StagedAmun, StagesManifest, STAGES_FILE};

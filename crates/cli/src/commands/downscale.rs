@@ -15,6 +15,7 @@ use super::train::report_check;
 use super::{load_scene, write_geotiff, Ctx};
 use crate::output::{check_can_create, check_writable};
 
+mod rows;
 mod series;
 
 #[derive(Args, Debug)]
@@ -45,6 +46,11 @@ pub struct DownscaleArgs {
     /// runs of steps; see docs/cluster.md.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<Shard>,
+    /// With one --scene: this task's --shard is a band of the scene's rows, written as
+    /// `rows-<first>-<end>-of-<height>.tif` into the --out folder; `amun mosaic` joins the
+    /// bands into what one process writes, bit for bit (not with --conserve).
+    #[arg(long, conflicts_with_all = ["series", "stack"])]
+    pub rows: bool,
     /// Memory to stay within, e.g. `1GB`, `512MiB`, `2GiB` (units B, KB, MB, GB in powers
     /// of 1000, KiB, MiB, GiB in powers of 1024; a plain number is bytes). The scene is cut
     /// into as few windows as fit; the result does not depend on it.
@@ -133,8 +139,11 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     if a.series.is_some() || a.scene.len() > 1 {
         return series::run(ctx, a);
     }
+    if a.rows {
+        return rows::run(ctx, a);
+    }
     if a.stack || a.shard.is_some() {
-        bail!("--stack and --shard share out the steps of a series: give --series DIR or several --scene folders");
+        bail!("--stack and --shard share out the steps of a series: give --series DIR or several --scene folders (or --rows to share out the rows of one scene)");
     }
     // Everything that can be checked without the model is checked first: the output's
     // folder must exist and take a file before minutes of inference are spent.

@@ -4,6 +4,7 @@ pub mod baseline;
 pub mod downscale;
 pub mod evaluate;
 pub mod info;
+pub mod mosaic;
 pub mod prepare;
 pub mod synth;
 pub mod train;
