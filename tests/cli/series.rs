@@ -886,3 +886,154 @@ fn slurm_array_prepares_what_one_process_prepares() {
     }
     println!("slurm: 2 arrays of 4 tasks over 8 steps matched the one-process run");
 }
+
+/// A 4-task array downscales an 8-step series and a 2-task array the two row bands of one
+/// scene; both match the one-process run bit for bit. One task's scene is broken: it fails
+/// naming the step and the file, the others finish, and after the repair a rerun of the
+/// whole array redoes only the failed step.
+#[test]
+fn slurm_array_downscales_what_one_process_downscales() {
+    if let Err(reason) = slurm_ready() {
+        println!("SKIPPED slurm_array_downscales_what_one_process_downscales: {reason} (start one with .ci/slurm-up)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let times = hours(8);
+    let (lst, ndvi, dem) = series_inputs(dir, &times, &["2020-07".into()]);
+    let series = dir.join("series");
+    let spec = format!("ndvi={}", p(&ndvi));
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&series)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = tiny_checkpoint(dir);
+    let m = p(&model);
+    let one = dir.join("one");
+    std::fs::create_dir(&one).unwrap();
+    let mut args = downscale_args(m, p(&one));
+    args.extend(["--series", p(&series)]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Task 2 of 4 has steps ⌊2·8/4⌋ … ⌊3·8/4⌋ − 1 = 4, 5 (T20, T21): break T21's scene.
+    let cov = series.join("2020-07-31T2100").join("covariates.tif");
+    let good = std::fs::read(&cov).unwrap();
+    std::fs::write(&cov, b"not a GeoTIFF").unwrap();
+    let split = dir.join("split");
+    std::fs::create_dir(&split).unwrap();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let script = dir.join("job.sh");
+    let mut args = downscale_args(m, p(&split));
+    args.extend([
+        "--series",
+        p(&series),
+        "--shard",
+        "slurm",
+        "--max-memory",
+        "400MB",
+    ]);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n{} {}\necho $? > {}/rc-$SLURM_ARRAY_TASK_ID\n",
+            env!("CARGO_BIN_EXE_amun"),
+            args.join(" "),
+            p(&logs)
+        ),
+    )
+    .unwrap();
+    let limit = Duration::from_secs(180);
+    run_array(&script, 4, &logs, limit);
+    let task = |i: usize| {
+        let rc = std::fs::read_to_string(logs.join(format!("rc-{i}"))).unwrap_or_default();
+        let log = std::fs::read_to_string(logs.join(format!("{i}.log"))).unwrap_or_default();
+        (rc.trim().to_string(), log)
+    };
+    for i in [0, 1, 3] {
+        let (rc, log) = task(i);
+        assert_eq!(rc, "0", "task {i}: {log}");
+        assert!(
+            log.contains("downscaled 2 step(s), 0 already done, 0 failed, of 8 steps"),
+            "task {i}: {log}"
+        );
+        assert!(
+            log.contains(&format!(
+                "(task {i}/4: steps {}–{} of 8)",
+                2 * i + 1,
+                2 * i + 2
+            )),
+            "task {i}: {log}"
+        );
+    }
+    let (rc, log) = task(2);
+    assert_eq!(rc, "1", "task 2: {log}");
+    assert!(log.contains("amun: error: 1 of 2 step(s) failed"), "{log}");
+    assert!(log.contains("step 2020-07-31T21:00:00 (scene "), "{log}");
+    assert!(log.contains("covariates.tif"), "{log}");
+    assert!(split.join("2020-07-31T2000.tif").exists());
+    assert!(!split.join("2020-07-31T2100.tif").exists());
+
+    // Repair the scene and rerun the whole array: only the failed step is downscaled.
+    std::fs::write(&cov, good).unwrap();
+    for i in 0..4 {
+        std::fs::remove_file(logs.join(format!("rc-{i}"))).unwrap();
+    }
+    run_array(&script, 4, &logs, limit);
+    for i in [0, 1, 3] {
+        let (rc, log) = task(i);
+        assert_eq!(rc, "0", "task {i}: {log}");
+        assert!(
+            log.contains("downscaled 0 step(s), 2 already done"),
+            "task {i}: {log}"
+        );
+    }
+    let (rc, log) = task(2);
+    assert_eq!(rc, "0", "task 2: {log}");
+    assert!(
+        log.contains("downscaled 1 step(s), 1 already done"),
+        "task 2: {log}"
+    );
+    let (a, b) = (files(&one), files(&split));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "{} differs", k.display());
+    }
+
+    // Two row bands of one step's scene, one per task, joined: the one-process file's pixels.
+    let scene = series.join("2020-07-31T1600");
+    let parts = dir.join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    let band_logs = dir.join("band-logs");
+    std::fs::create_dir(&band_logs).unwrap();
+    let mut args = downscale_args(m, p(&parts));
+    args.extend([
+        "--scene",
+        p(&scene),
+        "--rows",
+        "--shard",
+        "slurm",
+        "--max-memory",
+        "400MB",
+    ]);
+    let script = dir.join("bands.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n{} {}\n",
+            env!("CARGO_BIN_EXE_amun"),
+            args.join(" ")
+        ),
+    )
+    .unwrap();
+    run_array(&script, 2, &band_logs, limit);
+    let bands: Vec<_> = std::fs::read_dir(&parts).unwrap().flatten().collect();
+    let logs: Vec<String> = (0..2)
+        .map(|i| std::fs::read_to_string(band_logs.join(format!("{i}.log"))).unwrap_or_default())
+        .collect();
+    assert_eq!(bands.len(), 2, "{logs:?}");
+    let joined = dir.join("joined.tif");
+    let o = amun(&["mosaic", p(&parts), "--out", p(&joined)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(bits(&joined, 1), bits(&one.join("2020-07-31T1600.tif"), 1));
+    println!("slurm: 2 arrays of 4 tasks over 8 steps and an array of 2 row bands matched the one-process run");
+}

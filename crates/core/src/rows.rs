@@ -199,12 +199,7 @@ pub fn mosaic(parts: &[PathBuf], out: &Path, cog: bool) -> Result<MosaicSummary>
     readers.sort_by(|a, b| first_row(a.1.grid()).total_cmp(&first_row(b.1.grid())));
     let top = readers[0].1.grid().clone();
     let height: usize = readers.iter().map(|(_, r)| r.grid().height()).sum();
-    let grid = Grid::new(
-        top.width(),
-        height,
-        *top.transform(),
-        top.crs().cloned(),
-    )?;
+    let grid = Grid::new(top.width(), height, *top.transform(), top.crs().cloned())?;
     let mut bands = Vec::with_capacity(readers.len());
     let mut row0 = 0;
     for (p, r) in &readers {
