@@ -527,6 +527,35 @@ fn downscale_a_series_resumes_shards_and_stacks() {
             std::fs::read(broken.join(&name)).unwrap()
         );
     }
+    // The array script: 4 steps of 32×32 pixels, 2 tasks: 2048 pixels per task at 1024
+    // pixels/s is 2 s, × 1.5 + 300 s = 303 s → 6 minutes; 10⁹ bytes × 1.15 = 1097 MiB.
+    let script = dir.join("job.sh");
+    let o = amun(&[
+        "slurm-script",
+        "--checkpoint",
+        m,
+        "--series",
+        p(&series),
+        "--out",
+        p(&out),
+        "--tasks",
+        "2",
+        "--throughput",
+        "1024",
+        "--script",
+        p(&script),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&script).unwrap();
+    for line in [
+        "#SBATCH --array=0-1",
+        "#SBATCH --mem=1097M",
+        "#SBATCH --time=0-00:06:00",
+        "--shard slurm/2 --max-memory 1000000000",
+        "# Time per task: 2048 pixels / 1024 pixels/s = 2 s",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
 }
 
 /// `--cog`: GDAL's COG layout (checked here and, when `python3-gdal` is installed, by GDAL's
@@ -994,6 +1023,38 @@ fn slurm_array_downscales_what_one_process_downscales() {
         "task 2: {log}"
     );
     let (a, b) = (files(&one), files(&split));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "{} differs", k.display());
+    }
+
+    // The script `amun slurm-script` writes, submitted as it is (sbatch --wait), does the same.
+    let scripted = dir.join("scripted");
+    let script = dir.join("scripted.sh");
+    let o = amun(&[
+        "slurm-script",
+        "--checkpoint",
+        m,
+        "--series",
+        p(&series),
+        "--out",
+        p(&scripted),
+        "--tasks",
+        "4",
+        "--max-memory",
+        "400MB",
+        "--script",
+        p(&script),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Command::new("sbatch")
+        .args(["--parsable", "--wait"])
+        .arg(&script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sbatch --wait: {}", stderr(&o));
+    let b = files(&scripted);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, v) in &a {
         assert!(b[k] == *v, "{} differs", k.display());

@@ -19,6 +19,7 @@ use commands::evaluate::EvaluateArgs;
 use commands::info::InfoArgs;
 use commands::mosaic::MosaicArgs;
 use commands::prepare::PrepareArgs;
+use commands::slurm_script::SlurmScriptArgs;
 use commands::synth::SynthArgs;
 use commands::train::TrainArgs;
 use commands::tune::TuneArgs;
@@ -88,6 +89,13 @@ enum Command {
         after_help = "Example:\n  amun downscale --checkpoint model --scene big --rows --shard 0/4 --out parts   # … 3/4\n  amun mosaic parts --out lst_fine.tif --cog"
     )]
     Mosaic(MosaicArgs),
+    /// Write an sbatch job-array script for `amun downscale` over a series (or the row bands
+    /// of one scene), each task's memory and time from the memory budget and a measured
+    /// throughput.
+    #[command(
+        after_help = "Example:\n  amun slurm-script --checkpoint model --series series-2020 --out lst-2020 --tasks 64 --script downscale.sh\n  sbatch downscale.sh"
+    )]
+    SlurmScript(SlurmScriptArgs),
     /// Score a prediction against a reference raster, the coarse input (aggregated back)
     /// and/or station points.
     #[command(
@@ -138,6 +146,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(&ctx, &a),
         Command::Downscale(a) => commands::downscale::run(&ctx, &a),
         Command::Mosaic(a) => commands::mosaic::run(&ctx, &a),
+        Command::SlurmScript(a) => commands::slurm_script::run(&ctx, &a),
         Command::Evaluate(a) => commands::evaluate::run(&ctx, &a),
         Command::Tune(a) => commands::tune::run(&ctx, &a),
         Command::Baseline(c) => commands::baseline::run(&ctx, &c),

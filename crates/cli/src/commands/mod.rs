@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod info;
 pub mod mosaic;
 pub mod prepare;
+pub mod slurm_script;
 pub mod synth;
 pub mod train;
 pub mod tune;
