@@ -181,7 +181,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
             .map(|c| c.config().covariates.clone())
             .unwrap_or_default();
         guard(ctx, a, staged.check().as_ref())?;
-        check_covariates(a, &covariates, scene.covariate_names())?;
+        check_covariates(a, scene_dir, &covariates, scene.covariate_names())?;
         let scene = load_scene(scene_dir)?;
         let mut out = staged.with_tiles(tiles).predict(&scene, &ctx.bars)?;
         if a.conserve {
@@ -196,7 +196,12 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
         .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
     guard(ctx, a, ckpt.held_out())?;
-    check_covariates(a, &ckpt.config().covariates, scene.covariate_names())?;
+    check_covariates(
+        a,
+        scene_dir,
+        &ckpt.config().covariates,
+        scene.covariate_names(),
+    )?;
     let opts = StreamOptions {
         tiles,
         conserve: a.conserve.then(ConserveParams::default),
@@ -256,7 +261,12 @@ fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<(
 }
 
 /// Refuses a scene that lacks a covariate the model was trained on.
-fn check_covariates(a: &DownscaleArgs, wanted: &[String], have: &[String]) -> Result<()> {
+fn check_covariates(
+    a: &DownscaleArgs,
+    scene: &Path,
+    wanted: &[String],
+    have: &[String],
+) -> Result<()> {
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|c| !have.contains(c))
@@ -267,11 +277,7 @@ fn check_covariates(a: &DownscaleArgs, wanted: &[String], have: &[String]) -> Re
             "checkpoint {} was trained on covariates [{}] but scene {} has [{}] (missing: {})",
             a.checkpoint.display(),
             wanted.join(", "),
-            a.scene
-                .iter()
-                .map(|s| s.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            scene.display(),
             have.join(", "),
             missing.join(", ")
         );

@@ -14,10 +14,11 @@ use super::downscale::parse_size;
 use super::Ctx;
 use crate::output::check_writable;
 
-/// Fine pixels per second one task downscales with the `small` preset on 2 CPU cores
-/// (`amun downscale --series`'s summary line; docs/cluster.md, "Resources", has the
-/// measurement and the command). Pass your own with `--throughput`.
-pub const MEASURED_THROUGHPUT: f64 = 150_000.0;
+/// Fine pixels per second one task downscales with the `small` preset: 39 000, measured on 2
+/// shared CPU cores under a load of about 10 (`benches/cluster/measure.sh`; docs/cluster.md,
+/// "Resources"), so a slow guess that gives generous time limits. Pass your cluster's with
+/// `--throughput` (the `pixels/s` of `amun downscale --series`'s summary line).
+pub const MEASURED_THROUGHPUT: f64 = 39_000.0;
 
 /// Memory a task asks Slurm for, as a multiple of `--max-memory`: the streamed downscale
 /// stays under its budget (its measured peaks: 0.84 and 0.98 GB at a 10⁹-byte budget,

@@ -42,7 +42,12 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
         .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
     guard(ctx, a, ckpt.held_out())?;
-    check_covariates(a, &ckpt.config().covariates, scene.covariate_names())?;
+    check_covariates(
+        a,
+        scene_dir,
+        &ckpt.config().covariates,
+        scene.covariate_names(),
+    )?;
     let rows = shard.rows(
         scene.fine_grid().height(),
         amun_core::band_multiple(&ckpt, &scene),

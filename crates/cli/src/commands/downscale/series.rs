@@ -13,7 +13,7 @@ use amun_core::{
 };
 use anyhow::{bail, Context, Result};
 
-use super::{guard, DownscaleArgs};
+use super::{check_covariates, guard, DownscaleArgs};
 use crate::commands::Ctx;
 use crate::output::check_can_create;
 
@@ -70,6 +70,12 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
         .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
     guard(ctx, a, ckpt.held_out())?;
+    // The steps of a series share their covariates: a model that needs another one is
+    // refused before any step runs (from the first step's scene.json; a step whose folder
+    // is broken fails on its own below).
+    if let Ok(m) = amun_core::SceneManifest::read(&steps[0].scene) {
+        check_covariates(a, &steps[0].scene, &ckpt.config().covariates, &m.covariates)?;
+    }
     let opts = BatchOptions {
         stream: StreamOptions {
             tiles: TileParams {
