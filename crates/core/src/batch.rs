@@ -327,3 +327,57 @@ pub fn join_bands(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amun_raster::{read, write_raster, Grid, Raster};
+
+    #[test]
+    fn scene_lists_name_their_outputs_and_refuse_collisions() {
+        let out = Path::new("fine");
+        let steps =
+            BatchStep::from_scenes(&[PathBuf::from("a/s1"), PathBuf::from("b/s2")], out).unwrap();
+        assert_eq!(steps[1].out, Path::new("fine/s2.tif"));
+        assert_eq!(steps[1].label, "s2");
+        let e = BatchStep::from_scenes(&[PathBuf::from("a/s1"), PathBuf::from("b/s1")], out)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("both would be written to s1.tif"), "{e}");
+        assert!(BatchStep::from_scenes(&[PathBuf::from("/")], out).is_err());
+    }
+
+    #[test]
+    fn bands_join_in_order_on_one_grid_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Grid::geographic(100.0, 30.0, 0.01, 40, 30).unwrap();
+        let mut parts = Vec::new();
+        for i in 0..3 {
+            let p = dir.path().join(format!("{i}.tif"));
+            let r = Raster::from_fn(g.clone(), |(r, c)| (i * 1000 + r * 40 + c) as f32);
+            write_raster(&p, &r, &WriteOptions::default()).unwrap();
+            parts.push((format!("2020-07-01T{i:02}:00:00"), p));
+        }
+        let out = dir.path().join("stack.tif");
+        let opts = WriteOptions::default().with_tile_size(16);
+        join_bands(&parts, &out, &opts, false).unwrap();
+        let s = read(&out).unwrap();
+        assert_eq!(
+            s.names(),
+            parts.iter().map(|p| p.0.clone()).collect::<Vec<_>>()
+        );
+        // Band 3, row 2, column 5: 2000 + 2·40 + 5 (by construction).
+        let v = s.band("2020-07-01T02:00:00").unwrap().data()[[2, 5]];
+        assert_eq!(v.to_bits(), 2085f32.to_bits());
+        // A part on another grid is named.
+        let other = dir.path().join("other.tif");
+        let g2 = Grid::geographic(100.0, 30.0, 0.01, 40, 31).unwrap();
+        write_raster(&other, &Raster::filled(g2, 1.0), &WriteOptions::default()).unwrap();
+        parts.push(("late".into(), other));
+        let e = join_bands(&parts, &dir.path().join("x.tif"), &opts, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("other.tif") && e.contains("step late"), "{e}");
+        assert!(!dir.path().join("x.tif").exists());
+    }
+}

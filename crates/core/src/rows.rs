@@ -204,16 +204,6 @@ pub fn mosaic(parts: &[PathBuf], out: &Path, cog: bool) -> Result<MosaicSummary>
     let mut row0 = 0;
     for (p, r) in &readers {
         let h = r.grid().height();
-        let want = grid.window(0, row0, grid.width(), h)?;
-        want.check_same(r.grid()).map_err(|e| {
-            bad(
-                p,
-                format!(
-                    "is not the band of rows {row0}..{} under the one before it (a gap, an overlap, or another grid): {e}",
-                    row0 + h
-                ),
-            )
-        })?;
         if let Some((a, b, total)) = rows_in_name(p) {
             if (a, b) != (row0, row0 + h) {
                 let missing = if a > row0 {
@@ -230,6 +220,16 @@ pub fn mosaic(parts: &[PathBuf], out: &Path, cog: bool) -> Result<MosaicSummary>
                 ));
             }
         }
+        let want = grid.window(0, row0, grid.width(), h)?;
+        want.check_same(r.grid()).map_err(|e| {
+            bad(
+                p,
+                format!(
+                    "is not the band of rows {row0}..{} under the one before it (a gap, an overlap, or another grid): {e}",
+                    row0 + h
+                ),
+            )
+        })?;
         bands.push((p.clone(), row0));
         row0 += h;
     }
@@ -282,5 +282,59 @@ mod tests {
         assert_eq!(rows_in_name(&p), Some((128, 256, 512)));
         assert_eq!(rows_in_name(Path::new("x/step.tif")), None);
         assert_eq!(rows_in_name(Path::new("rows-1-2-3.tif")), None);
+    }
+}
+
+#[cfg(test)]
+mod mosaic_tests {
+    use super::*;
+    use amun_raster::{read_band, write_raster, Raster};
+
+    /// Bands of a 40×30 grid cut at rows 0, 8, 24, 30, written as `band_file`s.
+    fn bands(dir: &Path) -> (Raster, Vec<PathBuf>) {
+        let g = Grid::geographic(100.0, 30.0, 0.01, 40, 30).unwrap();
+        let whole = Raster::from_fn(g.clone(), |(r, c)| (r * 100 + c) as f32);
+        let mut files = Vec::new();
+        for (a, b) in [(0, 8), (8, 24), (24, 30)] {
+            let part = whole.window(0, a, 40, b - a).unwrap();
+            let p = band_file(dir, &(a..b), 30);
+            write_raster(&p, &part, &WriteOptions::default()).unwrap();
+            files.push(p);
+        }
+        (whole, files)
+    }
+
+    #[test]
+    fn bands_in_any_order_join_into_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (whole, mut files) = bands(dir.path());
+        files.reverse();
+        let out = dir.path().join("joined.tif");
+        let s = mosaic(&files, &out, false).unwrap();
+        assert_eq!(s.bands.iter().map(|b| b.1).collect::<Vec<_>>(), [0, 8, 24]);
+        let back = read_band(&out, 1).unwrap();
+        assert_eq!(back.grid(), whole.grid());
+        let bits = |r: &Raster| r.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&whole));
+    }
+
+    #[test]
+    fn gaps_and_missing_rows_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, files) = bands(dir.path());
+        let out = dir.path().join("x.tif");
+        // The middle band missing: a gap between rows 8 and 24.
+        let e = mosaic(&[files[0].clone(), files[2].clone()], &out, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rows 8..24 are missing") || e.contains("a gap"),
+            "{e}"
+        );
+        // The last band missing: the names say the scene has 30 rows.
+        let e = mosaic(&files[..2], &out, false).unwrap_err().to_string();
+        assert!(e.contains("rows 24..30 are missing"), "{e}");
+        assert!(mosaic(&[], &out, false).is_err());
+        assert!(!out.exists());
     }
 }
