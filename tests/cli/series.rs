@@ -558,6 +558,84 @@ fn downscale_a_series_resumes_shards_and_stacks() {
     }
 }
 
+/// The acceptance run: a 24-step series prepared and downscaled with two commands;
+/// the downscale killed (SIGKILL) after its first outputs leaves only whole files, and the
+/// rerun skips them and ends with what one uninterrupted run writes.
+#[test]
+fn a_killed_series_downscale_resumes_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let times: Vec<String> = (0..24)
+        .map(|h| format!("2020-07-31T{h:02}:00:00"))
+        .collect();
+    let (lst, ndvi, dem) = series_inputs(dir, &times, &["2020-07".into()]);
+    let series = dir.join("series");
+    let spec = format!("ndvi={}", p(&ndvi));
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&series)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = tiny_checkpoint(dir);
+    let (whole, killed) = (dir.join("whole"), dir.join("killed"));
+    for d in [&whole, &killed] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let mut args = downscale_args(p(&model), p(&whole));
+    args.extend(["--series", p(&series)]);
+    assert!(amun(&args).status.success());
+
+    let mut args = downscale_args(p(&model), p(&killed));
+    args.extend(["--series", p(&series)]);
+    let mut child = super::amun_command(&args)
+        .arg("-q")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outputs = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "tif"))
+            .collect()
+    };
+    let start = Instant::now();
+    while outputs(&killed).is_empty() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = outputs(&killed);
+    assert!(!done.is_empty(), "no output within a minute");
+    // Every file present is whole (it reads back as the uninterrupted run's).
+    for f in &done {
+        let name = f.file_name().unwrap();
+        assert_eq!(bits(f, 1), bits(&whole.join(name), 1), "{}", f.display());
+    }
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    if done.len() < 24 {
+        assert!(
+            err.contains(&format!("skipped {} step(s) already done", done.len())),
+            "{} done before the kill: {err}",
+            done.len()
+        );
+        assert!(
+            err.contains(&format!("downscaled {} step(s)", 24 - done.len())),
+            "{err}"
+        );
+    }
+    println!(
+        "killed after {} of 24 steps; the rerun did the rest",
+        done.len()
+    );
+    let (a, b) = (files(&whole), files(&killed));
+    let extra: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    println!("left by the kill: {extra:?}");
+    for (k, v) in &a {
+        assert!(b.get(k) == Some(v), "{} differs", k.display());
+    }
+}
+
 /// `--cog`: GDAL's COG layout (checked here and, when `python3-gdal` is installed, by GDAL's
 /// own validator through `fixtures/raster/cog/validate.sh`), the full image bit for bit the
 /// plain output, and the first overview what `gdaladdo -r average` computes from it.
