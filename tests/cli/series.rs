@@ -1,12 +1,14 @@
-//! `amun prepare` in time-series mode, by hand and (when a Slurm cluster answers) as a Slurm
-//! job array.
+//! `amun prepare` and `amun downscale` in time-series mode, by hand and (when a Slurm
+//! cluster answers) as a Slurm job array.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use amun_core::raster::{write, Grid, Raster, Stack, WriteOptions};
+use amun_core::raster::{
+    cog_layout, read, read_band, write, GeoTiffReader, Grid, Raster, Stack, WriteOptions,
+};
 use amun_core::series::SeriesIndex;
 use amun_core::Scene;
 
@@ -279,6 +281,553 @@ fn era5_netcdf_feeds_the_series() {
     assert_eq!(s.fine_grid(), &fine);
 }
 
+/// A tiny checkpoint on the covariates of the series scenes (ndvi, slope, aspect): one
+/// epoch on a synthetic 80×80 scene, seconds. Its quality does not matter here; the tests
+/// compare runs of it with each other.
+fn tiny_checkpoint(dir: &Path) -> PathBuf {
+    let world = dir.join("world");
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&world),
+        "--size",
+        "80",
+        "--factor",
+        "8",
+        "--months",
+        "7",
+    ]);
+    assert!(o.status.success(), "synth: {}", stderr(&o));
+    let toml = dir.join("tiny.toml");
+    std::fs::write(&toml, TINY).unwrap();
+    let model = dir.join("model");
+    let o = amun(&[
+        "train",
+        "--config",
+        p(&toml),
+        "--out",
+        p(&model),
+        "--scenes",
+        p(&world.join("month-07")),
+    ]);
+    assert!(o.status.success(), "train: {}", stderr(&o));
+    model
+}
+
+const TINY: &str = r#"
+[model]
+covariates = ["ndvi", "slope", "aspect"]
+channels = 8
+rdb_growth = 8
+rdb_count = 1
+rdb_layers = 2
+unet_widths = [8, 16]
+unet_bridge = 16
+
+[train]
+learning_rate = 0.003
+epochs = 1
+batch_size = 16
+patch = 32
+stride = 32
+split_block = 64
+seed = 3
+"#;
+
+/// Bits of band `b` (1-based) of a GeoTIFF.
+fn bits(path: &Path, b: usize) -> Vec<u32> {
+    read_band(path, b)
+        .unwrap()
+        .data()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+fn downscale_args<'a>(model: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec!["downscale", "--checkpoint", model, "--out", out]
+}
+
+#[test]
+fn downscale_a_series_resumes_shards_and_stacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let times = hours(4);
+    let (lst, ndvi, dem) = series_inputs(dir, &times, &["2020-07".into()]);
+    let series = dir.join("series");
+    let spec = format!("ndvi={}", p(&ndvi));
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&series)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = tiny_checkpoint(dir);
+    let m = p(&model);
+    let folders: Vec<String> = (16..20).map(|h| format!("2020-07-31T{h}00")).collect();
+
+    // An --out folder that does not exist is refused before the model is loaded (the
+    // checkpoint named here does not exist either, and is not what is reported).
+    let out = dir.join("fine");
+    let mut args = downscale_args("no-such-model", p(&out));
+    args.extend(["--series", p(&series)]);
+    assert_fails_with(&amun(&args), "no such folder");
+
+    // One process: one file per step, one log line per step with an ETA, a summary.
+    std::fs::create_dir(&out).unwrap();
+    let mut args = downscale_args(m, p(&out));
+    args.extend(["--series", p(&series)]);
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("downscale: 1/4 (25 %)"), "{err}");
+    assert!(err.contains("ETA"), "{err}");
+    assert!(err.contains("— 2020-07-31T16:00:00 ("), "{err}");
+    assert!(
+        err.contains("downscaled 4 step(s), 0 already done, 0 failed, of 4 steps"),
+        "{err}"
+    );
+    // 4 steps of 32×32 fine pixels.
+    assert!(err.contains(": 4096 pixels in"), "{err}");
+    // Each step is what a one-scene run of its folder writes, bit for bit.
+    for f in &folders {
+        let single = dir.join(format!("single-{f}.tif"));
+        let mut one = downscale_args(m, p(&single));
+        let scene = series.join(f);
+        one.extend(["--scene", p(&scene)]);
+        let o = amun(&one);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            bits(&single, 1),
+            bits(&out.join(format!("{f}.tif")), 1),
+            "{f}"
+        );
+    }
+
+    // A rerun skips every step and says so; --force redoes them.
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("skipped 4 step(s) already done"), "{err}");
+    assert!(
+        err.contains("downscaled 0 step(s), 4 already done"),
+        "{err}"
+    );
+    let mut force = args.clone();
+    force.push("--force");
+    let o = super::amun_command(&force).output().unwrap();
+    assert!(
+        stderr(&o).contains("downscaled 4 step(s), 0 already done"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Two shares: steps 1–2 and 3–4; together the one-process run.
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    for (task, range) in [("0/2", "steps 1–2 of 4"), ("1/2", "steps 3–4 of 4")] {
+        let mut args = downscale_args(m, p(&shared));
+        args.extend(["--series", p(&series), "--shard", task]);
+        let o = super::amun_command(&args).output().unwrap();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains(&format!("(task {task}: {range})")), "{err}");
+        assert!(err.contains("downscaled 2 step(s)"), "{err}");
+    }
+    for f in &folders {
+        let name = format!("{f}.tif");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(shared.join(&name)).unwrap()
+        );
+    }
+
+    // --stack: one file, band descriptions = the times, bands = the steps' files.
+    let stack = dir.join("stack.tif");
+    let mut args = downscale_args(m, p(&stack));
+    args.extend(["--series", p(&series), "--stack"]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.join("stack.steps").exists());
+    let s = read(&stack).unwrap();
+    assert_eq!(s.names(), times);
+    for (b, f) in folders.iter().enumerate() {
+        assert_eq!(
+            bits(&stack, b + 1),
+            bits(&out.join(format!("{f}.tif")), 1),
+            "band {b}"
+        );
+    }
+    // GDAL reads the times as band descriptions (when GDAL is installed).
+    if let Ok(o) = Command::new("gdalinfo").arg(&stack).output() {
+        let info = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{info}");
+        assert!(info.contains("Description = 2020-07-31T19:00:00"), "{info}");
+    }
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // As a COG: GDAL's layout, the same bands.
+    let cog = dir.join("stack-cog.tif");
+    let mut args = downscale_args(m, p(&cog));
+    args.extend(["--series", p(&series), "--stack", "--cog"]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(cog_layout(&cog).unwrap().problems(), Vec::<String>::new());
+    assert_eq!(read(&cog).unwrap().names(), times);
+    for b in 1..=4 {
+        assert_eq!(bits(&cog, b), bits(&stack, b));
+    }
+
+    // Several --scene folders: one file each, named by the folder.
+    let two = dir.join("two");
+    std::fs::create_dir(&two).unwrap();
+    let (s0, s1) = (series.join(&folders[0]), series.join(&folders[3]));
+    let mut args = downscale_args(m, p(&two));
+    args.extend(["--scene", p(&s0), "--scene", p(&s1)]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [&folders[0], &folders[3]] {
+        let name = format!("{f}.tif");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(two.join(&name)).unwrap()
+        );
+    }
+
+    // A broken scene fails its step, naming it and the file; the others are written; the
+    // rerun after the repair redoes only that step.
+    let cov = series.join(&folders[1]).join("covariates.tif");
+    let good = std::fs::read(&cov).unwrap();
+    std::fs::write(&cov, b"not a GeoTIFF").unwrap();
+    let broken = dir.join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    let mut args = downscale_args(m, p(&broken));
+    args.extend(["--series", p(&series)]);
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("amun: error: 1 of 4 step(s) failed"), "{err}");
+    assert!(err.contains("step 2020-07-31T17:00:00 (scene "), "{err}");
+    assert!(err.contains("covariates.tif"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!broken.join(format!("{}.tif", folders[1])).exists());
+    assert_eq!(
+        std::fs::read_dir(&broken).unwrap().count(),
+        3,
+        "no temporary file left"
+    );
+    std::fs::write(&cov, good).unwrap();
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("downscaled 1 step(s), 3 already done, 0 failed"),
+        "{err}"
+    );
+    for f in &folders {
+        let name = format!("{f}.tif");
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(broken.join(&name)).unwrap()
+        );
+    }
+    // The array script: 4 steps of 32×32 pixels, 2 tasks: 2048 pixels per task at 1024
+    // pixels/s is 2 s, × 1.5 + 300 s = 303 s → 6 minutes; 10⁹ bytes × 1.15 = 1097 MiB.
+    let script = dir.join("job.sh");
+    let o = amun(&[
+        "slurm-script",
+        "--checkpoint",
+        m,
+        "--series",
+        p(&series),
+        "--out",
+        p(&out),
+        "--tasks",
+        "2",
+        "--throughput",
+        "1024",
+        "--script",
+        p(&script),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&script).unwrap();
+    for line in [
+        "#SBATCH --array=0-1",
+        "#SBATCH --mem=1097M",
+        "#SBATCH --time=0-00:06:00",
+        "--shard slurm/2 --max-memory 1000000000",
+        "# Time per task: 2048 pixels / 1024 pixels/s = 2 s",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
+}
+
+/// The issue's acceptance run: a 24-step series prepared and downscaled with two commands;
+/// the downscale killed (SIGKILL) after its first outputs leaves only whole files, and the
+/// rerun skips them and ends with what one uninterrupted run writes.
+#[test]
+fn a_killed_series_downscale_resumes_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let times: Vec<String> = (0..24)
+        .map(|h| format!("2020-07-31T{h:02}:00:00"))
+        .collect();
+    let (lst, ndvi, dem) = series_inputs(dir, &times, &["2020-07".into()]);
+    let series = dir.join("series");
+    let spec = format!("ndvi={}", p(&ndvi));
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&series)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = tiny_checkpoint(dir);
+    let (whole, killed) = (dir.join("whole"), dir.join("killed"));
+    for d in [&whole, &killed] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let mut args = downscale_args(p(&model), p(&whole));
+    args.extend(["--series", p(&series)]);
+    assert!(amun(&args).status.success());
+
+    let mut args = downscale_args(p(&model), p(&killed));
+    args.extend(["--series", p(&series)]);
+    let mut child = super::amun_command(&args)
+        .arg("-q")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outputs = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "tif"))
+            .collect()
+    };
+    let start = Instant::now();
+    while outputs(&killed).is_empty() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = outputs(&killed);
+    assert!(!done.is_empty(), "no output within a minute");
+    // Every file present is whole (it reads back as the uninterrupted run's).
+    for f in &done {
+        let name = f.file_name().unwrap();
+        assert_eq!(bits(f, 1), bits(&whole.join(name), 1), "{}", f.display());
+    }
+    let o = super::amun_command(&args).output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    if done.len() < 24 {
+        assert!(
+            err.contains(&format!("skipped {} step(s) already done", done.len())),
+            "{} done before the kill: {err}",
+            done.len()
+        );
+        assert!(
+            err.contains(&format!("downscaled {} step(s)", 24 - done.len())),
+            "{err}"
+        );
+    }
+    println!(
+        "killed after {} of 24 steps; the rerun did the rest",
+        done.len()
+    );
+    let (a, b) = (files(&whole), files(&killed));
+    let extra: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    println!("left by the kill: {extra:?}");
+    for (k, v) in &a {
+        assert!(b.get(k) == Some(v), "{} differs", k.display());
+    }
+}
+
+/// `--cog`: GDAL's COG layout (checked here and, when `python3-gdal` is installed, by GDAL's
+/// own validator through `fixtures/raster/cog/validate.sh`), the full image bit for bit the
+/// plain output, and the first overview what `gdaladdo -r average` computes from it.
+#[test]
+fn downscale_writes_a_cloud_optimized_geotiff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let model = tiny_checkpoint(dir);
+    // A 320×320 scene: with 256×256 tiles, one overview (160×160).
+    let world = dir.join("big");
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&world),
+        "--size",
+        "320",
+        "--factor",
+        "8",
+        "--months",
+        "7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scene = world.join("month-07");
+    let (plain, cog) = (dir.join("plain.tif"), dir.join("cog.tif"));
+    for (out, extra) in [(&plain, None), (&cog, Some("--cog"))] {
+        let mut args = downscale_args(p(&model), p(out));
+        args.extend(["--scene", p(&scene)]);
+        args.extend(extra);
+        let o = amun(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let layout = cog_layout(&cog).unwrap();
+    assert_eq!(layout.problems(), Vec::<String>::new());
+    let sizes: Vec<(u64, u64)> = layout.ifds.iter().map(|i| i.size).collect();
+    assert_eq!(sizes, [(320, 320), (160, 160)]);
+    assert_eq!(bits(&cog, 1), bits(&plain, 1));
+    assert!(GeoTiffReader::open(&cog).is_ok());
+    // No temporary file is left next to the output.
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".amun"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let validate =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/raster/cog/validate.sh");
+    let o = Command::new("bash")
+        .arg(&validate)
+        .arg(&cog)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{said}{}", stderr(&o));
+    if said.contains("SKIPPED") {
+        println!("GDAL's COG validator: {said}");
+        return;
+    }
+    assert!(
+        said.contains("is a valid cloud optimized GeoTIFF"),
+        "{said}"
+    );
+    assert!(said.contains("Overviews: 160x160"), "{said}");
+    // GDAL's average of the plain output, against ours.
+    let gdal = dir.join("gdal.tif");
+    std::fs::copy(&plain, &gdal).unwrap();
+    let run = |cmd: &str, args: &[&str]| {
+        let o = Command::new(cmd).args(args).output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    };
+    run("gdaladdo", &["-q", "-r", "average", p(&gdal), "2"]);
+    let (ours1, gdal1) = (dir.join("ours-ovr.tif"), dir.join("gdal-ovr.tif"));
+    run("gdal_translate", &["-q", "-ovr", "0", p(&cog), p(&ours1)]);
+    run("gdal_translate", &["-q", "-ovr", "0", p(&gdal), p(&gdal1)]);
+    let (a, b) = (read_band(&ours1, 1).unwrap(), read_band(&gdal1, 1).unwrap());
+    assert_eq!(a.grid(), b.grid());
+    let worst = a
+        .data()
+        .iter()
+        .zip(b.data().iter())
+        .map(|(x, y)| {
+            if x.is_nan() && y.is_nan() {
+                0.0
+            } else {
+                (x - y).abs()
+            }
+        })
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "overview differs from gdaladdo's by {worst} K"
+    );
+}
+
+/// One scene in row bands, each downscaled by its own process (`--rows --shard i/3`, small
+/// tiles), joined by `amun mosaic`: the one-process output's pixels bit for bit, and with
+/// `--cog` the same file byte for byte.
+#[test]
+fn row_bands_join_into_the_one_process_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let model = tiny_checkpoint(dir);
+    let m = p(&model);
+    let world = dir.join("big");
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&world),
+        "--size",
+        "320",
+        "--factor",
+        "8",
+        "--months",
+        "7",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scene = world.join("month-07");
+    let (one, one_cog) = (dir.join("one.tif"), dir.join("one-cog.tif"));
+    for (out, extra) in [(&one, None), (&one_cog, Some("--cog"))] {
+        let mut args = downscale_args(m, p(out));
+        args.extend(["--scene", p(&scene)]);
+        args.extend(extra);
+        let o = amun(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let parts = dir.join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let mut args = downscale_args(m, p(&parts));
+        args.extend([
+            "--scene",
+            p(&scene),
+            "--rows",
+            "--shard",
+            &shard,
+            "--tile",
+            "64",
+        ]);
+        let o = super::amun_command(&args).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("(task {i}/3: rows ")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // 320 rows in blocks of 8 (the coarse factor and the lattice): 40 blocks, shares of
+    // 13, 13, 14 blocks.
+    let names: Vec<String> = std::fs::read_dir(&parts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "rows-000000-000104-of-000320.tif",
+            "rows-000104-000208-of-000320.tif",
+            "rows-000208-000320-of-000320.tif"
+        ]
+    );
+    let joined = dir.join("joined.tif");
+    let o = amun(&["mosaic", p(&parts), "--out", p(&joined)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(bits(&joined, 1), bits(&one, 1));
+    assert_eq!(
+        read_band(&joined, 1).unwrap().grid(),
+        read_band(&one, 1).unwrap().grid()
+    );
+    let joined_cog = dir.join("joined-cog.tif");
+    let o = amun(&["mosaic", p(&parts), "--out", p(&joined_cog), "--cog"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&joined_cog).unwrap() == std::fs::read(&one_cog).unwrap(),
+        "the mosaic COG differs from the one-process COG"
+    );
+
+    // A band done is skipped; conservation is refused; a missing band is named.
+    let mut args = downscale_args(m, p(&parts));
+    args.extend(["--scene", p(&scene), "--rows", "--shard", "1/3"]);
+    let o = super::amun_command(&args).output().unwrap();
+    assert!(stderr(&o).contains("done before"), "{}", stderr(&o));
+    args.push("--conserve");
+    assert_fails_with(&amun(&args), "--conserve cannot be split into row bands");
+    std::fs::remove_file(parts.join("rows-000000-000104-of-000320.tif")).unwrap();
+    let o = amun(&["mosaic", p(&parts), "--out", p(&dir.join("x.tif"))]);
+    assert_fails_with(&o, "rows 0..104 are missing");
+}
+
 /// Whether a Slurm cluster answers; the reason when not. With `AMUN_SLURM_REQUIRED=1` (set by
 /// `.ci/run` after `.ci/slurm-up` succeeded) a missing cluster fails the test instead.
 fn slurm_ready() -> Result<(), String> {
@@ -443,4 +992,187 @@ fn slurm_array_prepares_what_one_process_prepares() {
         assert!(b[k] == *v, "{} differs", k.display());
     }
     println!("slurm: 2 arrays of 4 tasks over 8 steps matched the one-process run");
+}
+
+/// A 4-task array downscales an 8-step series and a 2-task array the two row bands of one
+/// scene; both match the one-process run bit for bit. One task's scene is broken: it fails
+/// naming the step and the file, the others finish, and after the repair a rerun of the
+/// whole array redoes only the failed step.
+#[test]
+fn slurm_array_downscales_what_one_process_downscales() {
+    if let Err(reason) = slurm_ready() {
+        println!("SKIPPED slurm_array_downscales_what_one_process_downscales: {reason} (start one with .ci/slurm-up)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let times = hours(8);
+    let (lst, ndvi, dem) = series_inputs(dir, &times, &["2020-07".into()]);
+    let series = dir.join("series");
+    let spec = format!("ndvi={}", p(&ndvi));
+    let o = amun(&prepare_args(p(&lst), &spec, p(&dem), p(&series)));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = tiny_checkpoint(dir);
+    let m = p(&model);
+    let one = dir.join("one");
+    std::fs::create_dir(&one).unwrap();
+    let mut args = downscale_args(m, p(&one));
+    args.extend(["--series", p(&series)]);
+    let o = amun(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Task 2 of 4 has steps ⌊2·8/4⌋ … ⌊3·8/4⌋ − 1 = 4, 5 (T20, T21): break T21's scene.
+    let cov = series.join("2020-07-31T2100").join("covariates.tif");
+    let good = std::fs::read(&cov).unwrap();
+    std::fs::write(&cov, b"not a GeoTIFF").unwrap();
+    let split = dir.join("split");
+    std::fs::create_dir(&split).unwrap();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let script = dir.join("job.sh");
+    let mut args = downscale_args(m, p(&split));
+    args.extend([
+        "--series",
+        p(&series),
+        "--shard",
+        "slurm",
+        "--max-memory",
+        "400MB",
+    ]);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n{} {}\necho $? > {}/rc-$SLURM_ARRAY_TASK_ID\n",
+            env!("CARGO_BIN_EXE_amun"),
+            args.join(" "),
+            p(&logs)
+        ),
+    )
+    .unwrap();
+    let limit = Duration::from_secs(180);
+    run_array(&script, 4, &logs, limit);
+    let task = |i: usize| {
+        let rc = std::fs::read_to_string(logs.join(format!("rc-{i}"))).unwrap_or_default();
+        let log = std::fs::read_to_string(logs.join(format!("{i}.log"))).unwrap_or_default();
+        (rc.trim().to_string(), log)
+    };
+    for i in [0, 1, 3] {
+        let (rc, log) = task(i);
+        assert_eq!(rc, "0", "task {i}: {log}");
+        assert!(
+            log.contains("downscaled 2 step(s), 0 already done, 0 failed, of 8 steps"),
+            "task {i}: {log}"
+        );
+        assert!(
+            log.contains(&format!(
+                "(task {i}/4: steps {}–{} of 8)",
+                2 * i + 1,
+                2 * i + 2
+            )),
+            "task {i}: {log}"
+        );
+    }
+    let (rc, log) = task(2);
+    assert_eq!(rc, "1", "task 2: {log}");
+    assert!(log.contains("amun: error: 1 of 2 step(s) failed"), "{log}");
+    assert!(log.contains("step 2020-07-31T21:00:00 (scene "), "{log}");
+    assert!(log.contains("covariates.tif"), "{log}");
+    assert!(split.join("2020-07-31T2000.tif").exists());
+    assert!(!split.join("2020-07-31T2100.tif").exists());
+
+    // Repair the scene and rerun the whole array: only the failed step is downscaled.
+    std::fs::write(&cov, good).unwrap();
+    for i in 0..4 {
+        std::fs::remove_file(logs.join(format!("rc-{i}"))).unwrap();
+    }
+    run_array(&script, 4, &logs, limit);
+    for i in [0, 1, 3] {
+        let (rc, log) = task(i);
+        assert_eq!(rc, "0", "task {i}: {log}");
+        assert!(
+            log.contains("downscaled 0 step(s), 2 already done"),
+            "task {i}: {log}"
+        );
+    }
+    let (rc, log) = task(2);
+    assert_eq!(rc, "0", "task 2: {log}");
+    assert!(
+        log.contains("downscaled 1 step(s), 1 already done"),
+        "task 2: {log}"
+    );
+    let (a, b) = (files(&one), files(&split));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "{} differs", k.display());
+    }
+
+    // The script `amun slurm-script` writes, submitted as it is (sbatch --wait), does the same.
+    let scripted = dir.join("scripted");
+    let script = dir.join("scripted.sh");
+    let o = amun(&[
+        "slurm-script",
+        "--checkpoint",
+        m,
+        "--series",
+        p(&series),
+        "--out",
+        p(&scripted),
+        "--tasks",
+        "4",
+        "--max-memory",
+        "400MB",
+        "--script",
+        p(&script),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Command::new("sbatch")
+        .args(["--parsable", "--wait"])
+        .arg(&script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sbatch --wait: {}", stderr(&o));
+    let b = files(&scripted);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(b[k] == *v, "{} differs", k.display());
+    }
+
+    // Two row bands of one step's scene, one per task, joined: the one-process file's pixels.
+    let scene = series.join("2020-07-31T1600");
+    let parts = dir.join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    let band_logs = dir.join("band-logs");
+    std::fs::create_dir(&band_logs).unwrap();
+    let mut args = downscale_args(m, p(&parts));
+    args.extend([
+        "--scene",
+        p(&scene),
+        "--rows",
+        "--shard",
+        "slurm",
+        "--max-memory",
+        "400MB",
+    ]);
+    let script = dir.join("bands.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n{} {}\n",
+            env!("CARGO_BIN_EXE_amun"),
+            args.join(" ")
+        ),
+    )
+    .unwrap();
+    run_array(&script, 2, &band_logs, limit);
+    let bands: Vec<_> = std::fs::read_dir(&parts).unwrap().flatten().collect();
+    let logs: Vec<String> = (0..2)
+        .map(|i| std::fs::read_to_string(band_logs.join(format!("{i}.log"))).unwrap_or_default())
+        .collect();
+    assert_eq!(bands.len(), 2, "{logs:?}");
+    let joined = dir.join("joined.tif");
+    let o = amun(&["mosaic", p(&parts), "--out", p(&joined)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(bits(&joined, 1), bits(&one.join("2020-07-31T1600.tif"), 1));
+    println!("slurm: 2 arrays of 4 tasks over 8 steps and an array of 2 row bands matched the one-process run");
 }

@@ -17,7 +17,9 @@ use commands::baseline::BaselineCommand;
 use commands::downscale::DownscaleArgs;
 use commands::evaluate::EvaluateArgs;
 use commands::info::InfoArgs;
+use commands::mosaic::MosaicArgs;
 use commands::prepare::PrepareArgs;
+use commands::slurm_script::SlurmScriptArgs;
 use commands::synth::SynthArgs;
 use commands::train::TrainArgs;
 use commands::tune::TuneArgs;
@@ -81,6 +83,19 @@ enum Command {
         after_help = "Example:\n  amun downscale --checkpoint model --scene scene --out lst_fine.tif --conserve"
     )]
     Downscale(DownscaleArgs),
+    /// Join the row bands of one scene (`amun downscale --rows --shard …`) into one GeoTIFF,
+    /// identical to a one-process run.
+    #[command(
+        after_help = "Example:\n  amun downscale --checkpoint model --scene big --rows --shard 0/4 --out parts   # … 3/4\n  amun mosaic parts --out lst_fine.tif --cog"
+    )]
+    Mosaic(MosaicArgs),
+    /// Write an sbatch job-array script for `amun downscale` over a series (or the row bands
+    /// of one scene), each task's memory and time from the memory budget and a measured
+    /// throughput.
+    #[command(
+        after_help = "Example:\n  amun slurm-script --checkpoint model --series series-2020 --out lst-2020 --tasks 64 --script downscale.sh\n  sbatch downscale.sh"
+    )]
+    SlurmScript(SlurmScriptArgs),
     /// Score a prediction against a reference raster, the coarse input (aggregated back)
     /// and/or station points.
     #[command(
@@ -130,6 +145,8 @@ fn main() -> ExitCode {
         Command::Prepare(a) => commands::prepare::run(&ctx, &a),
         Command::Train(a) => commands::train::run(&ctx, &a),
         Command::Downscale(a) => commands::downscale::run(&ctx, &a),
+        Command::Mosaic(a) => commands::mosaic::run(&ctx, &a),
+        Command::SlurmScript(a) => commands::slurm_script::run(&ctx, &a),
         Command::Evaluate(a) => commands::evaluate::run(&ctx, &a),
         Command::Tune(a) => commands::tune::run(&ctx, &a),
         Command::Baseline(c) => commands::baseline::run(&ctx, &c),

@@ -15,6 +15,7 @@ pub use jiff;
 
 mod amun;
 mod baselines;
+mod batch;
 mod downscale;
 mod error;
 mod experiment;
@@ -22,6 +23,7 @@ pub mod guard;
 mod prepare;
 mod progress;
 mod report;
+mod rows;
 mod scene;
 pub mod series;
 mod shard;
@@ -32,6 +34,10 @@ pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunD
 pub use amun_net::{flush_denormals, tune_allocator};
 pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{PhysicalPrior, Regression, RegressionMode};
+pub use batch::{
+    downscale_file, downscale_steps, join_bands, BatchOptions, BatchReport, BatchStep, StepDone,
+    StepEvent,
+};
 pub use downscale::{Downscaler, Interpolation};
 pub use error::{Error, Result};
 pub use experiment::{
@@ -41,6 +47,9 @@ pub use experiment::{
 pub use prepare::SceneInputs;
 pub use progress::{NoProgress, Progress};
 pub use report::{write_json, MethodReport, Report, SceneScore};
+pub use rows::{
+    band_file, band_multiple, downscale_rows_to_file, mosaic, MosaicSummary, RowsSummary,
+};
 pub use scene::{layout, Resampled, Scene, SceneManifest};
 pub use shard::Shard;
 pub use staged::{StagedAmun, StagesManifest, STAGES_FILE};

@@ -263,6 +263,87 @@ impl InferencePlan {
         })
     }
 
+    /// The plan of the rows `rows` of a scene of `height × width` fine pixels only (a row
+    /// band of the scene, for a task of a job split across processes): its tiles lie inside
+    /// the band, on the lattice of the size multiple, with their windows as in the
+    /// whole-scene plan — halos reaching into the rows beyond the band, the reflection
+    /// margin only at the scene's own edges — so every pixel of the band comes out
+    /// bit-identical to [`InferencePlan::new`]'s (the output does not depend on the tiling).
+    ///
+    /// # Errors
+    /// As [`InferencePlan::new`]; [`Error::InvalidConfig`] for an empty band, one past the
+    /// scene, or a band edge inside the scene that is not a multiple of the size multiple.
+    pub fn for_rows(
+        cfg: &AmunConfig,
+        height: usize,
+        width: usize,
+        rows: Range<usize>,
+        params: &TileParams,
+    ) -> Result<Self> {
+        let whole = Self::new(cfg, height, width, params)?;
+        if rows == (0..height) {
+            return Ok(whole);
+        }
+        let mult = cfg.size_multiple();
+        if rows.is_empty() || rows.end > height {
+            return Err(Error::config(
+                "rows",
+                format!(
+                    "{}..{} is not a band of {height} rows",
+                    rows.start, rows.end
+                ),
+            ));
+        }
+        for edge in [rows.start, rows.end] {
+            if edge != height && !edge.is_multiple_of(mult) {
+                return Err(Error::config(
+                    "rows",
+                    format!("band edge {edge} is not a multiple of {mult}"),
+                ));
+            }
+        }
+        let g = Geometry {
+            mult,
+            halo: whole.halo,
+            margin: params.margin,
+        };
+        let (r0, band) = (rows.start, rows.len());
+        let bounds: Vec<usize> = match params.tile {
+            Some(t) => {
+                let mut b: Vec<usize> = rows.clone().step_by(t).collect();
+                b.push(rows.end);
+                b
+            }
+            None => {
+                // Sized as if a full halo lay beyond each side of the band (where the band
+                // meets the scene's edge, the margin is smaller: the estimate errs safe).
+                let gr = Geometry {
+                    margin: g.margin.max(g.halo),
+                    ..g
+                };
+                let weights = 4 * Amun::parameter_count(cfg) as u64;
+                let avail = params.max_memory.saturating_sub(BASELINE_BYTES + weights);
+                let max_pixels = (avail as f64 / whole.bytes_per_pixel as f64) as usize;
+                let (r, c) =
+                    best_split_with(band, width, max_pixels, &gr, &g).ok_or_else(|| {
+                        Error::MemoryBudget {
+                            budget: params.max_memory,
+                            detail: format!("no window of rows {}..{} fits", rows.start, rows.end),
+                        }
+                    })?;
+                return Ok(Self {
+                    rows: AxisPlan::new(height, r.bounds.iter().map(|b| b + r0).collect(), &g),
+                    cols: c,
+                    ..whole
+                });
+            }
+        };
+        Ok(Self {
+            rows: AxisPlan::new(height, bounds, &g),
+            ..whole
+        })
+    }
+
     /// Tiles down and across.
     pub fn tiles(&self) -> (usize, usize) {
         (self.rows.windows.len(), self.cols.windows.len())
@@ -323,7 +404,18 @@ fn best_split(
     max_pixels: usize,
     g: &Geometry,
 ) -> Option<(AxisPlan, AxisPlan)> {
-    let options = |n: usize| -> Vec<AxisPlan> {
+    best_split_with(height, width, max_pixels, g, g)
+}
+
+/// [`best_split`] with the rows sized by `gr` and the columns by `gc`.
+fn best_split_with(
+    height: usize,
+    width: usize,
+    max_pixels: usize,
+    gr: &Geometry,
+    gc: &Geometry,
+) -> Option<(AxisPlan, AxisPlan)> {
+    let options = |n: usize, g: &Geometry| -> Vec<AxisPlan> {
         let mut v = Vec::new();
         for k in 1..=n.div_ceil(g.mult) {
             match AxisPlan::split(n, k, g) {
@@ -334,7 +426,7 @@ fn best_split(
         }
         v
     };
-    let (rows, cols) = (options(height), options(width));
+    let (rows, cols) = (options(height, gr), options(width, gc));
     let mut best: Option<(u64, usize, usize, usize)> = None;
     for (i, r) in rows.iter().enumerate() {
         for (j, c) in cols.iter().enumerate() {
@@ -569,7 +661,7 @@ impl Checkpoint {
     ///
     /// `covariates` must hold the bands the model was trained with. Pixels where any input
     /// is missing are `NaN`. `progress(done, total)` is called after each window. Returns
-    /// the plan that was used.
+    /// the plan that was used and the size of the network's correction ([`Inference`]).
     ///
     /// # Errors
     /// [`Error::MissingCovariate`]; [`Error::InvalidConfig`] / [`Error::MemoryBudget`] from
@@ -581,6 +673,42 @@ impl Checkpoint {
         coarse_lst: &Raster,
         covariates: &S,
         params: &TileParams,
+        sink: impl FnMut(Window, Array2<f32>) -> Result<()>,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Inference> {
+        let (h, w) = covariates.grid().shape();
+        let plan = InferencePlan::new(self.config(), h, w, params)?;
+        self.predict_plan(coarse_lst, covariates, plan, true, sink, progress)
+    }
+
+    /// [`Checkpoint::predict_windows`] for the rows `rows` of the scene only (see
+    /// [`InferencePlan::for_rows`]): the tiles handed to `sink` cover those rows (in scene
+    /// coordinates), each bit-identical to the same pixels of the whole-scene prediction. A
+    /// band without a valid output pixel is not an error (another band may have some).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::predict_windows`] and [`InferencePlan::for_rows`].
+    pub fn predict_rows<S: WindowSource + ?Sized>(
+        &self,
+        coarse_lst: &Raster,
+        covariates: &S,
+        params: &TileParams,
+        rows: Range<usize>,
+        sink: impl FnMut(Window, Array2<f32>) -> Result<()>,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Inference> {
+        let (h, w) = covariates.grid().shape();
+        let plan = InferencePlan::for_rows(self.config(), h, w, rows, params)?;
+        self.predict_plan(coarse_lst, covariates, plan, false, sink, progress)
+    }
+
+    /// Runs `plan`'s windows; with `require_valid`, no valid output pixel is an error.
+    fn predict_plan<S: WindowSource + ?Sized>(
+        &self,
+        coarse_lst: &Raster,
+        covariates: &S,
+        plan: InferencePlan,
+        require_valid: bool,
         mut sink: impl FnMut(Window, Array2<f32>) -> Result<()>,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Inference> {
@@ -600,7 +728,6 @@ impl Checkpoint {
             });
         }
         let (h, w) = fine.shape();
-        let plan = InferencePlan::new(cfg, h, w, params)?;
         let prior = whole_scene_base(cfg, coarse_lst, covariates)?;
         let model = self.inference_model()?;
         let norm = self.normalization();
@@ -663,7 +790,7 @@ impl Checkpoint {
             sink(tile, out)?;
             progress(done + 1, total);
         }
-        if valid_out == 0 {
+        if valid_out == 0 && require_valid {
             let mut missing: Vec<String> = cfg
                 .covariates
                 .iter()
@@ -985,6 +1112,84 @@ mod scene_tests {
             let want_bits: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
             assert_eq!(bits(&whole), want_bits, "margin {margin}");
         }
+    }
+
+    /// Row bands cut on the lattice, each predicted on its own (several windows or one, any
+    /// memory budget), give the whole-scene prediction's pixels bit for bit; band edges off
+    /// the lattice are refused.
+    #[test]
+    fn row_bands_are_the_whole_scene_row_for_row() {
+        let ck = checkpoint();
+        let mult = ck.config().size_multiple();
+        let sc = scene(130, 10, 0.0);
+        for margin in [0, 8] {
+            let params = |tile, max_memory| TileParams {
+                tile,
+                max_memory,
+                margin,
+            };
+            let whole = ck
+                .predict(
+                    &sc.coarse_lst,
+                    &sc.covariates,
+                    &params(None, 1 << 30),
+                    |_, _| {},
+                )
+                .unwrap();
+            // Bands 0..40, 40..88, 88..130 (multiples of the lattice, 4 here).
+            assert_eq!(mult, 4);
+            // A budget for windows of 9000 pixels (the halo is 32 here): several per band.
+            let small = BASELINE_BYTES
+                + 4 * Amun::parameter_count(ck.config()) as u64
+                + (window_bytes_per_pixel(ck.config()) * 9000.0) as u64;
+            let mut windows = 0;
+            for (tile, budget) in [(None, 1 << 30), (Some(8), 0), (None, 0), (None, small)] {
+                let mut got = Array2::from_elem((130, 130), f32::NAN);
+                let mut seen = Array2::from_elem((130, 130), 0u8);
+                for rows in [0..40, 40..88, 88..130] {
+                    let r = rows.clone();
+                    let p = params(tile, budget);
+                    let plan = ck.predict_rows(
+                        &sc.coarse_lst,
+                        &sc.covariates,
+                        &p,
+                        rows,
+                        |w, out| {
+                            assert!(
+                                w.row0 >= r.start && w.row1() <= r.end,
+                                "{w:?} outside {r:?}"
+                            );
+                            got.slice_mut(s![w.row0..w.row1(), w.col0..w.col1()])
+                                .assign(&out);
+                            seen.slice_mut(s![w.row0..w.row1(), w.col0..w.col1()])
+                                .mapv_inplace(|v| v + 1);
+                            Ok(())
+                        },
+                        |_, _| {},
+                    );
+                    // A budget of 0 fits no window at all: refused like the whole scene.
+                    if tile.is_none() && budget == 0 {
+                        assert!(matches!(plan, Err(Error::MemoryBudget { .. })));
+                        continue;
+                    }
+                    let plan = plan.unwrap().plan;
+                    if budget == small {
+                        windows += plan.tiles().0 * plan.tiles().1;
+                    }
+                }
+                if tile.is_none() && budget == 0 {
+                    continue;
+                }
+                assert!(seen.iter().all(|&n| n == 1), "every pixel once");
+                let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, bits(&whole), "margin {margin}, tile {tile:?}");
+            }
+            assert!(windows > 3, "{windows} windows in three bands");
+        }
+        let e = InferencePlan::for_rows(ck.config(), 66, 66, 10..40, &TileParams::default());
+        assert!(e.unwrap_err().to_string().contains("band edge 10"));
+        let e = InferencePlan::for_rows(ck.config(), 66, 66, 40..70, &TileParams::default());
+        assert!(e.is_err());
     }
 
     /// With autograd off the inference model gives the training model's output exactly.

@@ -27,9 +27,10 @@ pub use conserve::{bilinear_spread, conserve, BlockStats, ConserveParams, Correc
 pub use error::{Error, Result};
 pub use grid::{Crs, GeoTransform, Grid};
 pub use gtiff::{
-    inspect, read, read_band, read_bytes, read_with, statistics, statistics_with, write,
-    write_raster, write_streamed, BandInfo, ChunkLayout, Compression, DataType, FileInfo,
-    GeoTiffReader, Interleave, ReadOptions, TileSink, WriteOptions,
+    cog_layout, inspect, read, read_band, read_bytes, read_with, statistics, statistics_with,
+    write, write_cog, write_raster, write_streamed, write_streamed_bands, BandInfo, ChunkLayout,
+    CogLayout, Compression, DataType, FileInfo, GeoTiffReader, IfdLayout, Interleave, ReadOptions,
+    TileSink, WriteOptions,
 };
 pub use raster::{BandKind, Raster, Stats};
 pub use resample::{average, resample, resample_window, Averaged, Resampling};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use amun_core::net::{Amplitude, Checkpoint, DeviceSpec, HeldOutCheck, TileParams, Verdict};
 use amun_core::{
-    conserve, downscale_to_file, ConserveParams, Downscaler, SceneReader, StagedAmun,
+    conserve, downscale_file, ConserveParams, Downscaler, SceneReader, Shard, StagedAmun,
     StreamOptions, STAGES_FILE,
 };
 use anyhow::{bail, Context, Result};
@@ -15,17 +15,42 @@ use super::train::report_check;
 use super::{load_scene, write_geotiff, Ctx};
 use crate::output::{check_can_create, check_writable};
 
+mod rows;
+mod series;
+
 #[derive(Args, Debug)]
 pub struct DownscaleArgs {
     /// Checkpoint folder (from `amun train`).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Scene folder (from `amun prepare` or `amun synth`).
-    #[arg(long)]
-    pub scene: PathBuf,
-    /// Output GeoTIFF.
+    /// Scene folder (from `amun prepare` or `amun synth`); repeat it to downscale several
+    /// scenes into the --out folder, one GeoTIFF each named by the scene's folder.
+    #[arg(long, required_unless_present = "series", conflicts_with = "series")]
+    pub scene: Vec<PathBuf>,
+    /// A series folder (from `amun prepare --series`): every step is downscaled into the
+    /// --out folder as `<step folder>.tif`, with the checkpoint loaded once. Resumable: a
+    /// step whose output exists is skipped (--force redoes it).
+    #[arg(long, value_name = "DIR")]
+    pub series: Option<PathBuf>,
+    /// Output GeoTIFF; for a series or several scenes, the existing folder that receives
+    /// one GeoTIFF per step (or with --stack, the multi-band GeoTIFF).
     #[arg(long)]
     pub out: PathBuf,
+    /// Series: write one multi-band GeoTIFF at --out whose band descriptions are the steps'
+    /// times, instead of a file per step (the steps are kept in `<out>.steps/` until every
+    /// one is done, so the run is resumable too).
+    #[arg(long)]
+    pub stack: bool,
+    /// Downscale only this task's share of the steps: I/N (task I of N, from 0), `slurm`
+    /// (the task of the Slurm job array this runs in) or `slurm/N`. Shares are contiguous
+    /// runs of steps; see docs/cluster.md.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// With one --scene: this task's --shard is a band of the scene's rows, written as
+    /// `rows-<first>-<end>-of-<height>.tif` into the --out folder; `amun mosaic` joins the
+    /// bands into what one process writes, bit for bit (not with --conserve).
+    #[arg(long, conflicts_with_all = ["series", "stack"])]
+    pub rows: bool,
     /// Memory to stay within, e.g. `1GB`, `512MiB`, `2GiB` (units B, KB, MB, GB in powers
     /// of 1000, KiB, MiB, GiB in powers of 1024; a plain number is bytes). The scene is cut
     /// into as few windows as fit; the result does not depend on it.
@@ -47,7 +72,11 @@ pub struct DownscaleArgs {
     /// could be checked (its held-out check), instead of warning.
     #[arg(long)]
     pub strict: bool,
-    /// Overwrite the output.
+    /// Write Cloud-Optimized GeoTIFF: tiled, with internal overviews (2×2 averages that skip
+    /// missing pixels) and GDAL's COG layout, for QGIS, GDAL's /vsicurl/ and web maps.
+    #[arg(long)]
+    pub cog: bool,
+    /// Overwrite the output (a series: redo the steps whose output exists).
     #[arg(long)]
     pub force: bool,
     /// Where the network runs: `cpu`, `cuda` or `cuda:N` (an NVIDIA GPU; needs a build with
@@ -91,8 +120,31 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    Shard::parse(s).map_err(|e| e.to_string())
+}
+
+impl DownscaleArgs {
+    /// The one scene of a single-scene run.
+    fn the_scene(&self) -> Result<&Path> {
+        match self.scene.as_slice() {
+            [one] => Ok(one),
+            _ => bail!("--scene: give one scene folder, or several with --out a folder"),
+        }
+    }
+}
+
 /// Runs `amun downscale`.
 pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
+    if a.series.is_some() || a.scene.len() > 1 {
+        return series::run(ctx, a);
+    }
+    if a.rows {
+        return rows::run(ctx, a);
+    }
+    if a.stack || a.shard.is_some() {
+        bail!("--stack and --shard share out the steps of a series: give --series DIR or several --scene folders (or --rows to share out the rows of one scene)");
+    }
     // Everything that can be checked without the model is checked first: the output's
     // folder must exist and take a file before minutes of inference are spent.
     check_writable(&a.out, a.force)?;
@@ -106,7 +158,8 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         max_memory: a.max_memory,
         margin: a.margin,
     };
-    let scene = open_scene(&a.scene)?;
+    let scene_dir = a.the_scene()?;
+    let scene = open_scene(scene_dir)?;
     if a.checkpoint.join(STAGES_FILE).exists() {
         // A chain of networks (`amun train --stages`): each stage's input is the previous
         // stage's output, so the scene is held in memory.
@@ -115,6 +168,9 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
                 "staged checkpoints run on the CPU only (--device {})",
                 a.device
             );
+        }
+        if a.cog {
+            bail!("--cog: a staged checkpoint writes a plain GeoTIFF (make a COG of it with gdal_translate -of COG)");
         }
         let staged = StagedAmun::load(&a.checkpoint)
             .with_context(|| format!("loading staged checkpoint {}", a.checkpoint.display()))?;
@@ -125,8 +181,8 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
             .map(|c| c.config().covariates.clone())
             .unwrap_or_default();
         guard(ctx, a, staged.check().as_ref())?;
-        check_covariates(a, &covariates, scene.covariate_names())?;
-        let scene = load_scene(&a.scene)?;
+        check_covariates(a, scene_dir, &covariates, scene.covariate_names())?;
+        let scene = load_scene(scene_dir)?;
         let (mut out, amplitude) = staged
             .with_tiles(tiles)
             .predict_checked(&scene, &ctx.bars)?;
@@ -143,13 +199,18 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
         .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
     guard(ctx, a, ckpt.held_out())?;
-    check_covariates(a, &ckpt.config().covariates, scene.covariate_names())?;
+    check_covariates(
+        a,
+        scene_dir,
+        &ckpt.config().covariates,
+        scene.covariate_names(),
+    )?;
     let opts = StreamOptions {
         tiles,
         conserve: a.conserve.then(ConserveParams::default),
     };
-    let summary = downscale_to_file(&ckpt, &scene, &a.out, &opts, &ctx.bars)
-        .with_context(|| format!("downscaling scene {}", a.scene.display()))?;
+    let summary = downscale_file(&ckpt, &scene, &a.out, &opts, a.cog, &ctx.bars)
+        .with_context(|| format!("downscaling scene {}", scene_dir.display()))?;
     let plan = &summary.plan;
     let (ty, tx) = plan.tiles();
     let (wh, ww) = plan.largest_window();
@@ -237,7 +298,12 @@ fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<(
 }
 
 /// Refuses a scene that lacks a covariate the model was trained on.
-fn check_covariates(a: &DownscaleArgs, wanted: &[String], have: &[String]) -> Result<()> {
+fn check_covariates(
+    a: &DownscaleArgs,
+    scene: &Path,
+    wanted: &[String],
+    have: &[String],
+) -> Result<()> {
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|c| !have.contains(c))
@@ -248,7 +314,7 @@ fn check_covariates(a: &DownscaleArgs, wanted: &[String], have: &[String]) -> Re
             "checkpoint {} was trained on covariates [{}] but scene {} has [{}] (missing: {})",
             a.checkpoint.display(),
             wanted.join(", "),
-            a.scene.display(),
+            scene.display(),
             have.join(", "),
             missing.join(", ")
         );

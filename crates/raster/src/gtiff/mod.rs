@@ -6,6 +6,7 @@
 //! are ours. See `docs/geotiff.md` for why.
 
 mod codec;
+mod cog;
 mod decode;
 mod encode;
 mod geokeys;
@@ -21,12 +22,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use cog::{cog_layout, write_cog, CogLayout, IfdLayout};
 pub use decode::{read, read_band, read_bytes, read_with};
 pub use encode::{write, write_raster};
 pub use info::{inspect, BandInfo, ChunkLayout, FileInfo, Interleave};
 pub use reader::GeoTiffReader;
 pub use stats::{statistics, statistics_with};
-pub use stream::{write_streamed, TileSink};
+pub use stream::{write_streamed, write_streamed_bands, TileSink};
 
 /// The sample type of a band on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

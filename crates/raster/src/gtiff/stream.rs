@@ -1,6 +1,7 @@
-//! Writing a one-band tiled GeoTIFF block by block: each tile is compressed and written as
-//! soon as all its pixels have arrived, and the image directory (with the tile offsets) goes
-//! at the end of the file. Memory holds the tiles still waiting for pixels, not the image.
+//! Writing a tiled GeoTIFF block by block: each tile is compressed and written as soon as all
+//! its pixels have arrived, and the image directory (with the tile offsets) goes at the end
+//! of the file. Memory holds the tiles still waiting for pixels, not the image. Several
+//! bands are stored band-interleaved (one set of tiles per band).
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Seek, Write};
@@ -32,7 +33,9 @@ pub struct TileSink<'a> {
     grid: &'a Grid,
     opts: &'a WriteOptions,
     predictor: u16,
-    pending: HashMap<(usize, usize), Pending>,
+    bands: usize,
+    /// Tiles waiting for pixels, by (band, tile row, tile column).
+    pending: HashMap<(usize, usize, usize), Pending>,
     offsets: Vec<u64>,
     counts: Vec<u64>,
     tiles_written: usize,
@@ -67,14 +70,38 @@ impl TileSink<'_> {
         rows * cols
     }
 
-    /// Puts the pixels of `window` (`NaN` for missing). Every pixel of the image must be put
-    /// exactly once, in any order; tiles are written as they complete.
+    /// Puts the pixels of `window` (`NaN` for missing) of the first band. Every pixel of the
+    /// image must be put exactly once, in any order; tiles are written as they complete.
     ///
     /// # Errors
     /// [`Error::WindowOutOfBounds`] for a window outside the image,
     /// [`Error::ShapeMismatch`] if `data` is not the window's size,
     /// [`Error::InvalidOperation`] if a pixel is put twice, write errors.
     pub fn put(&mut self, window: Window, data: ArrayView2<'_, f32>) -> Result<()> {
+        self.put_band(0, window, data)
+    }
+
+    /// Puts the pixels of `window` of 0-based band `band`, as [`TileSink::put`] does for the
+    /// first.
+    ///
+    /// # Errors
+    /// As [`TileSink::put`], and [`Error::InvalidOperation`] for a band the file does not
+    /// have.
+    pub fn put_band(
+        &mut self,
+        band: usize,
+        window: Window,
+        data: ArrayView2<'_, f32>,
+    ) -> Result<()> {
+        if band >= self.bands {
+            return Err(Error::InvalidOperation {
+                detail: format!(
+                    "band {} of a file of {} band(s) was written to",
+                    band + 1,
+                    self.bands
+                ),
+            });
+        }
         window.check_inside(self.grid)?;
         if data.dim() != (window.height, window.width) {
             return Err(Error::ShapeMismatch {
@@ -88,15 +115,18 @@ impl TileSink<'_> {
         let mut complete = Vec::new();
         for ty in window.row0 / ts..=(window.row1() - 1) / ts {
             for tx in window.col0 / ts..=(window.col1() - 1) / ts {
-                if self.counts[ty * self.across() + tx] > 0 {
+                if self.counts[self.chunk(band, ty, tx)] > 0 {
                     return Err(twice(window));
                 }
                 let need = self.tile_pixels(ty, tx);
-                let p = self.pending.entry((ty, tx)).or_insert_with(|| Pending {
-                    values: vec![f32::NAN; ts * ts],
-                    seen: vec![false; ts * ts],
-                    filled: 0,
-                });
+                let p = self
+                    .pending
+                    .entry((band, ty, tx))
+                    .or_insert_with(|| Pending {
+                        values: vec![f32::NAN; ts * ts],
+                        seen: vec![false; ts * ts],
+                        filled: 0,
+                    });
                 let rows = (ty * ts).max(window.row0)..((ty + 1) * ts).min(window.row1());
                 let cols = (tx * ts).max(window.col0)..((tx + 1) * ts).min(window.col1());
                 for r in rows.clone() {
@@ -119,16 +149,21 @@ impl TileSink<'_> {
                 }
                 p.filled += rows.len() * cols.len();
                 if p.filled == need {
-                    complete.push((ty, tx));
+                    complete.push((band, ty, tx));
                 }
             }
         }
         self.flush(&complete)
     }
 
+    /// The index of a tile in the file's tile table: band by band, each in row-major order.
+    fn chunk(&self, band: usize, ty: usize, tx: usize) -> usize {
+        (band * self.down() + ty) * self.across() + tx
+    }
+
     /// Compresses the completed tiles in parallel and writes them.
-    fn flush(&mut self, complete: &[(usize, usize)]) -> Result<()> {
-        let done: Vec<((usize, usize), Pending)> = complete
+    fn flush(&mut self, complete: &[(usize, usize, usize)]) -> Result<()> {
+        let done: Vec<((usize, usize, usize), Pending)> = complete
             .iter()
             .filter_map(|k| self.pending.remove(k).map(|p| (*k, p)))
             .collect();
@@ -143,8 +178,8 @@ impl TileSink<'_> {
             .map(|(_, p)| encode_tile(p.values.iter().copied(), ts, f64::NAN, dt, predictor, opts))
             .collect::<std::result::Result<Vec<_>, String>>()
             .map_err(|detail| Error::InvalidOperation { detail })?;
-        for (((ty, tx), _), bytes) in done.iter().zip(encoded) {
-            let i = ty * self.across() + tx;
+        for (((band, ty, tx), _), bytes) in done.iter().zip(encoded) {
+            let i = self.chunk(*band, *ty, *tx);
             self.offsets[i] = (self.write)(&bytes)?;
             // A tile is at least a few bytes in every codec, so 0 means "not written".
             self.counts[i] = bytes.len() as u64;
@@ -165,7 +200,7 @@ impl TileSink<'_> {
 
     /// Whether every tile has been written.
     pub fn is_complete(&self) -> bool {
-        self.tiles_written == self.across() * self.down()
+        self.tiles_written == self.bands * self.across() * self.down()
     }
 }
 
@@ -201,7 +236,40 @@ pub fn write_streamed<T, E: From<Error>>(
     opts: &WriteOptions,
     produce: impl FnOnce(&mut TileSink<'_>) -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
+    stream_file(path.as_ref(), grid, &[], opts, produce)
+}
+
+/// [`write_streamed`] for a file of several bands named `names` (GDAL band descriptions,
+/// e.g. the time of each step of a series), stored band-interleaved; the producer puts each
+/// band's pixels with [`TileSink::put_band`].
+///
+/// # Errors
+/// As [`write_streamed`]; [`Error::InvalidOperation`] for no band at all.
+pub fn write_streamed_bands<T, E: From<Error>>(
+    path: impl AsRef<Path>,
+    grid: &Grid,
+    names: &[&str],
+    opts: &WriteOptions,
+    produce: impl FnOnce(&mut TileSink<'_>) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     let path = path.as_ref();
+    if names.is_empty() {
+        return Err(Error::InvalidOperation {
+            detail: format!("{}: nothing to write (no bands)", path.display()),
+        }
+        .into());
+    }
+    stream_file(path, grid, names, opts, produce)
+}
+
+/// The streamed writer of one band (`names` empty: no description) or of `names.len()`.
+fn stream_file<T, E: From<Error>>(
+    path: &Path,
+    grid: &Grid,
+    names: &[&str],
+    opts: &WriteOptions,
+    produce: impl FnOnce(&mut TileSink<'_>) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     check_options(path, opts)?;
     if !opts.data_type.is_float() {
         return Err(Error::InvalidOperation {
@@ -218,18 +286,27 @@ pub fn write_streamed<T, E: From<Error>>(
         what: "CRS for GeoTIFF",
         detail,
     })?;
+    let bands = names.len().max(1);
+    let gdal_metadata = (!names.is_empty()).then(|| {
+        metadata::format(
+            names,
+            &vec![crate::raster::BandKind::Continuous; names.len()],
+        )
+    });
     let header = Header {
         grid,
-        samples: 1,
+        samples: bands,
         dt: opts.data_type,
         compression: opts.compression,
         predictor: predictor_code(opts, opts.data_type),
         tile: opts.tile_size,
         keys,
         nodata: None,
-        gdal_metadata: None,
+        gdal_metadata,
     };
-    let raw_bytes = (grid.len() as u64).saturating_mul(opts.data_type.size() as u64);
+    let raw_bytes = (grid.len() as u64)
+        .saturating_mul(opts.data_type.size() as u64)
+        .saturating_mul(bands as u64);
     // The producer's own error is kept aside; the raster error that stands in for it only
     // makes the atomic write drop the temporary file.
     let mut failure: Option<E> = None;
@@ -278,7 +355,8 @@ fn stream_into<W: Write + Seek, K: OffsetWidth, T, E: From<Error>>(
 ) -> std::result::Result<T, E> {
     let e = |err| tiff_write(path, err);
     let mut dir: DirectoryEncoder<'_, W, K> = enc.image_directory().map_err(e)?;
-    let n = header.grid.width().div_ceil(opts.tile_size)
+    let n = header.samples
+        * header.grid.width().div_ceil(opts.tile_size)
         * header.grid.height().div_ceil(opts.tile_size);
     let (result, offsets, counts, missing) = {
         let mut write = |bytes: &[u8]| dir.write_data(bytes).map_err(e);
@@ -287,6 +365,7 @@ fn stream_into<W: Write + Seek, K: OffsetWidth, T, E: From<Error>>(
             grid: header.grid,
             opts,
             predictor: header.predictor,
+            bands: header.samples,
             pending: HashMap::new(),
             offsets: vec![0; n],
             counts: vec![0; n],
@@ -373,6 +452,42 @@ mod tests {
             let bits = |r: &Raster| r.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&a), bits(&b));
         }
+    }
+
+    /// Bands streamed one window at a time, interleaved across bands, read back as the
+    /// in-memory multi-band writer's file, with the names as band descriptions.
+    #[test]
+    fn streamed_bands_read_back_as_the_stack() {
+        let a = raster(70, 40);
+        let b = Raster::from_fn(a.grid().clone(), |(r, c)| 300.0 - (r * c) as f32 * 0.01);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bands.tif");
+        let opts = WriteOptions::default().with_tile_size(32);
+        let names = ["2020-07-01T13:00:00", "2020-07-01T14:00:00"];
+        write_streamed_bands(&path, a.grid(), &names, &opts, |sink| {
+            for r0 in (0..40).step_by(16) {
+                let w = Window::new(0, r0, 70, 16.min(40 - r0));
+                for (i, r) in [&b, &a].iter().enumerate() {
+                    let d = r.data().slice(s![w.row0..w.row1(), ..]);
+                    sink.put_band(1 - i, w, d)?;
+                }
+            }
+            let e = sink.put_band(2, Window::new(0, 0, 1, 1), a.data().slice(s![0..1, 0..1]));
+            assert!(e.unwrap_err().to_string().contains("band 3 of a file of 2"));
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+        let back = crate::gtiff::read(&path).unwrap();
+        assert_eq!(back.names(), names);
+        let bits = |r: &Raster| r.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(back.band(names[0]).unwrap()), bits(&a));
+        assert_eq!(bits(back.band(names[1]).unwrap()), bits(&b));
+        // A band left out is an incomplete file: nothing is written.
+        let e = write_streamed_bands(&path, a.grid(), &names, &opts, |sink| {
+            sink.put_band(0, Window::of(a.grid()), a.data().view())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("never completed"), "{e}");
     }
 
     #[test]
