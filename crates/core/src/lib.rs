@@ -16,6 +16,7 @@ pub use jiff;
 mod amun;
 mod baselines;
 mod downscale;
+mod ensemble;
 mod error;
 mod experiment;
 pub mod guard;
@@ -32,7 +33,8 @@ pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunD
 pub use amun_net::{flush_denormals, tune_allocator};
 pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{PhysicalPrior, Regression, RegressionMode};
-pub use downscale::{Downscaler, Interpolation};
+pub use downscale::{Downscaler, Interpolation, Uncertain};
+pub use ensemble::{EnsembleAmun, EnsembleManifest, SpreadCalibration, ENSEMBLE_FILE};
 pub use error::{Error, Result};
 pub use experiment::{
     departure, paper_style, pooled, real, real_split, scale_transfer, score_method, RunOptions,
