@@ -54,6 +54,12 @@ pub struct DownscaleArgs {
     /// the `cuda` feature).
     #[arg(long, default_value_t = DeviceSpec::Cpu, value_name = "DEVICE")]
     pub device: DeviceSpec,
+    /// Write the bands `mean`, `std`, `q05` and `q95` (the calibrated 90 % interval) from an
+    /// ensemble checkpoint (`amun train --ensemble K`); with `--conserve` the mean is
+    /// conserved and the interval moves with it, its width unchanged. The scene is held in
+    /// memory.
+    #[arg(long)]
+    pub uncertainty: bool,
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KB`/`MB`/`GB`/`TB` in powers of
@@ -107,6 +113,9 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         margin: a.margin,
     };
     let scene = open_scene(&a.scene)?;
+    if a.uncertainty || a.checkpoint.join(amun_core::ENSEMBLE_FILE).exists() {
+        return super::uncertain::downscale(ctx, a, tiles, device.is_cpu());
+    }
     if a.checkpoint.join(STAGES_FILE).exists() {
         // A chain of networks (`amun train --stages`): each stage's input is the previous
         // stage's output, so the scene is held in memory.
@@ -187,7 +196,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
 
 /// Prints the checkpoint's held-out check, and with `--strict` refuses one that was worse
 /// than a reference where it could be checked.
-fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<()> {
+pub(super) fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<()> {
     if let (true, Some(Verdict::Worse { reference, .. })) = (a.strict, check.map(|c| c.verdict())) {
         bail!(
             "checkpoint {} was worse than {reference} where it could be checked (--strict): {}",
@@ -200,7 +209,11 @@ fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<(
 }
 
 /// Refuses a scene that lacks a covariate the model was trained on.
-fn check_covariates(a: &DownscaleArgs, wanted: &[String], have: &[String]) -> Result<()> {
+pub(super) fn check_covariates(
+    a: &DownscaleArgs,
+    wanted: &[String],
+    have: &[String],
+) -> Result<()> {
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|c| !have.contains(c))

@@ -8,6 +8,7 @@ pub mod prepare;
 pub mod synth;
 pub mod train;
 pub mod tune;
+pub mod uncertain;
 
 use std::path::{Path, PathBuf};
 
