@@ -335,8 +335,12 @@ fn amun_ensemble_trains_calibrates_saves_and_checks_its_members() {
     assert_eq!(ens.members().len(), 3);
     let cal = ens.calibration().clone();
     assert!(cal.pixels > 0, "{cal:?}");
-    assert!(cal.scale.is_finite() && cal.scale > 0.0, "{cal:?}");
+    let m = cal.model;
+    assert!(m.floor.is_finite() && m.scale.is_finite(), "{cal:?}");
+    assert!(m.floor > 0.0 || m.scale > 0.0, "{cal:?}");
     assert!((0.0..=1.0).contains(&cal.raw_coverage));
+    // Recalibrated on those pixels, the 90 % interval covers close to 90 % of them.
+    assert!((0.75..0.98).contains(&cal.coverage), "{cal:?}");
     assert!(ens.check().unwrap().pixels > 0);
     let u = ens
         .predict_with_spread(&s[1], &NoProgress)

@@ -5,14 +5,15 @@
 //! Every member holds out the same pixels (the split's seed is shared,
 //! [`TrainConfig::split_seed`]), so they share their normalisation and the held-out pixels
 //! are unseen by all of them: there the members' mean and spread are compared with the
-//! truth, and one factor on the spread ([`amun_metrics::fit_spread_scale`]) makes the 90 %
-//! interval cover 90 % of those pixels. The folder holds one ordinary checkpoint per member
+//! truth, and the spread is recalibrated to `√(floor² + (scale·σ)²)`, `floor` and `scale`
+//! minimising the CRPS on those pixels ([`amun_metrics::fit_spread_model`]): networks trained
+//! on squared error agree where the noise is, so the raw spread misses a constant part. The folder holds one ordinary checkpoint per member
 //! and `ensemble.json`; members that disagree on their architecture, covariates or
 //! normalisation are refused at load.
 
 use std::path::Path;
 
-use amun_metrics::fit_spread_scale;
+use amun_metrics::{fit_spread_model, SpreadModel};
 use amun_net::{AmunConfig, Checkpoint, HeldOutCheck, TileParams, TrainConfig};
 use amun_raster::Raster;
 use ndarray::Array2;
@@ -42,26 +43,30 @@ pub struct EnsembleManifest {
     pub held_out: Option<HeldOutCheck>,
 }
 
-/// The factor on an ensemble's spread and where it came from.
+/// The recalibration of an ensemble's spread and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpreadCalibration {
-    /// Multiplies the members' standard deviation (1 when not fitted).
-    pub scale: f64,
-    /// Nominal probability of the interval it was fitted for.
+    /// The spread is `√(floor² + (scale·σ)²)` of the members' standard deviation `σ`
+    /// (the identity when not fitted).
+    pub model: SpreadModel,
+    /// Nominal probability of the interval whose coverage is reported.
     pub nominal: f64,
     /// Held-out pixels it was fitted on (0: not fitted, e.g. no validation pixel).
     pub pixels: usize,
-    /// Share of those pixels inside the unscaled interval `mean ± z·std`.
+    /// Share of those pixels inside the raw interval `mean ± z·σ`.
     pub raw_coverage: f64,
+    /// Share of those pixels inside the recalibrated interval.
+    pub coverage: f64,
 }
 
 impl SpreadCalibration {
     fn identity() -> Self {
         Self {
-            scale: 1.0,
+            model: SpreadModel::IDENTITY,
             nominal: CALIBRATED_NOMINAL,
             pixels: 0,
             raw_coverage: f64::NAN,
+            coverage: f64::NAN,
         }
     }
 }
@@ -208,10 +213,10 @@ impl EnsembleAmun {
                 m.folders.len()
             )));
         }
-        let s = m.calibration.scale;
-        if !(s.is_finite() && s > 0.0) {
+        let SpreadModel { floor, scale } = m.calibration.model;
+        if !(floor.is_finite() && scale.is_finite() && floor >= 0.0 && scale >= 0.0) {
             return Err(method_error(format!(
-                "{}: spread scale {s} is not a positive number",
+                "{}: spread model floor {floor}, scale {scale}: both must be finite and ≥ 0",
                 path.display()
             )));
         }
@@ -358,32 +363,34 @@ impl Downscaler for EnsembleAmun {
             &means,
             Some(&masks),
         )?);
-        self.calibration =
-            match fit_spread_scale(&triples.0, &triples.1, &triples.2, CALIBRATED_NOMINAL) {
-                Ok(scale) => {
-                    let z = amun_metrics::normal_quantile(0.5 + CALIBRATED_NOMINAL / 2.0);
-                    let (mut n, mut inside) = (0usize, 0usize);
-                    for ((m, s), t) in triples.0.iter().zip(&triples.1).zip(&triples.2) {
-                        if m.is_finite() && s.is_finite() && *s > 0.0 && t.is_finite() {
-                            n += 1;
-                            inside += usize::from((t - m).abs() <= z * s);
-                        }
-                    }
-                    SpreadCalibration {
-                        scale,
-                        nominal: CALIBRATED_NOMINAL,
-                        pixels: n,
-                        raw_coverage: inside as f64 / n.max(1) as f64,
+        self.calibration = match fit_spread_model(&triples.0, &triples.1, &triples.2) {
+            Ok(model) => {
+                let z = amun_metrics::normal_quantile(0.5 + CALIBRATED_NOMINAL / 2.0);
+                let (mut n, mut raw, mut inside) = (0usize, 0usize, 0usize);
+                for ((m, s), t) in triples.0.iter().zip(&triples.1).zip(&triples.2) {
+                    if m.is_finite() && s.is_finite() && t.is_finite() {
+                        n += 1;
+                        raw += usize::from((t - m).abs() <= z * s);
+                        inside += usize::from((t - m).abs() <= z * model.apply(*s));
                     }
                 }
-                Err(amun_metrics::Error::NothingToScore { .. }) => {
-                    progress.message(
-                    "no held-out pixel to calibrate the ensemble's spread on: it is left unscaled",
+                let share = |k: usize| k as f64 / n.max(1) as f64;
+                SpreadCalibration {
+                    model,
+                    nominal: CALIBRATED_NOMINAL,
+                    pixels: n,
+                    raw_coverage: share(raw),
+                    coverage: share(inside),
+                }
+            }
+            Err(amun_metrics::Error::NothingToScore { .. }) => {
+                progress.message(
+                    "no held-out pixel to calibrate the ensemble's spread on: it is left as the members give it",
                 );
-                    SpreadCalibration::identity()
-                }
-                Err(e) => return Err(e.into()),
-            };
+                SpreadCalibration::identity()
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(())
     }
 
@@ -397,10 +404,10 @@ impl Downscaler for EnsembleAmun {
         progress: &dyn Progress,
     ) -> Result<Option<Uncertain>> {
         let (mean, std) = self.members_predict(scene, progress)?;
-        let s = self.calibration.scale as f32;
+        let model = self.calibration.model;
         Ok(Some(Uncertain {
             mean,
-            std: std.map(|v| v * s),
+            std: std.map(|v| model.apply(f64::from(v)) as f32),
         }))
     }
 

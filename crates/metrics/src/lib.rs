@@ -26,7 +26,7 @@ pub use stations::{
 };
 pub use terrain::{local_relief, terrain_classes, TerrainClass, TerrainThresholds};
 pub use uncertainty::{
-    crps_gaussian, crps_quantiles, crps_samples, fit_spread_scale, normal_cdf, normal_pdf,
-    normal_quantile, pit_gaussian, score_uncertainty, spearman, PitHistogram, Predictive,
-    Reliability, UncertaintyMetrics, UncertaintyParams, Z_90,
+    crps_gaussian, crps_quantiles, crps_samples, fit_spread_model, fit_spread_scale, normal_cdf,
+    normal_pdf, normal_quantile, pit_gaussian, score_uncertainty, spearman, PitHistogram,
+    Predictive, Reliability, SpreadModel, UncertaintyMetrics, UncertaintyParams, Z_90,
 };

@@ -372,6 +372,97 @@ pub fn fit_spread_scale(mean: &[f64], std: &[f64], obs: &[f64], nominal: f64) ->
     Ok(q / normal_quantile(0.5 + nominal / 2.0))
 }
 
+/// Recalibration with a floor: the spread `σ′ = √(floor² + (scale·σ)²)` — a constant part
+/// the raw spread does not see (the noise no model explains, which an ensemble of networks
+/// trained on squared error does not spread over) plus a scaled copy of the raw spread.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpreadModel {
+    /// The constant part, in the unit of the data.
+    pub floor: f64,
+    /// The factor on the raw spread.
+    pub scale: f64,
+}
+
+impl SpreadModel {
+    /// The identity (`floor` 0, `scale` 1).
+    pub const IDENTITY: SpreadModel = SpreadModel {
+        floor: 0.0,
+        scale: 1.0,
+    };
+
+    /// The recalibrated spread of a raw spread `std`.
+    pub fn apply(&self, std: f64) -> f64 {
+        self.floor.hypot(self.scale * std)
+    }
+}
+
+/// Fits a [`SpreadModel`] on held-out triples by minimising the mean Gaussian CRPS of
+/// `N(mean, σ′²)`: a grid search over `floor` and `scale` refined three times around the
+/// best point (at most 20 000 triples, every `n/20 000`-th, are used). Triples with a
+/// non-finite value or a negative `std` are skipped.
+///
+/// # Errors
+/// [`Error::LengthMismatch`] if the slices differ in length; [`Error::NothingToScore`] if no
+/// triple is usable.
+pub fn fit_spread_model(mean: &[f64], std: &[f64], obs: &[f64]) -> Result<SpreadModel> {
+    for (what, v) in [("std", std), ("obs", obs)] {
+        if v.len() != mean.len() {
+            return Err(Error::LengthMismatch {
+                what,
+                expected: mean.len(),
+                got: v.len(),
+            });
+        }
+    }
+    let all: Vec<(f64, f64, f64)> = mean
+        .iter()
+        .zip(std)
+        .zip(obs)
+        .filter(|((m, s), y)| m.is_finite() && s.is_finite() && **s >= 0.0 && y.is_finite())
+        .map(|((&m, &s), &y)| (m, s, y))
+        .collect();
+    if all.is_empty() {
+        return Err(Error::NothingToScore { what: "pixel" });
+    }
+    let step = all.len().div_ceil(20_000).max(1);
+    let t: Vec<(f64, f64, f64)> = all.iter().step_by(step).copied().collect();
+    let n = t.len() as f64;
+    let rmse = (t.iter().map(|(m, _, y)| (y - m).powi(2)).sum::<f64>() / n).sqrt();
+    let mean_sd = t.iter().map(|(_, s, _)| s).sum::<f64>() / n;
+    let cost = |f: f64, k: f64| {
+        t.iter()
+            .map(|&(m, s, y)| crps_gaussian(m, f.hypot(k * s), y))
+            .sum::<f64>()
+            / n
+    };
+    // Ranges: a floor up to twice the RMSE, a scale up to what alone would reach it.
+    let (mut f_hi, mut k_hi) = (2.0 * rmse.max(1e-9), 2.0 * rmse / mean_sd.max(1e-12));
+    if !k_hi.is_finite() {
+        k_hi = 0.0;
+    }
+    let (mut f_lo, mut k_lo) = (0.0, 0.0);
+    let mut best = (cost(0.0, 1.0), SpreadModel::IDENTITY);
+    for _ in 0..4 {
+        let g = 20;
+        for i in 0..=g {
+            for j in 0..=g {
+                let f = f_lo + (f_hi - f_lo) * i as f64 / g as f64;
+                let k = k_lo + (k_hi - k_lo) * j as f64 / g as f64;
+                let c = cost(f, k);
+                if c < best.0 {
+                    best = (c, SpreadModel { floor: f, scale: k });
+                }
+            }
+        }
+        let (df, dk) = ((f_hi - f_lo) / 20.0, (k_hi - k_lo) / 20.0);
+        f_lo = (best.1.floor - 2.0 * df).max(0.0);
+        f_hi = best.1.floor + 2.0 * df;
+        k_lo = (best.1.scale - 2.0 * dk).max(0.0);
+        k_hi = best.1.scale + 2.0 * dk;
+    }
+    Ok(best.1)
+}
+
 /// A probabilistic prediction on one grid: per-pixel mean and standard deviation, and
 /// optionally the bounds of a central interval (e.g. the `q05`/`q95` bands).
 #[derive(Debug, Clone, Copy)]
@@ -880,6 +971,37 @@ mod tests {
         assert!(fit_spread_scale(&mean, &std[..3], &obs, 0.9).is_err());
         assert!(fit_spread_scale(&[1.0], &[0.0], &[1.0], 0.9).is_err());
         assert!(fit_spread_scale(&mean, &std, &obs, 1.0).is_err());
+    }
+
+    #[test]
+    fn spread_model_recovers_floor_and_scale() {
+        // Errors drawn from N(0, 0.5² + (2σ)²) with σ varying 0.1…1.3: the CRPS-optimal model
+        // is floor 0.5, scale 2 (the true distribution minimises the expected CRPS); 20 000
+        // draws pin it to a few per cent.
+        let mut g = Normals(3);
+        let n = 20_000;
+        let std: Vec<f64> = (0..n).map(|i| 0.1 + 1.2 * (i % 97) as f64 / 96.0).collect();
+        let mean = vec![280.0; n];
+        let obs: Vec<f64> = std
+            .iter()
+            .map(|s| 280.0 + 0.5f64.hypot(2.0 * s) * g.next())
+            .collect();
+        let m = fit_spread_model(&mean, &std, &obs).unwrap();
+        assert!((m.floor - 0.5).abs() < 0.1, "{m:?}");
+        assert!((m.scale - 2.0).abs() < 0.1, "{m:?}");
+        assert!((m.apply(1.0) - 0.5f64.hypot(2.0)).abs() < 0.1);
+        // It scores no worse than the identity and the plain scale.
+        let crps = |f: &dyn Fn(f64) -> f64| {
+            (0..n)
+                .map(|i| crps_gaussian(mean[i], f(std[i]), obs[i]))
+                .sum::<f64>()
+                / n as f64
+        };
+        let k = fit_spread_scale(&mean, &std, &obs, 0.9).unwrap();
+        assert!(crps(&|s| m.apply(s)) <= crps(&|s| k * s));
+        assert!(crps(&|s| m.apply(s)) < crps(&|s| s));
+        assert!(fit_spread_model(&[1.0], &[f64::NAN], &[1.0]).is_err());
+        assert!(fit_spread_model(&[1.0], &[1.0, 2.0], &[1.0]).is_err());
     }
 
     #[test]

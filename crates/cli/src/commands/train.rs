@@ -289,10 +289,12 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         let c = ens.calibration();
         if c.pixels > 0 {
             ctx.say(&format!(
-                "spread: the members' 90 % interval covered {:.1} % of {} held-out pixels; scaled by {:.3}",
+                "spread: the members' 90 % interval covered {:.1} % of {} held-out pixels; recalibrated to √({:.3}² K² + ({:.3}·σ)²), it covers {:.1} %",
                 100.0 * c.raw_coverage,
                 c.pixels,
-                c.scale
+                c.model.floor,
+                c.model.scale,
+                100.0 * c.coverage
             ));
         } else {
             ctx.warn("no held-out pixel: the ensemble's spread is not calibrated");

@@ -59,9 +59,10 @@ pub fn downscale(ctx: &Ctx, a: &DownscaleArgs, tiles: TileParams, on_cpu: bool) 
     check_covariates(a, &covariates, scene.covariates().names())?;
     let c = ens.calibration();
     ctx.detail(&format!(
-        "{} members; spread scaled by {:.3} (fitted on {} held-out pixels)",
+        "{} members; spread √({:.3}² + ({:.3}·σ)²) K, fitted on {} held-out pixels",
         ens.members().len(),
-        c.scale,
+        c.model.floor,
+        c.model.scale,
         c.pixels
     ));
     let u = ens
