@@ -380,3 +380,58 @@ fn amun_ensemble_trains_calibrates_saves_and_checks_its_members() {
     assert!(e.contains("member-2") && e.contains("normalisation"), "{e}");
     assert!(Checkpoint::load(&member).is_ok());
 }
+
+/// A snapshot ensemble takes its members from one run: after the last epoch and every
+/// `every` epochs before it, on that run's split.
+#[test]
+fn amun_snapshot_ensemble_takes_members_from_one_run() {
+    use amun_core::net::{AmunConfig, Solver, TrainConfig};
+    use amun_core::{EnsembleAmun, Members};
+    let world = World::generate(&WorldParams::new().seed(8).size(160, 160)).unwrap();
+    let s = scenes(&world, &[3, 9]);
+    let cfg = AmunConfig {
+        channels: 4,
+        rdb_growth: 4,
+        rdb_count: 1,
+        rdb_layers: 1,
+        unet_widths: vec![4, 8],
+        unet_bridge: 8,
+        ..AmunConfig::small()
+    }
+    .with_covariates(s[0].covariates().names());
+    let tc = TrainConfig {
+        solver: Solver::ADAM,
+        learning_rate: 1e-3,
+        epochs: 3,
+        batch_size: 8,
+        split_block: 32,
+        val_fraction: 0.25,
+        ..TrainConfig::default()
+    };
+    let snapshots = |k, every| {
+        EnsembleAmun::new(k, cfg.clone(), tc.clone())
+            .unwrap()
+            .with_members(Members::Snapshots { every })
+    };
+    assert!(snapshots(3, 0).is_err());
+    let e = snapshots(3, 2)
+        .unwrap()
+        .fit(&s, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("need more than 4 epochs"), "{e}");
+    let mut ens = snapshots(3, 1).unwrap();
+    ens.fit(&s, &NoProgress).unwrap();
+    let done: Vec<usize> = ens.members().iter().map(|c| c.history().len()).collect();
+    assert_eq!(done, [1, 2, 3], "members in the order they were taken");
+    assert!(ens.calibration().pixels > 0);
+    let u = ens
+        .predict_with_spread(&s[1], &NoProgress)
+        .unwrap()
+        .unwrap();
+    assert!(u.std.stats().unwrap().mean > 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    ens.save(&dir.path().join("snap")).unwrap();
+    let back = EnsembleAmun::load(&dir.path().join("snap")).unwrap();
+    assert_eq!(back.members_kind(), Members::Snapshots { every: 1 });
+}

@@ -58,6 +58,37 @@ fn ensemble_train_downscale_uncertainty_and_evaluate() {
         p(&m1),
     ]);
     assert_eq!(o.status.code(), Some(2), "one member is a usage error");
+    // A snapshot ensemble from one training; --snapshots alone is a usage error.
+    let snap = t.join("snap");
+    let o = amun(&[
+        "train",
+        "--config",
+        p(&t.join("tiny.toml")),
+        "--ensemble",
+        "2",
+        "--snapshots",
+        "1",
+        "--out",
+        p(&snap),
+        "--scenes",
+        p(&m1),
+        p(&m4),
+    ]);
+    assert!(o.status.success(), "train --snapshots: {}", stderr(&o));
+    let manifest = std::fs::read_to_string(snap.join("ensemble.json")).unwrap();
+    assert!(manifest.contains("snapshots"), "{manifest}");
+    let o = amun(&[
+        "train",
+        "--config",
+        p(&t.join("tiny.toml")),
+        "--snapshots",
+        "1",
+        "--out",
+        p(&t.join("x")),
+        "--scenes",
+        p(&m1),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "--snapshots needs --ensemble");
 
     // Four bands with GDAL descriptions; the interval is mean ∓ 1.645 std.
     let out = t.join("u.tif");

@@ -8,8 +8,8 @@ use amun_core::metrics::{score_uncertainty, Predictive, UncertaintyMetrics, Unce
 use amun_core::net::{AmunConfig, TrainConfig};
 use amun_core::rf::RfParams;
 use amun_core::{
-    conserve, write_atomic, ConserveParams, Downscaler, EnsembleAmun, Regression, RegressionMode,
-    Scene, Uncertain,
+    conserve, write_atomic, ConserveParams, Downscaler, EnsembleAmun, Members, Regression,
+    RegressionMode, Scene, Uncertain,
 };
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -127,6 +127,8 @@ pub fn run(
     rf: RfParams,
 ) -> Result<String> {
     let mut results = Vec::new();
+    let tc_epochs = tc.epochs;
+    let snap_cfg = (amun_cfg.clone(), tc.clone());
 
     ctx.say(&format!(
         "uncertainty: training an AMUN ensemble of {members}"
@@ -166,6 +168,27 @@ pub fn run(
         Some(model),
     )?);
     ens.save(&out.join("amun-ensemble"))?;
+
+    // The cheaper variant: the members are snapshots of one training.
+    let every = (tc_epochs / (2 * members)).max(1);
+    ctx.say(&format!(
+        "uncertainty: training a snapshot ensemble ({members} snapshots {every} epoch(s) apart)"
+    ));
+    let t = Instant::now();
+    let mut snap = EnsembleAmun::new(members, snap_cfg.0, snap_cfg.1)?
+        .with_members(Members::Snapshots { every })?;
+    snap.fit(train, &ctx.bars)?;
+    let fit = t.elapsed().as_secs_f64();
+    let (preds, predict) = predict_all(&snap, test, ctx)?;
+    let snap_model = snap.calibration().model;
+    results.push(score_method(
+        out,
+        "amun-snapshot",
+        test,
+        &preds,
+        (fit, predict),
+        Some(snap_model),
+    )?);
 
     ctx.say("uncertainty: fitting the quantile regression forest");
     let t = Instant::now();
@@ -222,8 +245,9 @@ pub fn run(
         "\nAMUN: a deep ensemble of {members} members (seeds differ, one split); its spread σ is recalibrated to √({:.3}² + ({:.3}·σ)²) K, the CRPS-optimal floor and scale on the validation pixels all members held out. \
          rf-qrf: the random forest's quantile-regression-forest spread (Meinshausen 2006), not recalibrated. \
          CRPS and PIT treat each pixel as N(mean, std²); the interval is mean ± 1.645 std. \
-         amun-ensemble-conserved: the mean conserved, the interval moved with it.\n",
-        model.floor, model.scale
+         amun-ensemble-conserved: the mean conserved, the interval moved with it. \
+         amun-snapshot: {members} snapshots of one training, {every} epoch(s) apart, recalibrated alike (√({:.3}² + ({:.3}·σ)²) K).\n",
+        model.floor, model.scale, snap_model.floor, snap_model.scale
     );
     notes.push_str(&format!(
         "Spread-vs-error: Spearman correlation of the block means of std and |mean − truth| over 32×32-pixel blocks of the {} test months.\n",

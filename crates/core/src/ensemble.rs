@@ -19,7 +19,7 @@ use amun_raster::Raster;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::amun::{amun_trainer, run_trainer};
+use crate::amun::{amun_trainer, run_epochs, run_trainer};
 use crate::downscale::{Downscaler, Uncertain};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -32,11 +32,31 @@ pub const ENSEMBLE_FILE: &str = "ensemble.json";
 /// Nominal probability of the interval the spread is calibrated for.
 const CALIBRATED_NOMINAL: f64 = 0.9;
 
+/// How an ensemble's members are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Members {
+    /// Independent trainings with seeds `seed`, `seed + 1`, … (a deep ensemble; `K` times
+    /// the training).
+    #[default]
+    Independent,
+    /// One training; the members are its weights after the last epoch and every `every`
+    /// epochs before it (a snapshot ensemble, Huang et al. 2017, without their cyclic
+    /// learning rate; one training's cost).
+    Snapshots {
+        /// Epochs between snapshots.
+        every: usize,
+    },
+}
+
 /// What `ensemble.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleManifest {
     /// Sub-folders holding each member's checkpoint.
     pub folders: Vec<String>,
+    /// How the members were made.
+    #[serde(default)]
+    pub members: Members,
     /// The recalibration: the factor on the members' standard deviation.
     pub calibration: SpreadCalibration,
     /// The ensemble mean against interpolation and the prior on the held-out pixels.
@@ -74,6 +94,7 @@ impl SpreadCalibration {
 /// AMUN as an ensemble of `K` members (see the module documentation).
 pub struct EnsembleAmun {
     size: usize,
+    kind: Members,
     config: AmunConfig,
     train: TrainConfig,
     tiles: TileParams,
@@ -104,6 +125,7 @@ impl EnsembleAmun {
         }
         Ok(Self {
             size,
+            kind: Members::Independent,
             config,
             train,
             tiles: TileParams::default(),
@@ -117,6 +139,23 @@ impl EnsembleAmun {
     pub fn with_tiles(mut self, tiles: TileParams) -> Self {
         self.tiles = tiles;
         self
+    }
+
+    /// Members made this way (default [`Members::Independent`]).
+    ///
+    /// # Errors
+    /// [`Error::Method`] for snapshots 0 epochs apart.
+    pub fn with_members(mut self, kind: Members) -> Result<Self> {
+        if kind == (Members::Snapshots { every: 0 }) {
+            return Err(method_error("snapshots must be at least 1 epoch apart"));
+        }
+        self.kind = kind;
+        Ok(self)
+    }
+
+    /// How the members are made.
+    pub fn members_kind(&self) -> Members {
+        self.kind
     }
 
     /// The trained members.
@@ -169,6 +208,7 @@ impl EnsembleAmun {
                 &new.join(ENSEMBLE_FILE),
                 &EnsembleManifest {
                     folders,
+                    members: self.kind,
                     calibration: self.calibration.clone(),
                     held_out: self.held_out.clone(),
                 },
@@ -245,6 +285,7 @@ impl EnsembleAmun {
             }
         }
         Ok(Self {
+            kind: m.members,
             size: members.len(),
             config: first.config().clone(),
             train: first.meta().train_config.clone().unwrap_or_default(),
@@ -321,15 +362,45 @@ impl Downscaler for EnsembleAmun {
     fn fit(&mut self, train: &[Scene], progress: &dyn Progress) -> Result<()> {
         let mut members = Vec::with_capacity(self.size);
         let mut masks = None;
-        for i in 0..self.size {
-            let (mut trainer, notes) =
-                amun_trainer(&self.config, &self.member_config(i), train, None)?;
-            for n in &notes {
-                progress.message(&format!("member {}: training settings fitted: {n}", i + 1));
+        match self.kind {
+            Members::Independent => {
+                for i in 0..self.size {
+                    let (mut trainer, notes) =
+                        amun_trainer(&self.config, &self.member_config(i), train, None)?;
+                    for n in &notes {
+                        progress
+                            .message(&format!("member {}: training settings fitted: {n}", i + 1));
+                    }
+                    masks.get_or_insert_with(|| trainer.validation_masks());
+                    run_trainer(&mut trainer, progress)?;
+                    members.push(trainer.finish()?);
+                }
             }
-            masks.get_or_insert_with(|| trainer.validation_masks());
-            run_trainer(&mut trainer, progress)?;
-            members.push(trainer.finish()?);
+            Members::Snapshots { every } => {
+                let (mut trainer, notes) =
+                    amun_trainer(&self.config, &self.member_config(0), train, None)?;
+                for n in &notes {
+                    progress.message(&format!("training settings fitted: {n}"));
+                }
+                let epochs = trainer.config().epochs;
+                let span = (self.size - 1).saturating_mul(every);
+                if span >= epochs {
+                    return Err(method_error(format!(
+                        "{} snapshots {every} epoch(s) apart need more than {span} epochs; the run has {epochs}",
+                        self.size
+                    )));
+                }
+                // The epoch counts after which a snapshot is taken: the last and every
+                // `every` before it.
+                let at: Vec<usize> = (0..self.size).map(|i| epochs - i * every).collect();
+                masks = Some(trainer.validation_masks());
+                run_epochs(&mut trainer, epochs, progress, |t| {
+                    if at.contains(&t.epochs_done()) {
+                        members.push(t.checkpoint()?);
+                    }
+                    Ok(())
+                })?;
+            }
         }
         self.members = members;
         let masks = masks.unwrap_or_default();

@@ -34,7 +34,7 @@ pub use amun_net::{flush_denormals, tune_allocator};
 pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{PhysicalPrior, Regression, RegressionMode};
 pub use downscale::{Downscaler, Interpolation, Uncertain};
-pub use ensemble::{EnsembleAmun, EnsembleManifest, SpreadCalibration, ENSEMBLE_FILE};
+pub use ensemble::{EnsembleAmun, EnsembleManifest, Members, SpreadCalibration, ENSEMBLE_FILE};
 pub use error::{Error, Result};
 pub use experiment::{
     departure, paper_style, pooled, real, real_split, scale_transfer, score_method, RunOptions,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use amun_core::net::{AmunConfig, Checkpoint, DeviceSpec, HeldOutCheck, TrainConfig, Verdict};
 use amun_core::prior::{Base, PriorParams};
 use amun_core::{
-    amun_trainer, finish_checked, run_trainer, Downscaler, EnsembleAmun, Scene, StagedAmun,
+    amun_trainer, finish_checked, run_trainer, Downscaler, EnsembleAmun, Members, Scene, StagedAmun,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -81,6 +81,11 @@ pub struct TrainArgs {
     /// held-out pixels; one folder holds them (`amun downscale --uncertainty` reads it).
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     pub ensemble: Option<u64>,
+    /// With `--ensemble K`: take the members from one training instead of K, its weights
+    /// after the last epoch and every this many epochs before it (a snapshot ensemble; one
+    /// training's cost).
+    #[arg(long, requires = "ensemble", value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshots: Option<u64>,
 }
 
 /// A base field on the command line.
@@ -279,6 +284,11 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         }
         let k = usize::try_from(k).unwrap_or(usize::MAX);
         let mut ens = EnsembleAmun::new(k, model, tc)?;
+        if let Some(every) = a.snapshots {
+            ens = ens.with_members(Members::Snapshots {
+                every: usize::try_from(every).unwrap_or(usize::MAX),
+            })?;
+        }
         ctx.say(&format!(
             "training an ensemble of {k} members on {} scenes",
             scenes.len()
