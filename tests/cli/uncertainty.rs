@@ -175,6 +175,44 @@ fn ensemble_train_downscale_uncertainty_and_evaluate() {
         assert!(figs.join(format!("evaluation_{f}.png")).exists(), "{f}");
     }
 
+    // The quantile forest through `amun baseline rf --uncertainty`, scored the same way.
+    let rf = t.join("rf.tif");
+    let o = amun(&[
+        "baseline",
+        "rf",
+        "--train",
+        p(&m1),
+        p(&m4),
+        "--scene",
+        p(&m7),
+        "--out",
+        p(&rf),
+        "--trees",
+        "10",
+        "--uncertainty",
+    ]);
+    assert!(
+        o.status.success(),
+        "baseline rf --uncertainty: {}",
+        stderr(&o)
+    );
+    let o = amun(&[
+        "evaluate",
+        "--prediction",
+        p(&rf),
+        "--reference",
+        p(&m7.join("lst_reference.tif")),
+        "--json",
+    ]);
+    assert!(o.status.success(), "evaluate rf: {}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = json["uncertainty"]["coverage"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&c), "{json}");
+    assert!(
+        json["uncertainty"]["mean_std"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
+
     // A plain checkpoint has no spread to write.
     let o = amun(&[
         "downscale",
