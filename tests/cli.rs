@@ -17,6 +17,10 @@ use amun_core::synth::{World, WorldParams};
 #[path = "cli/series.rs"]
 mod series;
 
+/// Per-pixel uncertainty (`--ensemble`, `--uncertainty`).
+#[path = "cli/uncertainty.rs"]
+mod uncertainty;
+
 fn amun(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_amun"))
         .args(args)

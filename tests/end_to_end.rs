@@ -299,3 +299,139 @@ fn staged_amun_trains_saves_and_downscales() {
     let e = staged.predict(&other, &NoProgress).unwrap_err().to_string();
     assert!(e.contains("multiply to 10"), "{e}");
 }
+
+/// A deep ensemble trains its members on one split, calibrates its spread on the pixels they
+/// all held out, saves and loads as a whole, and refuses a member trained on another split.
+#[test]
+fn amun_ensemble_trains_calibrates_saves_and_checks_its_members() {
+    use amun_core::net::{AmunConfig, Checkpoint, Solver, TrainConfig};
+    use amun_core::{AmunDownscaler, EnsembleAmun};
+    let world = World::generate(&WorldParams::new().seed(8).size(160, 160)).unwrap();
+    let s = scenes(&world, &[3, 9]);
+    let cfg = AmunConfig {
+        channels: 4,
+        rdb_growth: 4,
+        rdb_count: 1,
+        rdb_layers: 1,
+        unet_widths: vec![4, 8],
+        unet_bridge: 8,
+        ..AmunConfig::small()
+    }
+    .with_covariates(s[0].covariates().names());
+    let tc = TrainConfig {
+        solver: Solver::ADAM,
+        learning_rate: 1e-3,
+        epochs: 1,
+        batch_size: 8,
+        split_block: 32,
+        val_fraction: 0.25,
+        seed: 5,
+        ..TrainConfig::default()
+    };
+    assert!(EnsembleAmun::new(1, cfg.clone(), tc.clone()).is_err());
+    let mut ens = EnsembleAmun::new(3, cfg.clone(), tc.clone()).unwrap();
+    assert!(ens.predict(&s[0], &NoProgress).is_err(), "unfitted");
+    ens.fit(&s, &NoProgress).unwrap();
+    assert_eq!(ens.members().len(), 3);
+    let cal = ens.calibration().clone();
+    assert!(cal.pixels > 0, "{cal:?}");
+    let m = cal.model;
+    assert!(m.floor.is_finite() && m.scale.is_finite(), "{cal:?}");
+    assert!(m.floor > 0.0 || m.scale > 0.0, "{cal:?}");
+    assert!((0.0..=1.0).contains(&cal.raw_coverage));
+    // Recalibrated on those pixels, the 90 % interval covers close to 90 % of them.
+    assert!((0.75..0.98).contains(&cal.coverage), "{cal:?}");
+    assert!(ens.check().unwrap().pixels > 0);
+    let u = ens
+        .predict_with_spread(&s[1], &NoProgress)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        u.mean.data(),
+        ens.predict(&s[1], &NoProgress).unwrap().data()
+    );
+    assert!(u.mean.valid_count() > 0);
+    for (m, sd) in u.mean.data().iter().zip(u.std.data()) {
+        assert_eq!(m.is_nan(), sd.is_nan());
+        assert!(sd.is_nan() || *sd >= 0.0);
+    }
+    assert!(
+        u.std.stats().unwrap().mean > 0.0,
+        "members with other seeds disagree"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ens");
+    ens.save(&path).unwrap();
+    let back = EnsembleAmun::load(&path).unwrap();
+    assert_eq!(back.calibration(), &cal);
+    let v = back
+        .predict_with_spread(&s[1], &NoProgress)
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.mean.data(), v.mean.data());
+    assert_eq!(u.std.data(), v.std.data());
+    // A member trained on another split has another normalisation: refused, named.
+    let mut stranger = AmunDownscaler::new(cfg, TrainConfig { seed: 77, ..tc });
+    stranger.fit(&s, &NoProgress).unwrap();
+    let member = path.join("member-2");
+    std::fs::remove_dir_all(&member).unwrap();
+    stranger.checkpoint().unwrap().save(&member).unwrap();
+    let e = EnsembleAmun::load(&path).err().unwrap().to_string();
+    assert!(e.contains("member-2") && e.contains("normalisation"), "{e}");
+    assert!(Checkpoint::load(&member).is_ok());
+}
+
+/// A snapshot ensemble takes its members from one run: after the last epoch and every
+/// `every` epochs before it, on that run's split.
+#[test]
+fn amun_snapshot_ensemble_takes_members_from_one_run() {
+    use amun_core::net::{AmunConfig, Solver, TrainConfig};
+    use amun_core::{EnsembleAmun, Members};
+    let world = World::generate(&WorldParams::new().seed(8).size(160, 160)).unwrap();
+    let s = scenes(&world, &[3, 9]);
+    let cfg = AmunConfig {
+        channels: 4,
+        rdb_growth: 4,
+        rdb_count: 1,
+        rdb_layers: 1,
+        unet_widths: vec![4, 8],
+        unet_bridge: 8,
+        ..AmunConfig::small()
+    }
+    .with_covariates(s[0].covariates().names());
+    let tc = TrainConfig {
+        solver: Solver::ADAM,
+        learning_rate: 1e-3,
+        epochs: 3,
+        batch_size: 8,
+        split_block: 32,
+        val_fraction: 0.25,
+        ..TrainConfig::default()
+    };
+    let snapshots = |k, every| {
+        EnsembleAmun::new(k, cfg.clone(), tc.clone())
+            .unwrap()
+            .with_members(Members::Snapshots { every })
+    };
+    assert!(snapshots(3, 0).is_err());
+    let e = snapshots(3, 2)
+        .unwrap()
+        .fit(&s, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("need more than 4 epochs"), "{e}");
+    let mut ens = snapshots(3, 1).unwrap();
+    ens.fit(&s, &NoProgress).unwrap();
+    let done: Vec<usize> = ens.members().iter().map(|c| c.history().len()).collect();
+    assert_eq!(done, [1, 2, 3], "members in the order they were taken");
+    assert!(ens.calibration().pixels > 0);
+    let u = ens
+        .predict_with_spread(&s[1], &NoProgress)
+        .unwrap()
+        .unwrap();
+    assert!(u.std.stats().unwrap().mean > 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    ens.save(&dir.path().join("snap")).unwrap();
+    let back = EnsembleAmun::load(&dir.path().join("snap")).unwrap();
+    assert_eq!(back.members_kind(), Members::Snapshots { every: 1 });
+}

@@ -59,6 +59,11 @@ pub struct DemoArgs {
     /// The world variant of the real-data experiment.
     #[arg(long, value_enum, default_value_t = WorldVariant::Default)]
     pub world: WorldVariant,
+    /// Also show per-pixel uncertainty on the test months: AMUN as a deep ensemble of this
+    /// many members (each trained as the demo's AMUN) and the random forest's quantile
+    /// regression forest (`uncertainty.md`; K times AMUN's training time).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    pub ensemble: Option<u64>,
 }
 
 /// The demo's experiments.
@@ -177,9 +182,11 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         split_block: if size >= 320 { 128 } else { 32 },
         ..demo_train_config()
     };
-    let mut amun = AmunDownscaler::new(amun_cfg, tc);
+    let for_ensemble = (amun_cfg.clone(), tc.clone());
     // A capped sample keeps the forest's memory and time modest on a laptop.
-    let rf = || RfParams::new().seed(a.seed).n_trees(60).max_samples(40_000);
+    let rf_params = RfParams::new().seed(a.seed).n_trees(60).max_samples(40_000);
+    let rf = || rf_params.clone();
+    let mut amun = AmunDownscaler::new(amun_cfg, tc);
     let mut methods: Vec<Box<dyn Downscaler + '_>> = vec![
         Box::new(Interpolation::bilinear()),
         Box::new(PhysicalPrior::new(PriorParams::covariates())),
@@ -332,6 +339,18 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         )?;
         ckpt.save(out.join("amun-checkpoint"))?;
     }
+    let spread = match a.ensemble {
+        Some(k) => Some(crate::demo_uncertainty::run(
+            ctx,
+            out,
+            &train,
+            &test,
+            usize::try_from(k).unwrap_or(usize::MAX),
+            for_ensemble,
+            rf_params,
+        )?),
+        None => None,
+    };
     report.setup.push((
         "wall time".into(),
         format!("{:.0} s", t0.elapsed().as_secs_f64()),
@@ -340,6 +359,9 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
     let mut w = std::io::stdout().lock();
     writeln!(w, "\n{}", report.table_markdown())?;
+    if let Some(md) = spread {
+        writeln!(w, "Uncertainty on the test months:\n\n{md}")?;
+    }
     writeln!(
         w,
         "Report: {}  Figures: {}  GeoTIFFs: {}",

@@ -5,6 +5,7 @@
 mod commands;
 mod demo;
 mod demo_real;
+mod demo_uncertainty;
 mod figures;
 mod output;
 mod progress;

@@ -145,16 +145,27 @@ pub fn finish_checked(
 /// # Errors
 /// Training errors (divergence, bad data).
 pub fn run_trainer(trainer: &mut Trainer, progress: &dyn Progress) -> Result<()> {
+    let epochs = trainer.config().epochs;
+    run_epochs(trainer, epochs, progress, |_| Ok(()))
+}
+
+/// Runs a trainer until `until` epochs are done, reporting to `progress` and calling
+/// `after_epoch` with the trainer after each epoch (e.g. to take a snapshot).
+pub(crate) fn run_epochs(
+    trainer: &mut Trainer,
+    until: usize,
+    progress: &dyn Progress,
+    mut after_epoch: impl FnMut(&Trainer) -> Result<()>,
+) -> Result<()> {
     let tc = trainer.config().clone();
-    let epochs = tc.epochs;
     let (train_patches, _) = trainer.patch_counts();
     let batches = train_patches.div_ceil(tc.batch_size.max(1)).max(1);
     progress.start(
         "train amun",
-        (epochs.saturating_sub(trainer.epochs_done()) * batches) as u64,
+        (until.saturating_sub(trainer.epochs_done()) * batches) as u64,
     );
     let (started, first) = (std::time::Instant::now(), trainer.epochs_done());
-    while trainer.wants_epoch(started, first) {
+    while trainer.epochs_done() < until && trainer.wants_epoch(started, first) {
         let rec = trainer.run_epoch(&mut |p| {
             if let amun_net::Progress::Batch { .. } = p {
                 progress.advance(1);
@@ -175,6 +186,7 @@ pub fn run_trainer(trainer: &mut Trainer, progress: &dyn Progress) -> Result<()>
             rec.learning_rate,
             rec.seconds
         ));
+        after_epoch(trainer)?;
     }
     progress.finish();
     Ok(())

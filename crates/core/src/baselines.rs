@@ -7,7 +7,7 @@ use amun_prior::{Base, FitReport, PriorParams};
 use amun_raster::Raster;
 use amun_rf::{DownscaleParams, RfParams, RidgeParams, SupervisedDownscaler, TrainingScene};
 
-use crate::downscale::Downscaler;
+use crate::downscale::{Downscaler, Uncertain};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::scene::Scene;
@@ -116,6 +116,35 @@ impl Downscaler for Regression {
         }
     }
 
+    /// The quantile regression forest's spread for a forest fitted with
+    /// [`RfParams::uncertainty`] (`None` without it), the residual standard deviation for
+    /// ridge; see `amun_rf`'s `predict_with_std`. Not recalibrated.
+    fn predict_with_spread(
+        &self,
+        scene: &Scene,
+        _progress: &dyn Progress,
+    ) -> Result<Option<Uncertain>> {
+        let out = match self.mode {
+            RegressionMode::PerScene => self
+                .params
+                .clone()
+                .fit(scene.coarse_lst(), scene.covariates())?
+                .predict_with_std(scene.covariates()),
+            RegressionMode::Supervised => {
+                let fitted = self.fitted.as_ref().ok_or_else(|| Error::Method {
+                    method: self.name.clone(),
+                    detail: "predict called before fit".into(),
+                })?;
+                fitted.predict_with_std(scene.coarse_lst(), scene.covariates())
+            }
+        };
+        match out {
+            Ok((mean, std)) => Ok(Some(Uncertain { mean, std })),
+            Err(amun_rf::Error::NoUncertainty) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn check(&self) -> Option<HeldOutCheck> {
         pooled(&self.checks)
     }
@@ -180,6 +209,20 @@ impl Downscaler for PhysicalPrior {
             *last = Some(prior.report().clone());
         }
         Ok(field)
+    }
+
+    /// The prior and its residual standard deviation per scene ([`amun_prior::Prior::spread`]),
+    /// not recalibrated.
+    fn predict_with_spread(
+        &self,
+        scene: &Scene,
+        _progress: &dyn Progress,
+    ) -> Result<Option<Uncertain>> {
+        let prior = self.params.fit(scene.coarse_lst(), scene.covariates())?;
+        Ok(Some(Uncertain {
+            mean: prior.field(scene.covariates())?,
+            std: prior.spread(scene.covariates())?,
+        }))
     }
 
     fn check(&self) -> Option<HeldOutCheck> {

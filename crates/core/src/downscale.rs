@@ -41,6 +41,20 @@ pub trait Downscaler {
         Ok((self.predict(scene, progress)?, None))
     }
 
+    /// The prediction with its per-pixel standard deviation, when the method has one
+    /// (`None` otherwise, the default). Whether the spread is calibrated is the method's to
+    /// say in its documentation.
+    ///
+    /// # Errors
+    /// As [`Downscaler::predict`].
+    fn predict_with_spread(
+        &self,
+        _scene: &Scene,
+        _progress: &dyn Progress,
+    ) -> Result<Option<Uncertain>> {
+        Ok(None)
+    }
+
     /// How the method fared where the truth was known, next to interpolation and the
     /// physical prior (see [`crate::guard`]): AMUN on the pixels its training held out, a
     /// per-scene method one scale up on the scenes it predicted. `None` when the method was
@@ -48,6 +62,15 @@ pub trait Downscaler {
     fn check(&self) -> Option<HeldOutCheck> {
         None
     }
+}
+
+/// A prediction with its per-pixel spread, on one grid.
+#[derive(Debug, Clone)]
+pub struct Uncertain {
+    /// The predictive mean (the prediction).
+    pub mean: Raster,
+    /// The predictive standard deviation, in the unit of the mean; missing where the mean is.
+    pub std: Raster,
 }
 
 /// Interpolation of the coarse LST onto the fine grid, ignoring the covariates: the floor any
@@ -111,6 +134,14 @@ impl<T: Downscaler + ?Sized> Downscaler for &mut T {
         progress: &dyn Progress,
     ) -> Result<(Raster, Option<Amplitude>)> {
         (**self).predict_checked(scene, progress)
+    }
+
+    fn predict_with_spread(
+        &self,
+        scene: &Scene,
+        progress: &dyn Progress,
+    ) -> Result<Option<Uncertain>> {
+        (**self).predict_with_spread(scene, progress)
     }
 
     fn check(&self) -> Option<HeldOutCheck> {

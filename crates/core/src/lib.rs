@@ -17,6 +17,7 @@ mod amun;
 mod baselines;
 mod batch;
 mod downscale;
+mod ensemble;
 mod error;
 mod experiment;
 pub mod guard;
@@ -38,7 +39,8 @@ pub use batch::{
     downscale_file, downscale_steps, join_bands, BatchOptions, BatchReport, BatchStep, StepDone,
     StepEvent,
 };
-pub use downscale::{Downscaler, Interpolation};
+pub use downscale::{Downscaler, Interpolation, Uncertain};
+pub use ensemble::{EnsembleAmun, EnsembleManifest, Members, SpreadCalibration, ENSEMBLE_FILE};
 pub use error::{Error, Result};
 pub use experiment::{
     departure, paper_style, pooled, real, real_split, scale_transfer, score_method, RunOptions,

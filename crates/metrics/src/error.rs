@@ -107,6 +107,18 @@ pub enum Error {
         /// Column of the pixel.
         col: usize,
     },
+    /// A standard deviation is negative, or an interval's lower bound exceeds its upper bound.
+    #[error("{band}: value {value} at row {row}, col {col} is not a valid spread (must be ≥ 0)")]
+    NegativeSpread {
+        /// The band (or pair of bands) concerned.
+        band: &'static str,
+        /// Row of the pixel.
+        row: usize,
+        /// Column of the pixel.
+        col: usize,
+        /// The value found (for an interval: upper − lower).
+        value: f64,
+    },
 }
 
 /// `Result` with [`Error`] as the default error type.

@@ -10,6 +10,7 @@ mod score;
 mod ssim;
 mod stations;
 mod terrain;
+mod uncertainty;
 
 pub use error::{Error, Result};
 pub use metrics::Metrics;
@@ -24,3 +25,8 @@ pub use stations::{
     Station, StationReport, StationResidual,
 };
 pub use terrain::{local_relief, terrain_classes, TerrainClass, TerrainThresholds};
+pub use uncertainty::{
+    crps_gaussian, crps_quantiles, crps_samples, fit_spread_model, fit_spread_scale, normal_cdf,
+    normal_pdf, normal_quantile, pit_gaussian, score_uncertainty, spearman, PitHistogram,
+    Predictive, Reliability, SpreadModel, UncertaintyMetrics, UncertaintyParams, Z_90,
+};

@@ -49,6 +49,10 @@ pub struct TrainConfig {
     pub degradation_weight: f64,
     /// Seed of initialisation, shuffling, augmentation and the split (default 0).
     pub seed: u64,
+    /// Seed of the split alone (validation blocks, held-out scenes) when set, so that the
+    /// members of an ensemble, trained with different `seed`s, hold out the same pixels and
+    /// share their normalisation (default `None`: the split follows `seed`).
+    pub split_seed: Option<u64>,
     /// Patch side in pixels, a multiple of the model's size multiple (default 32).
     pub patch: usize,
     /// Step between patches (default 16).
@@ -94,6 +98,7 @@ impl Default for TrainConfig {
             loss: LossKind::Mse,
             degradation_weight: 0.0,
             seed: 0,
+            split_seed: None,
             patch: 32,
             stride: 16,
             val_fraction: 0.15,

@@ -104,7 +104,7 @@ impl Trainer {
             val_fraction: tc.val_fraction,
             split_block: tc.split_block,
             val_scenes: tc.val_scenes,
-            seed: tc.seed,
+            seed: tc.split_seed.unwrap_or(tc.seed),
         };
         let data = build_dataset(
             cfg,
@@ -563,6 +563,25 @@ mod tests {
         )
         .unwrap();
         assert_ne!(weights(&a), weights(&c));
+        // With the split's seed fixed, another seed changes the weights but not the
+        // held-out pixels nor the normalisation (the members of an ensemble).
+        let member = |seed| {
+            Trainer::new(
+                &tiny_config(),
+                &TrainConfig {
+                    seed,
+                    split_seed: Some(11),
+                    ..quick()
+                },
+                &scenes(),
+            )
+            .unwrap()
+        };
+        let (m1, m2) = (member(11), member(12));
+        assert_eq!(m1.validation_masks(), m2.validation_masks());
+        let (n1, n2) = (m1.checkpoint().unwrap(), m2.checkpoint().unwrap());
+        assert_eq!(n1.normalization(), n2.normalization());
+        assert_ne!(weights(&n1), weights(&n2));
     }
 
     /// A budget far below one epoch's time: the first epoch runs, then training stops.

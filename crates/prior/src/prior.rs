@@ -576,6 +576,21 @@ impl Prior {
         Ok(Raster::new(g.clone(), out)?)
     }
 
+    /// The prior's per-pixel spread on `covariates`' grid: the residual standard deviation of
+    /// the scene's fit ([`FitReport::residual_std`]) at every pixel where [`Prior::field`] is
+    /// valid, missing elsewhere. One number per scene, measured at the coarse scale: the
+    /// fine-scale error also holds what no coarse cell shows, so calibrate the spread (scale
+    /// it) on held-out data before reading it as a probability.
+    ///
+    /// # Errors
+    /// As [`Prior::field`].
+    pub fn spread(&self, covariates: &Stack) -> Result<Raster> {
+        let s = self.report.residual_std as f32;
+        Ok(self
+            .field(covariates)?
+            .map(|v| if v.is_nan() { f32::NAN } else { s }))
+    }
+
     /// What the fit found.
     pub fn report(&self) -> &FitReport {
         &self.report

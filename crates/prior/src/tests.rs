@@ -249,6 +249,13 @@ fn windows_are_bit_identical_and_missing_data_stays_missing() {
             "({i}, {j})"
         );
     }
+    // The spread: the fit's residual standard deviation exactly where the field is valid.
+    let spread = prior.spread(&s).unwrap();
+    let r = prior.report().residual_std as f32;
+    for (f, sp) in whole.data().iter().zip(spread.data()) {
+        assert_eq!(f.is_nan(), sp.is_nan());
+        assert!(sp.is_nan() || sp.to_bits() == r.to_bits());
+    }
     // A grid that is not a window of the fine grid.
     let other = Grid::geographic(0.0, 1.0, 0.01, 10, 10).unwrap();
     let s2 = Stack::new(other.clone())
@@ -287,4 +294,28 @@ fn synthetic_world_covariate_prior_beats_bilinear() {
         "{}",
         r.summary()
     );
+}
+
+/// The spread measures what the fit leaves: coarse cells perturbed by pseudo-random noise
+/// (uniform, a hash of the cell index) the elevation cannot explain give a spread that grows
+/// in proportion to the noise, and the noise-free plane gives (almost) none.
+#[test]
+fn spread_grows_with_what_the_fit_cannot_explain() {
+    let z = terrain(24);
+    let s = stack(&z);
+    let truth = plane_truth(&z, -0.0065);
+    let spread_with = |amp: f32| {
+        let noisy = Raster::from_fn(z.grid().clone(), |(r, c)| {
+            let cell = ((r / K) * 1000 + c / K) as u64;
+            let h = cell.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+            truth.data()[(r, c)] + amp * ((h % 1000) as f32 / 1000.0 - 0.5)
+        });
+        let coarse = noisy.block_mean(K, 1.0).unwrap();
+        let p = PriorParams::elevation().fit(&coarse, &s).unwrap();
+        p.spread(&s).unwrap().stats().unwrap().mean
+    };
+    let (none, small, large) = (spread_with(0.0), spread_with(1.0), spread_with(2.0));
+    assert!(none < 1e-3, "{none}");
+    assert!(small > 0.1, "{small}");
+    assert!((large / small - 2.0).abs() < 0.3, "{small} {large}");
 }

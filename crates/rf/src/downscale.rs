@@ -58,6 +58,24 @@ impl Model {
         }
     }
 
+    /// As `predict_rows`, with the model's spread: the quantile regression forest's standard
+    /// deviation for a forest fitted with [`RfParams::uncertainty`], the training residual
+    /// standard deviation for ridge.
+    fn predict_rows_with_std(&self, rows: &[f32], p: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        match self {
+            Model::Forest(f) => f.predict_rows_with_std(rows),
+            Model::Ridge(m) => {
+                let mean = self.predict_rows(rows, p)?;
+                let s = m.residual_std() as f32;
+                let std = mean
+                    .iter()
+                    .map(|v| if v.is_nan() { f32::NAN } else { s })
+                    .collect();
+                Ok((mean, std))
+            }
+        }
+    }
+
     fn n_threads(&self, params: &ValidModel) -> Option<usize> {
         match (self, params) {
             (Model::Forest(_), ValidModel::Forest(p)) => p.n_threads(),
@@ -517,33 +535,77 @@ fn predict_grid(
     lst: Option<&Raster>,
     n_threads: Option<usize>,
 ) -> Result<Raster> {
+    Ok(predict_grid_spread(model, spec, stack, lst, n_threads, false)?.0)
+}
+
+/// [`predict_grid`], and with `spread` also the model's standard deviation per pixel.
+fn predict_grid_spread(
+    model: &Model,
+    spec: &FeatureSpec,
+    stack: &Stack,
+    lst: Option<&Raster>,
+    n_threads: Option<usize>,
+    spread: bool,
+) -> Result<(Raster, Option<Raster>)> {
     spec.check(stack)?;
     let grid = stack.grid();
     let (rows, cols) = grid.shape();
     let p = spec.len();
     let chunk_rows = (PIXELS_PER_CHUNK / cols).max(1);
     let mut out = vec![f32::NAN; rows * cols];
-    let run = |out: &mut Vec<f32>| {
-        out.par_chunks_mut(chunk_rows * cols)
-            .enumerate()
-            .try_for_each(|(ci, dst)| -> Result<()> {
-                let r0 = ci * chunk_rows;
-                let mut feats = vec![0.0f32; dst.len() * p];
-                for (i, f) in feats.chunks_exact_mut(p).enumerate() {
-                    spec.fine_row(stack, lst, r0 + i / cols, i % cols, f);
-                }
-                dst.copy_from_slice(&model.predict_rows(&feats, p)?);
-                Ok(())
-            })
+    let mut std = vec![f32::NAN; if spread { rows * cols } else { 0 }];
+    let chunk = chunk_rows * cols;
+    let features = |ci: usize, len: usize| {
+        let r0 = ci * chunk_rows;
+        let mut feats = vec![0.0f32; len * p];
+        for (i, f) in feats.chunks_exact_mut(p).enumerate() {
+            spec.fine_row(stack, lst, r0 + i / cols, i % cols, f);
+        }
+        feats
     };
-    in_pool(n_threads, || run(&mut out))??;
-    let n = out.len();
-    let data = Array2::from_shape_vec((rows, cols), out).map_err(|_| Error::SizeMismatch {
-        what: "predicted pixels",
-        expected: rows * cols,
-        got: n,
-    })?;
-    Ok(Raster::new(grid.clone(), data)?)
+    let run = |out: &mut Vec<f32>, std: &mut Vec<f32>| {
+        if spread {
+            out.par_chunks_mut(chunk)
+                .zip(std.par_chunks_mut(chunk))
+                .enumerate()
+                .try_for_each(|(ci, (dst, sd))| -> Result<()> {
+                    let (m, s) = model.predict_rows_with_std(&features(ci, dst.len()), p)?;
+                    dst.copy_from_slice(&m);
+                    sd.copy_from_slice(&s);
+                    Ok(())
+                })
+        } else {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .try_for_each(|(ci, dst)| -> Result<()> {
+                    dst.copy_from_slice(&model.predict_rows(&features(ci, dst.len()), p)?);
+                    Ok(())
+                })
+        }
+    };
+    in_pool(n_threads, || run(&mut out, &mut std))??;
+    let to_raster = |v: Vec<f32>| -> Result<Raster> {
+        let n = v.len();
+        let data = Array2::from_shape_vec((rows, cols), v).map_err(|_| Error::SizeMismatch {
+            what: "predicted pixels",
+            expected: rows * cols,
+            got: n,
+        })?;
+        Ok(Raster::new(grid.clone(), data)?)
+    };
+    let std = if spread { Some(to_raster(std)?) } else { None };
+    Ok((to_raster(out)?, std))
+}
+
+/// Sets `std` missing wherever `mean` is missing.
+fn mask_like(std: &mut Raster, mean: &Raster) {
+    ndarray::Zip::from(std.data_mut())
+        .and(mean.data())
+        .for_each(|s, &m| {
+            if m.is_nan() {
+                *s = f32::NAN;
+            }
+        });
 }
 
 /// Sets fine pixels whose coarse parent cell is missing to missing.
@@ -670,6 +732,39 @@ impl FittedDownscaler {
         Ok(out)
     }
 
+    /// [`FittedDownscaler::predict`] and its per-pixel standard deviation. Without a prior,
+    /// the model's spread at the fine covariates (the quantile regression forest's for a
+    /// forest fitted with [`RfParams::uncertainty`], the residual standard deviation for
+    /// ridge): the spread of the coarse LST among coarse cells with like covariates, taken
+    /// as the fine pixel's. On a prior, the prior's residual standard deviation
+    /// ([`FitReport::residual_std`]) for every pixel. Uncalibrated: scale it on held-out data
+    /// before reading it as a probability.
+    ///
+    /// # Errors
+    /// As [`FittedDownscaler::predict`]; [`Error::NoUncertainty`] for a forest fitted
+    /// without leaf moments.
+    pub fn predict_with_std(&self, fine_covariates: &Stack) -> Result<(Raster, Raster)> {
+        let mean = self.predict(fine_covariates)?;
+        let mut std = match &self.on_prior {
+            Some(op) => {
+                let s = op.prior.report().residual_std as f32;
+                mean.map(|_| s)
+            }
+            None => predict_grid_spread(
+                &self.model,
+                &self.spec,
+                fine_covariates,
+                None,
+                self.model.n_threads(&self.params.model),
+                true,
+            )?
+            .1
+            .ok_or(Error::NoUncertainty)?,
+        };
+        mask_like(&mut std, &mean);
+        Ok((mean, std))
+    }
+
     /// With a prior as the base: the prior's fit report, the weight given to the model's
     /// sub-grid pattern (0 = the prior alone) and its cross-validated R² on the coarse cells.
     pub fn prior_report(&self) -> Option<(&FitReport, f64, f64)> {
@@ -734,14 +829,43 @@ impl SupervisedDownscaler {
     /// [`Error::BandMismatch`]; [`Error::Indices`] for a land-cover value that is not an
     /// IGBP code; grid errors if the grids do not nest; model errors.
     pub fn predict(&self, coarse_lst: &Raster, covariates: &Stack) -> Result<Raster> {
+        Ok(self.predict_impl(coarse_lst, covariates, false)?.0)
+    }
+
+    /// [`SupervisedDownscaler::predict`] and its per-pixel standard deviation: the quantile
+    /// regression forest's for a forest fitted with [`RfParams::uncertainty`], the training
+    /// residual standard deviation for ridge. The residual correction shifts the mean only.
+    /// Uncalibrated: scale it on held-out data before reading it as a probability.
+    ///
+    /// # Errors
+    /// As [`SupervisedDownscaler::predict`]; [`Error::NoUncertainty`] for a forest fitted
+    /// without leaf moments.
+    pub fn predict_with_std(
+        &self,
+        coarse_lst: &Raster,
+        covariates: &Stack,
+    ) -> Result<(Raster, Raster)> {
+        let (mean, std) = self.predict_impl(coarse_lst, covariates, true)?;
+        let mut std = std.ok_or(Error::NoUncertainty)?;
+        mask_like(&mut std, &mean);
+        Ok((mean, std))
+    }
+
+    fn predict_impl(
+        &self,
+        coarse_lst: &Raster,
+        covariates: &Stack,
+        spread: bool,
+    ) -> Result<(Raster, Option<Raster>)> {
         let k = covariates.grid().refinement_of(coarse_lst.grid())?;
         let lst = self.params.base.field(coarse_lst, covariates)?.0;
-        let mut out = predict_grid(
+        let (mut out, std) = predict_grid_spread(
             &self.model,
             &self.spec,
             covariates,
             Some(&lst),
             self.model.n_threads(&self.params.model),
+            spread,
         )?;
         if self.params.supervised_target == SupervisedTarget::Residual {
             add_where_valid(&mut out, &lst);
@@ -755,7 +879,7 @@ impl SupervisedDownscaler {
             out = residual_correct(&out, coarse_lst, iterations)?;
         }
         mask_by_parent(&mut out, coarse_lst, k);
-        Ok(out)
+        Ok((out, std))
     }
 
     /// The fitted model.
@@ -846,6 +970,9 @@ mod tests {
             panic!("ridge expected")
         };
         assert!((m.weights()[0] + 0.0065).abs() < 1e-4, "{:?}", m.weights());
+        // An exact linear fit: its residual spread is (almost) zero everywhere.
+        let (_, std) = fitted.predict_with_std(&stack).unwrap();
+        assert!(std.stats().unwrap().max < 0.01);
     }
 
     #[test]
@@ -924,10 +1051,11 @@ mod tests {
                 truth: &t1,
             },
         ];
-        let model = DownscaleParams::random_forest(RfParams::new().n_trees(30).seed(3))
-            .residual_correction(ResidualCorrection::Aggregated { iterations: 10 })
-            .fit_supervised(&scenes)
-            .unwrap();
+        let model =
+            DownscaleParams::random_forest(RfParams::new().n_trees(30).seed(3).uncertainty(true))
+                .residual_correction(ResidualCorrection::Aggregated { iterations: 10 })
+                .fit_supervised(&scenes)
+                .unwrap();
         assert_eq!(model.feature_names()[0], "lst_bilinear");
         assert_eq!(model.training_samples(), 2 * 1600);
         let pred = model.predict(&c2, &s2).unwrap();
@@ -935,6 +1063,22 @@ mod tests {
         let (e_rf, e_bl) = (rmse(&pred, &t2), rmse(&bilinear, &t2));
         assert!(e_rf < 0.5 * e_bl, "RF {e_rf} vs bilinear {e_bl}");
         assert!(rmse(&pred.block_mean(K, 0.0).unwrap(), &c2) < 0.05);
+        // With a spread: the same mean, a finite positive std exactly where the mean is.
+        let (mean, std) = model.predict_with_std(&c2, &s2).unwrap();
+        assert_eq!(mean.data(), pred.data());
+        assert!(mean
+            .data()
+            .iter()
+            .zip(std.data())
+            .all(|(m, s)| m.is_nan() == s.is_nan() && (s.is_nan() || *s >= 0.0)));
+        assert!(std.stats().unwrap().mean > 0.0);
+        let plain = DownscaleParams::random_forest(RfParams::new().n_trees(2))
+            .fit_supervised(&scenes)
+            .unwrap();
+        assert!(matches!(
+            plain.predict_with_std(&c2, &s2),
+            Err(Error::NoUncertainty)
+        ));
         let bad = DownscaleParams::default()
             .residual_correction(ResidualCorrection::Aggregated { iterations: 0 })
             .check();

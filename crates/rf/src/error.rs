@@ -75,6 +75,9 @@ pub enum Error {
         /// Bands given, comma-separated.
         got: String,
     },
+    /// A spread was asked of a model fitted without one.
+    #[error("this random forest was fitted without leaf moments: fit it with RfParams::uncertainty(true) to predict a spread")]
+    NoUncertainty,
 }
 
 /// `Result` with [`Error`] as the default error type.

@@ -70,6 +70,7 @@ impl Mtry {
 /// | `seed` | 0 | seed of bootstrap samples and feature draws |
 /// | `max_samples` | 1 000 000 | training rows kept (a seeded uniform subsample above it) |
 /// | `n_threads` | `None` | threads (`None`: rayon's global pool, all cores) |
+/// | `uncertainty` | `false` | keep each leaf's training-target mean and variance, for the quantile regression forest's spread ([`RandomForest::predict_rows_with_std`]) |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfParams {
     n_trees: usize,
@@ -80,6 +81,8 @@ pub struct RfParams {
     seed: u64,
     max_samples: usize,
     n_threads: Option<usize>,
+    #[serde(default)]
+    uncertainty: bool,
 }
 
 impl Default for RfParams {
@@ -93,6 +96,7 @@ impl Default for RfParams {
             seed: 0,
             max_samples: 1_000_000,
             n_threads: None,
+            uncertainty: false,
         }
     }
 }
@@ -144,6 +148,14 @@ impl RfParams {
     /// Number of threads (`None`: rayon's global pool).
     pub fn n_threads(mut self, n: Option<usize>) -> Self {
         self.n_threads = n;
+        self
+    }
+
+    /// Keep the leaves' training-target moments so that the forest also predicts a spread
+    /// (one more pass of the training rows through every tree at fit time, and two `f64`
+    /// per node).
+    pub fn uncertainty(mut self, on: bool) -> Self {
+        self.uncertainty = on;
         self
     }
 
@@ -247,6 +259,8 @@ impl RfValidParams {
             values.extend(x.row(r).iter().copied());
             target.push(f64::from(y[r]));
         }
+        // The rows again for the leaf moments (smartcore's matrix keeps its own copy).
+        let routed = p.uncertainty.then(|| values.clone());
         let matrix = DenseMatrix::new(rows.len(), n_features, values, false)?;
         let jobs = split_trees(p.n_trees, p.seed);
         let fit_all = || {
@@ -277,11 +291,23 @@ impl RfValidParams {
                 detail: "smartcore's forests hold another number of trees than asked for",
             });
         }
+        let leaf_moments = if let Some(values) = routed {
+            let moments = || {
+                trees
+                    .par_iter()
+                    .map(|t| leaf_moments(t, &values, n_features, &target))
+                    .collect::<Vec<_>>()
+            };
+            Some(in_pool(p.n_threads, moments)?)
+        } else {
+            None
+        };
         Ok(RandomForest {
             trees,
             importances,
             n_features,
             n_threads: p.n_threads,
+            leaf_moments,
         })
     }
 }
@@ -309,6 +335,30 @@ impl RfValidParams {
         params.max_depth = p.max_depth.map(|d| d.saturating_add(1));
         Ok(RandomForestRegressor::fit(x, y, params)?)
     }
+}
+
+/// Mean and (population) variance of the training targets `y` of the rows `rows`
+/// (row-major, `p` features) that fall in each leaf of `tree`, indexed by node; `[NaN, NaN]`
+/// for internal nodes and for leaves no row reaches.
+pub(crate) fn leaf_moments(tree: &Tree, rows: &[f32], p: usize, y: &[f64]) -> Vec<[f64; 2]> {
+    // Per node: count, Welford mean and sum of squared deviations.
+    let mut acc = vec![(0u64, 0.0f64, 0.0f64); tree.len()];
+    tree.visit_leaves(rows, p, |r, leaf| {
+        let a = &mut acc[leaf as usize];
+        a.0 += 1;
+        let d = y[r] - a.1;
+        a.1 += d / a.0 as f64;
+        a.2 += d * (y[r] - a.1);
+    });
+    acc.into_iter()
+        .map(|(n, mean, m2)| {
+            if n == 0 {
+                [f64::NAN, f64::NAN]
+            } else {
+                [mean, m2 / n as f64]
+            }
+        })
+        .collect()
 }
 
 /// Rejects a target whose length differs from the rows of `x`, and `NaN`/infinite values.
@@ -394,6 +444,9 @@ pub struct RandomForest {
     importances: Vec<f64>,
     n_features: usize,
     n_threads: Option<usize>,
+    /// Per tree, per node: mean and variance of the training targets in the leaf
+    /// (fitted with [`RfParams::uncertainty`]).
+    leaf_moments: Option<Vec<Vec<[f64; 2]>>>,
 }
 
 impl RandomForest {
@@ -479,6 +532,56 @@ impl RandomForest {
             out[r] = (s / n_trees) as f32;
         }
         Ok(out)
+    }
+
+    /// Whether the forest was fitted with [`RfParams::uncertainty`] and so predicts a spread.
+    pub fn has_uncertainty(&self) -> bool {
+        self.leaf_moments.is_some()
+    }
+
+    /// Predicts row-major feature rows with a spread: the forest's mean (as
+    /// [`RandomForest::predict_rows`]) and the standard deviation of the quantile regression
+    /// forest's predictive distribution (Meinshausen 2006). That distribution weights each
+    /// training target by the share of trees whose leaf holds it, divided by the leaf's size:
+    /// a mixture, over trees, of the empirical distributions of the leaves reached. Its
+    /// variance is exact from each leaf's target mean `μ_t` and variance `v_t`:
+    /// `mean_t(v_t + μ_t²) − (mean_t μ_t)²` — within-leaf spread plus the spread of the
+    /// trees' leaf means. Rows with a `NaN` give `NaN` for both.
+    ///
+    /// # Errors
+    /// [`Error::NoUncertainty`] if the forest was fitted without [`RfParams::uncertainty`];
+    /// [`Error::SizeMismatch`] as [`RandomForest::predict_rows`].
+    pub fn predict_rows_with_std(&self, rows: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let moments = self.leaf_moments.as_ref().ok_or(Error::NoUncertainty)?;
+        let mean = self.predict_rows(rows)?;
+        let p = self.n_features;
+        let n = mean.len();
+        let mut s1 = vec![0.0f64; n];
+        let mut s2 = vec![0.0f64; n];
+        let mut hits = vec![0u32; n];
+        for (tree, m) in self.trees.iter().zip(moments) {
+            tree.visit_leaves(rows, p, |r, leaf| {
+                let [mu, v] = m[leaf as usize];
+                // A leaf no training row reached (possible only for rows never seen in
+                // training) adds nothing.
+                if mu.is_finite() {
+                    s1[r] += mu;
+                    s2[r] += v + mu * mu;
+                    hits[r] += 1;
+                }
+            });
+        }
+        let std = (0..n)
+            .map(|r| {
+                if mean[r].is_nan() || hits[r] == 0 {
+                    return f32::NAN;
+                }
+                let t = f64::from(hits[r]);
+                let (m1, m2) = (s1[r] / t, s2[r] / t);
+                (m2 - m1 * m1).max(0.0).sqrt() as f32
+            })
+            .collect();
+        Ok((mean, std))
     }
 
     /// Impurity-based feature importances (smartcore's, mean over trees, normalised to sum
@@ -697,5 +800,119 @@ mod tests {
                 "{name}: amun-rf R² {got:.4} vs scikit-learn {reference:.4}"
             );
         }
+    }
+
+    #[test]
+    fn quantile_forest_spread_of_hand_made_trees() {
+        // Two stumps on one feature, the training rows x = 0.1, 0.2, 0.3, 0.7, 0.9 with
+        // targets 1, 2, 3, 10, 14. Tree A splits at 0.5 ({1, 2, 3} | {10, 14}), tree B at
+        // 0.25 ({1, 2} | {3, 10, 14}); leaf outputs are the leaf means.
+        let a = Tree::hand_made(&[Some((0, 0.5, 1, 2)), None, None], &[0.0, 2.0, 12.0], 1);
+        let b = Tree::hand_made(&[Some((0, 0.25, 1, 2)), None, None], &[0.0, 1.5, 9.0], 1);
+        let x = [0.1f32, 0.2, 0.3, 0.7, 0.9];
+        let y = [1.0, 2.0, 3.0, 10.0, 14.0];
+        let moments: Vec<_> = [&a, &b]
+            .iter()
+            .map(|t| leaf_moments(t, &x, 1, &y))
+            .collect();
+        assert!((moments[1][2][0] - 9.0).abs() < 1e-12);
+        assert!((moments[1][2][1] - 62.0 / 3.0).abs() < 1e-12);
+        assert!(moments[0][0][0].is_nan(), "the root is no leaf");
+        let forest = RandomForest {
+            trees: vec![a, b],
+            importances: vec![1.0],
+            n_features: 1,
+            n_threads: None,
+            leaf_moments: Some(moments),
+        };
+        // Reference: Meinshausen's (2006) weights w_i(x) = mean over trees of
+        // 1{x_i in the leaf of x} / |leaf|, and the moments of the weighted targets.
+        let leaf_of = |t: f32, v: f32| v <= t;
+        for q in [0.05f32, 0.27, 0.4, 0.6, 0.95] {
+            let mut w = [0.0f64; 5];
+            for t in [0.5f32, 0.25] {
+                let members: Vec<usize> = (0..5)
+                    .filter(|&i| leaf_of(t, x[i]) == leaf_of(t, q))
+                    .collect();
+                for &i in &members {
+                    w[i] += 0.5 / members.len() as f64;
+                }
+            }
+            let m: f64 = w.iter().zip(&y).map(|(w, y)| w * y).sum();
+            let v: f64 = w.iter().zip(&y).map(|(w, y)| w * (y - m).powi(2)).sum();
+            let (mean, std) = forest.predict_rows_with_std(&[q]).unwrap();
+            assert!(
+                (f64::from(mean[0]) - m).abs() < 1e-5,
+                "{q}: {} vs {m}",
+                mean[0]
+            );
+            assert!(
+                (f64::from(std[0]) - v.sqrt()).abs() < 1e-5,
+                "{q}: {} vs {}",
+                std[0],
+                v.sqrt()
+            );
+        }
+        let (m, s) = forest.predict_rows_with_std(&[f32::NAN]).unwrap();
+        assert!(m[0].is_nan() && s[0].is_nan());
+    }
+
+    #[test]
+    fn quantile_forest_spread_follows_the_noise() {
+        // y = x + σ(x)·ε, ε standard normal (Box–Muller on a SplitMix64 stream), σ = 0.1 for
+        // x < 0.5 and 0.5 above: the spread must be about 5× larger on the noisy half and
+        // its ±1.645σ interval must cover about 90 % of new draws.
+        let mut state = 99u64;
+        let mut uniform = move || {
+            state = splitmix64(state);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let mut draw = |n: usize| {
+            let mut x = Array2::<f32>::zeros((n, 1));
+            let mut y = Array1::<f32>::zeros(n);
+            for i in 0..n {
+                let (u, v, w) = (uniform(), uniform(), uniform());
+                let eps = (-2.0 * v.ln()).sqrt() * (2.0 * std::f64::consts::PI * w).cos();
+                let sigma = if u < 0.5 { 0.1 } else { 0.5 };
+                x[(i, 0)] = u as f32;
+                y[i] = (u + sigma * eps) as f32;
+            }
+            (x, y)
+        };
+        let (x, y) = draw(4000);
+        let forest = RfParams::new()
+            .n_trees(40)
+            .min_samples_leaf(20)
+            .seed(5)
+            .uncertainty(true)
+            .fit(x.view(), y.view())
+            .unwrap();
+        let (xt, yt) = draw(4000);
+        let rows: Vec<f32> = xt.iter().copied().collect();
+        let (mean, std) = forest.predict_rows_with_std(&rows).unwrap();
+        let (mut quiet, mut noisy, mut inside) = ((0.0, 0), (0.0, 0), 0);
+        for i in 0..rows.len() {
+            let s = f64::from(std[i]);
+            if rows[i] < 0.5 {
+                quiet = (quiet.0 + s, quiet.1 + 1);
+            } else {
+                noisy = (noisy.0 + s, noisy.1 + 1);
+            }
+            if (f64::from(yt[i]) - f64::from(mean[i])).abs() <= 1.645 * s {
+                inside += 1;
+            }
+        }
+        let ratio = (noisy.0 / f64::from(noisy.1)) / (quiet.0 / f64::from(quiet.1));
+        let coverage = f64::from(inside) / rows.len() as f64;
+        assert!((3.5..7.0).contains(&ratio), "spread ratio {ratio}");
+        assert!((0.85..0.97).contains(&coverage), "coverage {coverage}");
+        assert!(matches!(
+            RfParams::new()
+                .n_trees(2)
+                .fit(x.view(), y.view())
+                .unwrap()
+                .predict_rows_with_std(&rows),
+            Err(Error::NoUncertainty)
+        ));
     }
 }

@@ -124,9 +124,11 @@ impl RidgeValidParams {
                 return Err(Error::TooFewSamples { got: 0, needed: 1 });
             }
             let mean = y64.iter().sum::<f64>() / n as f64;
+            let ss = y64.iter().map(|v| (v - mean).powi(2)).sum::<f64>();
             return Ok(RidgeModel {
                 weights,
                 intercept: mean,
+                residual_std: (ss / (n.max(2) - 1) as f64).sqrt(),
             });
         }
         if n <= used.len() {
@@ -149,10 +151,20 @@ impl RidgeValidParams {
         for (k, &j) in used.iter().enumerate() {
             weights[j] = *fitted.coefficients().get((k, 0));
         }
-        Ok(RidgeModel {
+        let mut model = RidgeModel {
             weights,
             intercept: *fitted.intercept(),
-        })
+            residual_std: 0.0,
+        };
+        // Residual standard deviation with the fitted coefficients' degrees of freedom.
+        let sse: f64 = x
+            .rows()
+            .into_iter()
+            .zip(&y64)
+            .map(|(r, &t)| (t - f64::from(model.predict_one(r.iter()))).powi(2))
+            .sum();
+        model.residual_std = (sse / (n - used.len()) as f64).sqrt();
+        Ok(model)
     }
 }
 
@@ -161,6 +173,9 @@ impl RidgeValidParams {
 pub struct RidgeModel {
     weights: Vec<f64>,
     intercept: f64,
+    /// Standard deviation of the training residuals (`√(SSE / (n − p − 1))`).
+    #[serde(default)]
+    residual_std: f64,
 }
 
 impl RidgeModel {
@@ -177,6 +192,13 @@ impl RidgeModel {
     /// Number of features.
     pub fn n_features(&self) -> usize {
         self.weights.len()
+    }
+
+    /// Standard deviation of the training residuals, `√(SSE / (n − p − 1))` with `p` the
+    /// non-constant features: the linear model's spread, one number for every prediction
+    /// (homoscedastic).
+    pub fn residual_std(&self) -> f64 {
+        self.residual_std
     }
 
     /// Predicts every row of `x`; rows with a `NaN` give `NaN`.
@@ -241,6 +263,20 @@ mod tests {
             .fit(x.view(), y.view())
             .unwrap();
         assert!(shrunk.weights()[0].abs() < 0.1);
+        // The exact plane leaves no residual; ±0.3 K alternating noise leaves about 0.3 K
+        // (√(SSE/(n − 3)) of 50 residuals of ±0.3 less the little the plane absorbs).
+        assert!(m.residual_std() < 1e-3, "{}", m.residual_std());
+        let noisy: Array1<f32> = y
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + if i % 2 == 0 { 0.3 } else { -0.3 })
+            .collect();
+        let r = RidgeParams::new()
+            .alpha(1e-9)
+            .fit(x.view(), noisy.view())
+            .unwrap()
+            .residual_std();
+        assert!((0.27..0.32).contains(&r), "{r}");
         assert!(RidgeParams::new().alpha(-1.0).check().is_err());
         assert!(matches!(
             RidgeParams::new().fit(x.slice(ndarray::s![..2, ..]), y.slice(ndarray::s![..2])),

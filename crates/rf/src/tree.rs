@@ -50,23 +50,40 @@ impl Node {
 impl Tree {
     /// The output of the leaf that `row` (one value per feature) falls in. `row` must have
     /// the forest's number of features (checked by the caller; a shorter row panics).
+    #[cfg(test)]
     pub(crate) fn predict(&self, row: &[f32]) -> f64 {
+        self.outputs[self.leaf(row) as usize]
+    }
+
+    /// The index of the leaf node that `row` falls in (same contract as [`Tree::predict`]).
+    pub(crate) fn leaf(&self, row: &[f32]) -> u32 {
         let mut i = 0;
         loop {
             let next = self.nodes[i as usize].next(row);
             if next == i {
-                return self.outputs[i as usize];
+                return i;
             }
             i = next;
         }
     }
 
+    /// Number of nodes (leaves and internal nodes); leaf indices are below it.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Adds the prediction of every row of `rows` (row-major, `p` features) to `sum`, walking
     /// [`LANES`] rows down the tree at a time.
     pub(crate) fn add_predictions(&self, rows: &[f32], p: usize, sum: &mut [f64]) {
+        self.visit_leaves(rows, p, |r, leaf| sum[r] += self.outputs[leaf as usize]);
+    }
+
+    /// Calls `f(row index, leaf index)` for every row of `rows` (row-major, `p` features),
+    /// in row order, walking [`LANES`] rows down the tree at a time.
+    pub(crate) fn visit_leaves(&self, rows: &[f32], p: usize, mut f: impl FnMut(usize, u32)) {
         let mut blocks = rows.chunks_exact(p * LANES);
-        let mut sums = sum.chunks_exact_mut(LANES);
-        for (block, s) in (&mut blocks).zip(&mut sums) {
+        let mut done = 0;
+        for block in &mut blocks {
             let mut at = [0u32; LANES];
             loop {
                 let mut moved = false;
@@ -79,17 +96,43 @@ impl Tree {
                     break;
                 }
             }
-            for (s, i) in s.iter_mut().zip(at) {
-                *s += self.outputs[i as usize];
+            for i in at {
+                f(done, i);
+                done += 1;
             }
         }
-        for (row, s) in blocks
-            .remainder()
-            .chunks_exact(p)
-            .zip(sums.into_remainder())
-        {
-            *s += self.predict(row);
+        for row in blocks.remainder().chunks_exact(p) {
+            f(done, self.leaf(row));
+            done += 1;
         }
+    }
+
+    /// A hand-made tree: `nodes[i]` is `Some((feature, threshold, left, right))` for an
+    /// internal node and `None` for a leaf with output `outputs[i]`.
+    #[cfg(test)]
+    pub(crate) fn hand_made(
+        nodes: &[Option<(u64, f64, u64, u64)>],
+        outputs: &[f64],
+        p: usize,
+    ) -> Tree {
+        let raw: Vec<RawNode> = nodes
+            .iter()
+            .zip(outputs)
+            .map(|(n, &output)| match *n {
+                Some((f, t, l, r)) => RawNode {
+                    output,
+                    split_feature: Some(f),
+                    split_value: Some(t),
+                    true_child: Some(l),
+                    false_child: Some(r),
+                },
+                None => RawNode {
+                    output,
+                    ..RawNode::default()
+                },
+            })
+            .collect();
+        Tree::from_raw(&raw, p).expect("a valid hand-made tree")
     }
 
     /// Builds a tree from smartcore's nodes, checking that every child comes after its

@@ -62,6 +62,11 @@ pub struct OutputArgs {
     /// Overwrite the output.
     #[arg(long)]
     pub force: bool,
+    /// Write the bands `mean`, `std`, `q05`, `q95`: the quantile regression forest's spread
+    /// (rf), the training residual standard deviation (ridge) or the fit's residual standard
+    /// deviation (prior); none of them recalibrated. The interval is `mean ∓ 1.645·std`.
+    #[arg(long)]
+    pub uncertainty: bool,
 }
 
 #[derive(Args, Debug)]
@@ -118,7 +123,13 @@ fn regression(ctx: &Ctx, a: &RegressionArgs, forest: bool) -> Result<()> {
         RegressionMode::Supervised
     };
     let method = if forest {
-        Regression::random_forest(RfParams::new().n_trees(a.trees).seed(a.seed), mode)
+        Regression::random_forest(
+            RfParams::new()
+                .n_trees(a.trees)
+                .seed(a.seed)
+                .uncertainty(o.uncertainty),
+            mode,
+        )
     } else {
         Regression::ridge(RidgeParams::new().alpha(a.alpha), mode)
     }
@@ -141,7 +152,8 @@ fn prior(ctx: &Ctx, a: &PriorArgs) -> Result<()> {
     if let Some(r) = method.last_report() {
         ctx.say(&r.summary());
     }
-    write_out(ctx, o, method.name(), &out, &scene)
+    let spread = spread_of(ctx, o, &method, &scene)?;
+    write_out(ctx, o, method.name(), &out, spread.as_ref(), &scene)
 }
 
 /// Fits and predicts, reports the method's check and, with `--strict`, refuses a method
@@ -176,7 +188,24 @@ fn finish(
 ) -> Result<()> {
     method.fit(train, &ctx.bars)?;
     let out = predict_checked(ctx, o, &method, scene)?;
-    write_out(ctx, o, method.name(), &out, scene)
+    let spread = spread_of(ctx, o, &method, scene)?;
+    write_out(ctx, o, method.name(), &out, spread.as_ref(), scene)
+}
+
+/// With `--uncertainty`, the method's per-pixel standard deviation.
+fn spread_of(
+    ctx: &Ctx,
+    o: &OutputArgs,
+    method: &(impl Downscaler + ?Sized),
+    scene: &amun_core::Scene,
+) -> Result<Option<amun_core::raster::Raster>> {
+    if !o.uncertainty {
+        return Ok(None);
+    }
+    let u = method
+        .predict_with_spread(scene, &ctx.bars)?
+        .ok_or_else(|| anyhow::anyhow!("{} gives no spread", method.name()))?;
+    Ok(Some(u.std))
 }
 
 fn write_out(
@@ -184,9 +213,20 @@ fn write_out(
     o: &OutputArgs,
     name: &str,
     out: &amun_core::raster::Raster,
+    std: Option<&amun_core::raster::Raster>,
     scene: &amun_core::Scene,
 ) -> Result<()> {
-    write_geotiff(&o.out, out, o.force)?;
+    match std {
+        Some(std) => {
+            check_writable(&o.out, o.force)?;
+            amun_core::raster::write(
+                &o.out,
+                &super::uncertain::uncertainty_stack(out, std)?,
+                &Default::default(),
+            )?;
+        }
+        None => write_geotiff(&o.out, out, o.force)?,
+    }
     if let Some(r) = scene.reference() {
         let m = score(out, r, None)?;
         ctx.say(&format!("{}\n{}", metrics_header(), metrics_row(name, &m)));

@@ -83,6 +83,12 @@ pub struct DownscaleArgs {
     /// the `cuda` feature).
     #[arg(long, default_value_t = DeviceSpec::Cpu, value_name = "DEVICE")]
     pub device: DeviceSpec,
+    /// Write the bands `mean`, `std`, `q05` and `q95` (the calibrated 90 % interval) from an
+    /// ensemble checkpoint (`amun train --ensemble K`); with `--conserve` the mean is
+    /// conserved and the interval moves with it, its width unchanged. The scene is held in
+    /// memory.
+    #[arg(long)]
+    pub uncertainty: bool,
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KB`/`MB`/`GB`/`TB` in powers of
@@ -126,7 +132,7 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
 
 impl DownscaleArgs {
     /// The one scene of a single-scene run.
-    fn the_scene(&self) -> Result<&Path> {
+    pub(super) fn the_scene(&self) -> Result<&Path> {
         match self.scene.as_slice() {
             [one] => Ok(one),
             _ => bail!("--scene: give one scene folder, or several with --out a folder"),
@@ -160,6 +166,9 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     };
     let scene_dir = a.the_scene()?;
     let scene = open_scene(scene_dir)?;
+    if a.uncertainty || a.checkpoint.join(amun_core::ENSEMBLE_FILE).exists() {
+        return super::uncertain::downscale(ctx, a, tiles, device.is_cpu());
+    }
     if a.checkpoint.join(STAGES_FILE).exists() {
         // A chain of networks (`amun train --stages`): each stage's input is the previous
         // stage's output, so the scene is held in memory.
@@ -285,7 +294,7 @@ fn amplitude_check(
 
 /// Prints the checkpoint's held-out check, and with `--strict` refuses one that was worse
 /// than a reference where it could be checked.
-fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<()> {
+pub(super) fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<()> {
     if let (true, Some(Verdict::Worse { reference, .. })) = (a.strict, check.map(|c| c.verdict())) {
         bail!(
             "checkpoint {} was worse than {reference} where it could be checked (--strict): {}",
@@ -298,7 +307,7 @@ fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<(
 }
 
 /// Refuses a scene that lacks a covariate the model was trained on.
-fn check_covariates(
+pub(super) fn check_covariates(
     a: &DownscaleArgs,
     scene: &Path,
     wanted: &[String],

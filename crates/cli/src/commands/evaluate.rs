@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use amun_core::metrics::{
-    aggregated_back, read_stations, scatter_data, score, score_by_class, score_stations, Metrics,
-    Sampling,
+    aggregated_back, read_stations, scatter_data, score, score_by_class, score_stations,
+    score_uncertainty, Metrics, Predictive, Sampling, UncertaintyMetrics, UncertaintyParams,
 };
 use amun_core::raster::{inspect, read_band, Raster};
 use anyhow::{anyhow, bail, Context, Result};
@@ -59,6 +59,8 @@ struct EvalOut {
     aggregated_back: Option<Metrics>,
     stations: Option<amun_core::metrics::StationReport>,
     classes: Option<Vec<amun_core::metrics::ClassMetrics>>,
+    /// With `mean` and `std` bands (`amun downscale --uncertainty`) and a reference.
+    uncertainty: Option<UncertaintyMetrics>,
 }
 
 /// One row of a metrics table (see [`metrics_header`]).
@@ -164,6 +166,75 @@ pub fn prediction_figures(
     Ok(())
 }
 
+/// One line summing up the uncertainty scores.
+pub fn uncertainty_line(u: &UncertaintyMetrics) -> String {
+    format!(
+        "uncertainty: {:.0} % interval covers {:.1} % (mean width {:.3} K), CRPS {:.3} K, mean std {:.3} K vs RMSE {:.3} K, Spearman(std, |error|) over {} blocks of 32² {}",
+        100.0 * u.nominal,
+        100.0 * u.coverage,
+        u.mean_width,
+        u.crps,
+        u.mean_std,
+        u.rmse,
+        u.blocks,
+        u.spread_error_spearman
+            .map_or("–".into(), |r| format!("{r:+.3}"))
+    )
+}
+
+/// Draws the PIT histogram, the reliability diagram and the map of the standard deviation
+/// next to the absolute error of a probabilistic prediction.
+#[allow(clippy::too_many_arguments)]
+pub fn uncertainty_figures(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    u: &UncertaintyMetrics,
+    mean: &Raster,
+    std: &Raster,
+    reference: &Raster,
+    force: bool,
+) -> Result<()> {
+    let freq = u.pit.frequencies();
+    let cal = [figures::Calibration {
+        name: title,
+        pit: &freq,
+        nominal: &u.reliability.nominal,
+        observed: &u.reliability.observed,
+    }];
+    let pit = dir.join(format!("{stem}_pit.png"));
+    check_writable(&pit, force)?;
+    figures::pit_png(&pit, &format!("{title}: PIT histogram"), &cal)?;
+    let rel = dir.join(format!("{stem}_reliability.png"));
+    check_writable(&rel, force)?;
+    figures::reliability_png(&rel, &format!("{title}: reliability"), &cal)?;
+    let err = Raster::new(
+        mean.grid().clone(),
+        (mean.data() - reference.data()).mapv(f32::abs),
+    )?;
+    let top = figures::robust_range(&[&err, std]).map_or(1.0, |(_, b)| b.max(0.05));
+    let panels = [
+        MapPanel {
+            raster: std,
+            title: "Predicted std".into(),
+            palette: Palette::Temperature,
+            range: (0.0, top),
+            units: "K",
+        },
+        MapPanel {
+            raster: &err,
+            title: "|mean − reference|".into(),
+            palette: Palette::Temperature,
+            range: (0.0, top),
+            units: "K",
+        },
+    ];
+    let maps = dir.join(format!("{stem}_std_error.png"));
+    check_writable(&maps, force)?;
+    figures::maps_png(&maps, &panels)?;
+    Ok(())
+}
+
 /// The band of `path` to score: its only band, or `--band` of a multi-band file (which is
 /// refused without `--band` rather than scored on band 1 silently).
 fn scored_band(path: &Path, band: Option<u64>, role: &str) -> Result<Raster> {
@@ -180,9 +251,73 @@ fn scored_band(path: &Path, band: Option<u64>, role: &str) -> Result<Raster> {
     Ok(read_band(path, b)?)
 }
 
+/// 1-based band indices of a prediction written by `amun downscale --uncertainty`.
+struct BandIndex {
+    mean: usize,
+    std: usize,
+    q05: Option<usize>,
+    q95: Option<usize>,
+}
+
+/// The `mean`, `std`, `q05` and `q95` bands of a prediction, found by their GDAL band
+/// descriptions; `None` unless `mean` and `std` are both there.
+fn uncertainty_bands(path: &Path) -> Result<Option<BandIndex>> {
+    check_file(path)?;
+    let info = inspect(path)?;
+    let find = |name: &str| {
+        info.bands
+            .iter()
+            .position(|b| b.description.as_deref() == Some(name))
+            .map(|i| i + 1)
+    };
+    Ok(match (find("mean"), find("std")) {
+        (Some(mean), Some(std)) => Some(BandIndex {
+            mean,
+            std,
+            q05: find("q05"),
+            q95: find("q95"),
+        }),
+        _ => None,
+    })
+}
+
+/// A probabilistic prediction read from its bands: mean, std and, when both are there, the
+/// interval bounds.
+struct SpreadBands {
+    std: Raster,
+    interval: Option<(Raster, Raster)>,
+}
+
 /// Runs `amun evaluate`.
 pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
-    let pred = scored_band(&a.prediction, a.band, "prediction")?;
+    // A prediction with uncertainty bands is scored on its `mean` unless --band says otherwise.
+    let bands = match a.band {
+        None => uncertainty_bands(&a.prediction)?,
+        Some(_) => None,
+    };
+    let (pred, spread) = match bands {
+        Some(BandIndex {
+            mean: m,
+            std: sd,
+            q05,
+            q95,
+        }) => {
+            let interval = match (q05, q95) {
+                (Some(l), Some(h)) => {
+                    Some((read_band(&a.prediction, l)?, read_band(&a.prediction, h)?))
+                }
+                _ => None,
+            };
+            (
+                read_band(&a.prediction, m)?,
+                Some(SpreadBands {
+                    std: read_band(&a.prediction, sd)?,
+                    interval,
+                }),
+            )
+        }
+        None => (scored_band(&a.prediction, a.band, "prediction")?, None),
+    };
     if pred.valid_count() == 0 {
         bail!("{}: every pixel is nodata", a.prediction.display());
     }
@@ -203,6 +338,7 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
         aggregated_back: None,
         stations: None,
         classes: None,
+        uncertainty: None,
     };
     if let Some(r) = &reference {
         out.reference = Some(score(&pred, r, None).with_context(|| {
@@ -215,6 +351,23 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
         if let Some(cp) = &a.classes {
             let classes = scored_band(cp, a.band, "class raster")?;
             out.classes = Some(score_by_class(&pred, r, &classes)?);
+        }
+        if let Some(sb) = &spread {
+            let p = Predictive {
+                mean: &pred,
+                std: &sb.std,
+                interval: sb.interval.as_ref().map(|(l, h)| (l, h)),
+            };
+            out.uncertainty = Some(
+                score_uncertainty(&p, r, None, &UncertaintyParams::default()).with_context(
+                    || {
+                        format!(
+                            "scoring the uncertainty bands of {}",
+                            a.prediction.display()
+                        )
+                    },
+                )?,
+            );
         }
     }
     if let Some(c) = &coarse {
@@ -246,6 +399,18 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
             coarse.as_ref(),
             a.force,
         )?;
+        if let (Some(u), Some(sb)) = (&out.uncertainty, &spread) {
+            uncertainty_figures(
+                dir,
+                "evaluation",
+                "Prediction",
+                u,
+                &pred,
+                &sb.std,
+                r,
+                a.force,
+            )?;
+        }
         ctx.say(&format!("wrote figures into {}", dir.display()));
     }
     // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
@@ -271,6 +436,9 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
             "stations skipped: {} outside the grid, {} on nodata, {} without a value",
             s.skip_counts.outside_grid, s.skip_counts.nodata, s.skip_counts.missing_value
         )?;
+    }
+    if let Some(u) = &out.uncertainty {
+        writeln!(w, "\n{}", uncertainty_line(u))?;
     }
     if let Some(cl) = &out.classes {
         writeln!(w, "\nper class:")?;

@@ -10,6 +10,7 @@ pub mod slurm_script;
 pub mod synth;
 pub mod train;
 pub mod tune;
+pub mod uncertain;
 
 use std::path::{Path, PathBuf};
 

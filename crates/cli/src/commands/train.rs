@@ -7,7 +7,9 @@ use amun_core::net::{
     Verdict,
 };
 use amun_core::prior::{Base, PriorParams};
-use amun_core::{amun_trainer, finish_checked, run_trainer, Downscaler, Scene, StagedAmun};
+use amun_core::{
+    amun_trainer, finish_checked, run_trainer, Downscaler, EnsembleAmun, Members, Scene, StagedAmun,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 
@@ -82,6 +84,16 @@ pub struct TrainArgs {
     /// Overwrite an existing checkpoint folder.
     #[arg(long)]
     pub force: bool,
+    /// Train a deep ensemble of this many members (at least 2): seeds `seed`, `seed + 1`, …
+    /// on one split, their spread scaled so that the 90 % interval covers 90 % of the
+    /// held-out pixels; one folder holds them (`amun downscale --uncertainty` reads it).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    pub ensemble: Option<u64>,
+    /// With `--ensemble K`: take the members from one training instead of K, its weights
+    /// after the last epoch and every this many epochs before it (a snapshot ensemble; one
+    /// training's cost).
+    #[arg(long, requires = "ensemble", value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshots: Option<u64>,
 }
 
 /// A base field on the command line.
@@ -163,7 +175,8 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     let incomplete = a.out.is_dir()
         && !a.out.join("checkpoint.json").exists()
         && !a.out.join("manifest.json").exists()
-        && !a.out.join(amun_core::STAGES_FILE).exists();
+        && !a.out.join(amun_core::STAGES_FILE).exists()
+        && !a.out.join(amun_core::ENSEMBLE_FILE).exists();
     if incomplete {
         ctx.say(&format!(
             "{} holds no complete checkpoint (an interrupted save?): it will be replaced",
@@ -296,6 +309,40 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
             report_health(ctx, &format!("stage ×{k}"), &c.meta().health);
         }
         ctx.say(&format!("wrote staged checkpoint {}", a.out.display()));
+        return Ok(());
+    }
+    if let Some(k) = a.ensemble {
+        if a.resume.is_some() || !a.stages.is_empty() {
+            bail!("--ensemble trains anew and without stages (drop --resume / --stages)");
+        }
+        let k = usize::try_from(k).unwrap_or(usize::MAX);
+        let mut ens = EnsembleAmun::new(k, model, tc)?;
+        if let Some(every) = a.snapshots {
+            ens = ens.with_members(Members::Snapshots {
+                every: usize::try_from(every).unwrap_or(usize::MAX),
+            })?;
+        }
+        ctx.say(&format!(
+            "training an ensemble of {k} members on {} scenes",
+            scenes.len()
+        ));
+        ens.fit(&scenes, &ctx.bars)?;
+        ens.save(&a.out)?;
+        report_check(ctx, "the ensemble mean", ens.check().as_ref());
+        let c = ens.calibration();
+        if c.pixels > 0 {
+            ctx.say(&format!(
+                "spread: the members' 90 % interval covered {:.1} % of {} held-out pixels; recalibrated to √({:.3}² K² + ({:.3}·σ)²), it covers {:.1} %",
+                100.0 * c.raw_coverage,
+                c.pixels,
+                c.model.floor,
+                c.model.scale,
+                100.0 * c.coverage
+            ));
+        } else {
+            ctx.warn("no held-out pixel: the ensemble's spread is not calibrated");
+        }
+        ctx.say(&format!("wrote ensemble checkpoint {}", a.out.display()));
         return Ok(());
     }
     let (mut trainer, notes) = amun_trainer(&model, &tc, &scenes, resume.as_ref())?;
