@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::progress::{NoProgress, Progress};
 use crate::series::{format_time, SeriesIndex};
 use crate::shard::Shard;
-use crate::stream::{downscale_to_file, SceneReader, StreamOptions, StreamSummary};
+use crate::stream::{
+    downscale_to_file, temp_dir_next_to, SceneReader, StreamOptions, StreamSummary,
+};
 
 /// One step of a batch: a scene folder and the GeoTIFF it becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,17 +162,7 @@ pub fn downscale_file(
     if !cog {
         return downscale_to_file(checkpoint, scene, out, opts, progress);
     }
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".amun-cog-")
-        .tempdir_in(&dir)
-        .map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
+    let tmp = temp_dir_next_to(out, ".amun-cog-")?;
     let plain = tmp.path().join("plain.tif");
     let summary = downscale_to_file(checkpoint, scene, &plain, opts, progress)?;
     write_cog(
@@ -275,17 +267,7 @@ pub fn join_bands(
     cog: bool,
 ) -> Result<()> {
     if cog {
-        let dir = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".amun-cog-")
-            .tempdir_in(&dir)
-            .map_err(|source| Error::Io {
-                path: dir.clone(),
-                source,
-            })?;
+        let tmp = temp_dir_next_to(out, ".amun-cog-")?;
         let plain = tmp.path().join("stack.tif");
         join_bands(parts, &plain, opts, false)?;
         let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();

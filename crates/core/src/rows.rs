@@ -24,7 +24,7 @@ use crate::batch::BatchOptions;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::shard::Shard;
-use crate::stream::SceneReader;
+use crate::stream::{temp_dir_next_to, SceneReader};
 
 /// Row bands start and end on multiples of this: the least common multiple of the coarse
 /// factor and the network's size multiple.
@@ -121,7 +121,7 @@ pub fn downscale_rows_to_file(
         })
     };
     summary.plan = Some(if opts.cog {
-        let tmp = temp_dir_next_to(&out)?;
+        let tmp = temp_dir_next_to(&out, ".amun-tmp-")?;
         let plain = tmp.path().join("band.tif");
         let plan = write(&plain)?;
         write_cog(
@@ -135,17 +135,6 @@ pub fn downscale_rows_to_file(
         write(&out)?
     });
     Ok(summary)
-}
-
-fn temp_dir_next_to(out: &Path) -> Result<tempfile::TempDir> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    tempfile::Builder::new()
-        .prefix(".amun-tmp-")
-        .tempdir_in(&dir)
-        .map_err(|source| Error::Io { path: dir, source })
 }
 
 /// The rows and total height a [`band_file`] name gives, if it is one.
@@ -263,7 +252,7 @@ pub fn mosaic(parts: &[PathBuf], out: &Path, cog: bool) -> Result<MosaicSummary>
         })
     };
     if cog {
-        let tmp = temp_dir_next_to(out)?;
+        let tmp = temp_dir_next_to(out, ".amun-tmp-")?;
         let plain = tmp.path().join("mosaic.tif");
         join(&plain)?;
         write_cog(out, &GeoTiffReader::open(&plain)?, &[], &opts)?;

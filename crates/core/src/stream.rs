@@ -236,14 +236,7 @@ pub fn downscale_to_file(
         });
     };
     // Pass 1: the uncorrected output to a temporary file.
-    let dir = out_dir(out);
-    let tmp = tempfile::Builder::new()
-        .prefix(".amun-unconserved-")
-        .tempdir_in(&dir)
-        .map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
+    let tmp = temp_dir_next_to(out, ".amun-unconserved-")?;
     let raw = tmp.path().join("raw.tif");
     let raw_opts = WriteOptions::default().with_compression(Compression::None);
     let (inference, stats) = predict_into(&raw, &raw_opts)?;
@@ -273,9 +266,15 @@ pub fn downscale_to_file(
     })
 }
 
-fn out_dir(path: &Path) -> PathBuf {
-    match path.parent() {
+/// A temporary folder named `prefix…` in the folder of `out`, for files that are turned into
+/// `out` (same file system, so the final rename is atomic); removed when dropped.
+pub(crate) fn temp_dir_next_to(out: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    }
+    };
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&dir)
+        .map_err(|source| Error::Io { path: dir, source })
 }
