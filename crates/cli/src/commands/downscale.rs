@@ -292,6 +292,22 @@ fn amplitude_check(
     Ok(())
 }
 
+/// Loads a plain (not staged) checkpoint on `--device` and applies its held-out guard;
+/// `staged` says why a staged chain is refused here.
+fn load_plain_checkpoint(ctx: &Ctx, a: &DownscaleArgs, staged: &str) -> Result<Checkpoint> {
+    if !a.checkpoint.is_dir() {
+        bail!("{}: no such checkpoint folder", a.checkpoint.display());
+    }
+    if a.checkpoint.join(STAGES_FILE).exists() {
+        bail!("{}: {staged}", a.checkpoint.display());
+    }
+    let device = a.device.device()?;
+    let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
+        .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
+    guard(ctx, a, ckpt.held_out())?;
+    Ok(ckpt)
+}
+
 /// Prints the checkpoint's held-out check, and with `--strict` refuses one that was worse
 /// than a reference where it could be checked.
 pub(super) fn guard(ctx: &Ctx, a: &DownscaleArgs, check: Option<&HeldOutCheck>) -> Result<()> {

@@ -3,13 +3,11 @@
 
 use std::time::Instant;
 
-use amun_core::net::{Checkpoint, TileParams};
-use amun_core::{
-    band_file, downscale_rows_to_file, BatchOptions, ConserveParams, StreamOptions, STAGES_FILE,
-};
+use amun_core::net::TileParams;
+use amun_core::{band_file, downscale_rows_to_file, BatchOptions, ConserveParams, StreamOptions};
 use anyhow::{bail, Context, Result};
 
-use super::{check_covariates, guard, open_scene, DownscaleArgs};
+use super::{check_covariates, load_plain_checkpoint, open_scene, DownscaleArgs};
 use crate::commands::Ctx;
 use crate::output::check_can_create;
 
@@ -29,19 +27,7 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     check_can_create(&a.out.join("band.tif"))?;
     let scene_dir = a.the_scene()?;
     let scene = open_scene(scene_dir)?;
-    if !a.checkpoint.is_dir() {
-        bail!("{}: no such checkpoint folder", a.checkpoint.display());
-    }
-    if a.checkpoint.join(STAGES_FILE).exists() {
-        bail!(
-            "{}: a staged checkpoint cannot be split into row bands",
-            a.checkpoint.display()
-        );
-    }
-    let device = a.device.device()?;
-    let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
-        .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
-    guard(ctx, a, ckpt.held_out())?;
+    let ckpt = load_plain_checkpoint(ctx, a, "a staged checkpoint cannot be split into row bands")?;
     check_covariates(
         a,
         scene_dir,

@@ -5,15 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use amun_core::net::{Checkpoint, TileParams};
+use amun_core::net::TileParams;
 use amun_core::raster::WriteOptions;
 use amun_core::{
     downscale_steps, join_bands, BatchOptions, BatchStep, ConserveParams, StepEvent, StreamOptions,
-    STAGES_FILE,
 };
 use anyhow::{bail, Context, Result};
 
-use super::{check_covariates, guard, DownscaleArgs};
+use super::{check_covariates, load_plain_checkpoint, DownscaleArgs};
 use crate::commands::Ctx;
 use crate::output::check_can_create;
 
@@ -57,19 +56,11 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     if steps.is_empty() {
         bail!("no step to downscale");
     }
-    if !a.checkpoint.is_dir() {
-        bail!("{}: no such checkpoint folder", a.checkpoint.display());
-    }
-    if a.checkpoint.join(STAGES_FILE).exists() {
-        bail!(
-            "{}: a staged checkpoint downscales one scene at a time (--scene DIR --out FILE)",
-            a.checkpoint.display()
-        );
-    }
-    let device = a.device.device()?;
-    let ckpt = Checkpoint::load_on(&a.checkpoint, &device)
-        .with_context(|| format!("loading checkpoint {}", a.checkpoint.display()))?;
-    guard(ctx, a, ckpt.held_out())?;
+    let ckpt = load_plain_checkpoint(
+        ctx,
+        a,
+        "a staged checkpoint downscales one scene at a time (--scene DIR --out FILE)",
+    )?;
     // The steps of a series share their covariates: a model that needs another one is
     // refused before any step runs (from the first step's scene.json; a step whose folder
     // is broken fails on its own below).
