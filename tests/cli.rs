@@ -170,6 +170,10 @@ unet_bridge = 32
 solver = { kind = "adam", beta1 = 0.9, beta2 = 0.999, eps = 1e-8 }
 learning_rate = 0.003
 lr_drop_every = 0
+lr_schedule = "step"
+warmup_epochs = 0.0
+augment = false
+keep_best = false
 epochs = 8
 batch_size = 16
 patch = 32
@@ -955,5 +959,96 @@ fn unusable_devices_are_one_line_errors() {
         stderr(&o).contains("`cpu`, `cuda` or `cuda:N`"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// Issue 22: `amun tune` beside a random search of the same budget draws both searches'
+/// best-so-far curves and writes its best trial as a `[train]` table that `amun train
+/// --config` accepts.
+#[test]
+fn tune_against_random_search_writes_the_figure_and_a_usable_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&t.join("w")),
+        "--size",
+        "80",
+        "--factor",
+        "8",
+        "--months",
+        "1,4",
+        "--stations",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (s1, s2) = (t.join("w/month-01"), t.join("w/month-04"));
+    let scenes = [p(&s1), p(&s2)];
+    let out = t.join("tune");
+    // Without -q: the trials' lines are checked.
+    let o = amun_command(&[
+        "tune",
+        "--scenes",
+        scenes[0],
+        scenes[1],
+        "--out",
+        p(&out),
+        "--trials",
+        "3",
+        "--initial",
+        "2",
+        "--max-epochs",
+        "1",
+        "--random-baseline",
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "tune: {}", stderr(&o));
+    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        said.contains("Bayesian trial 3/3") && said.contains("random trial 3/3"),
+        "{said}"
+    );
+    assert!(said.contains("best after 3 trials: Bayesian"), "{said}");
+    assert!(out.join("tune_best_so_far.png").exists());
+    for hist in ["history.json", "random/history.json"] {
+        let h: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(hist)).unwrap()).unwrap();
+        assert_eq!(h["trials"].as_array().map(Vec::len), Some(3), "{hist}: {h}");
+    }
+    // The best trial trains again from its file.
+    let best = std::fs::read_to_string(out.join("best.toml")).unwrap();
+    assert!(
+        best.contains("[train]") && best.contains("learning_rate"),
+        "{best}"
+    );
+    let o = amun(&[
+        "train",
+        "--config",
+        p(&out.join("best.toml")),
+        "--epochs",
+        "1",
+        "--out",
+        p(&t.join("model")),
+        "--scenes",
+        scenes[0],
+        scenes[1],
+    ]);
+    assert!(o.status.success(), "train from best.toml: {}", stderr(&o));
+    // --protocol does not mix with a config file's [train] table.
+    assert_fails_with(
+        &amun(&[
+            "train",
+            "--config",
+            p(&out.join("best.toml")),
+            "--protocol",
+            "paper",
+            "--out",
+            p(&t.join("model2")),
+            "--scenes",
+            scenes[0],
+        ]),
+        "--protocol and a config file",
     );
 }

@@ -271,7 +271,7 @@ fn staged_amun_trains_saves_and_downscales() {
         learning_rate: 1e-3,
         epochs: 1,
         batch_size: 8,
-        ..TrainConfig::default()
+        ..TrainConfig::paper()
     };
     let mut staged = StagedAmun::new(vec![2, 5], cfg, tc).unwrap();
     staged.fit(&up, &NoProgress).unwrap();
@@ -291,8 +291,8 @@ fn staged_amun_trains_saves_and_downscales() {
     assert!(a.valid_count() > 0);
     assert_eq!(a.data(), b.data(), "a saved chain predicts the same");
     // Stages of 1, an unfitted chain and a scene of another factor are refused.
-    assert!(StagedAmun::new(vec![1], AmunConfig::small(), TrainConfig::default()).is_err());
-    let unfitted = StagedAmun::new(vec![2, 5], AmunConfig::small(), TrainConfig::default());
+    assert!(StagedAmun::new(vec![1], AmunConfig::small(), TrainConfig::paper()).is_err());
+    let unfitted = StagedAmun::new(vec![2, 5], AmunConfig::small(), TrainConfig::paper());
     assert!(unfitted.unwrap().predict(&s[0], &NoProgress).is_err());
     let five = amun_core::raster::Raster::filled(s[0].fine_grid().coarsen(5).unwrap(), 280.0);
     let other = Scene::new("five", five, s[0].covariates().clone()).unwrap();
@@ -326,7 +326,7 @@ fn amun_ensemble_trains_calibrates_saves_and_checks_its_members() {
         split_block: 32,
         val_fraction: 0.25,
         seed: 5,
-        ..TrainConfig::default()
+        ..TrainConfig::paper()
     };
     assert!(EnsembleAmun::new(1, cfg.clone(), tc.clone()).is_err());
     let mut ens = EnsembleAmun::new(3, cfg.clone(), tc.clone()).unwrap();
@@ -406,7 +406,7 @@ fn amun_snapshot_ensemble_takes_members_from_one_run() {
         batch_size: 8,
         split_block: 32,
         val_fraction: 0.25,
-        ..TrainConfig::default()
+        ..TrainConfig::paper()
     };
     let snapshots = |k, every| {
         EnsembleAmun::new(k, cfg.clone(), tc.clone())

@@ -7,7 +7,7 @@ use amun_core::net::{AmunConfig, TrainConfig};
 use amun_core::prior::{Base, PriorParams};
 use amun_core::raster::Raster;
 use amun_core::rf::{RfParams, RidgeParams};
-use amun_core::synth::{World, WorldParams};
+use amun_core::synth::World;
 use amun_core::{
     conserve, paper_style, score_method, AmunDownscaler, ConserveParams, Downscaler, Interpolation,
     PhysicalPrior, Regression, RegressionMode, RunOptions, Scene,
@@ -15,16 +15,15 @@ use amun_core::{
 use anyhow::{Context, Result};
 
 use crate::commands::evaluate::prediction_figures;
-use crate::commands::synth::synth_scene;
+use crate::commands::synth::{synth_scene, WorldVariant};
 use crate::commands::{write_geotiff, Ctx};
 use crate::figures;
 use crate::output::check_writable;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Months the models learn from and months they are tested on (unseen dates, one per season).
-const TRAIN_MONTHS: [u32; 8] = [1, 3, 4, 6, 7, 9, 10, 12];
-const TEST_MONTHS: [u32; 4] = [2, 5, 8, 11];
+// Months the models learn from and months they are tested on (unseen dates, one per season).
+use amun_core::synth::{TEST_MONTHS, TRAIN_MONTHS};
 /// Early-afternoon LST, when fine-scale contrasts are strongest.
 const HOUR: u32 = 13;
 /// 0.1° → 0.01°, as in the paper's real experiment.
@@ -56,7 +55,7 @@ pub struct DemoArgs {
     /// cores), the real-data one (`real`: about 17 minutes per world on 2 cores), or both.
     #[arg(long, value_enum, default_value_t = Experiments::Paper)]
     pub experiment: Experiments,
-    /// The world variant of the real-data experiment.
+    /// The world variant (both experiments).
     #[arg(long, value_enum, default_value_t = WorldVariant::Default)]
     pub world: WorldVariant,
     /// Also show per-pixel uncertainty on the test months: AMUN as a deep ensemble of this
@@ -79,15 +78,6 @@ pub enum Experiments {
     Real,
 }
 
-/// The synthetic world of the real-data experiment.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorldVariant {
-    /// The demo's world.
-    Default,
-    /// Strong relief: 5 km of relief at half the terrain wavelength.
-    Relief,
-}
-
 /// Runs `amun demo`.
 pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     check_writable(&a.out.join("report.json"), a.force)?;
@@ -103,13 +93,10 @@ pub fn run(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
 /// The real-data experiment on a full region and on a 40×40-cell corner of it.
 fn real(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     let t0 = Instant::now();
-    let variant = match a.world {
-        WorldVariant::Default => "default",
-        WorldVariant::Relief => "relief",
-    };
+    let variant = a.world.name();
     let size = a.size.unwrap_or(if a.quick { 400 } else { 640 });
     let epochs = a.epochs.unwrap_or(if a.quick { 10 } else { 30 });
-    let world = World::generate(&crate::demo_real::world_params(variant, a.seed, size))?;
+    let world = World::generate(&a.world.params(a.seed, size))?;
     let full = crate::demo_real::world_scenes(&world)?;
     let mut regions = vec![(format!("{variant} world, {size}×{size} px"), full.clone())];
     if !a.quick && size > 400 {
@@ -148,10 +135,11 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     let epochs = a.epochs.unwrap_or(if a.quick { 6 } else { 20 });
 
     ctx.say(&format!(
-        "amun demo: a {size}×{size} synthetic world at 0.01° (seed {}), LST at {HOUR}:00, factor {FACTOR}",
+        "amun demo: a {size}×{size} {} synthetic world at 0.01° (seed {}), LST at {HOUR}:00, factor {FACTOR}",
+        a.world.name(),
         a.seed
     ));
-    let world = World::generate(&WorldParams::new().seed(a.seed).size(size, size))?;
+    let world = World::generate(&a.world.params(a.seed, size))?;
     let train = TRAIN_MONTHS
         .iter()
         .map(|&m| synth_scene(&world, m, HOUR, FACTOR))
@@ -260,7 +248,11 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         0,
         (
             "world".into(),
-            format!("{size}×{size} px at 0.01°, seed {}", a.seed),
+            format!(
+                "{} world, {size}×{size} px at 0.01°, seed {}",
+                a.world.name(),
+                a.seed
+            ),
         ),
     );
     report

@@ -7,7 +7,7 @@ use std::path::Path;
 use amun_core::net::{AmunConfig, TrainConfig};
 use amun_core::prior::{Base, PriorParams};
 use amun_core::rf::{RfParams, RidgeParams};
-use amun_core::synth::{World, WorldParams};
+use amun_core::synth::World;
 use amun_core::{
     conserve, real_split, score_method, AmunDownscaler, ConserveParams, Downscaler, Interpolation,
     PhysicalPrior, Regression, RegressionMode, Report, RunOptions, Scene, StagedAmun,
@@ -24,21 +24,6 @@ const MONTHS: [u32; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 const SCORED: [u32; 4] = [2, 5, 8, 11];
 const HOUR: u32 = 13;
 const FACTOR: usize = 10;
-
-/// The world variants: the demo's own, and one of strong relief (5 km of relief at a
-/// shorter terrain wavelength: steep valleys where the lapse rate dominates).
-pub fn world_params(world: &str, seed: u64, size: usize) -> WorldParams {
-    let p = WorldParams::new().seed(seed).size(size, size);
-    if world == "relief" {
-        p.relief_m(5000.0)
-            .terrain_wavelength_deg(0.5)
-            .snow_line_m(4600.0)
-            .treeline_m(3800.0)
-    } else {
-        p
-    }
-}
-
 /// Every month of a world as scenes (with the fine truth, for scoring only).
 pub fn world_scenes(world: &World) -> Result<Vec<Scene>> {
     MONTHS
@@ -105,7 +90,7 @@ pub fn run_region(
         seed,
         augment: true,
         keep_best: true,
-        ..TrainConfig::default()
+        ..TrainConfig::paper()
     };
     let rf = || RfParams::new().seed(seed).n_trees(60);
     let mut amun = AmunDownscaler::new(cfg.clone(), tc.clone());

@@ -129,6 +129,7 @@ pub fn run(
     let mut results = Vec::new();
     let tc_epochs = tc.epochs;
     let snap_cfg = (amun_cfg.clone(), tc.clone());
+    let base = amun_cfg.base.clone();
 
     ctx.say(&format!(
         "uncertainty: training an AMUN ensemble of {members}"
@@ -190,20 +191,19 @@ pub fn run(
         Some(snap_model),
     )?);
 
-    ctx.say("uncertainty: fitting the quantile regression forest");
-    let t = Instant::now();
-    let mut qrf = Regression::random_forest(rf.uncertainty(true), RegressionMode::Supervised);
-    qrf.fit(train, &ctx.bars)?;
-    let fit = t.elapsed().as_secs_f64();
-    let (preds, predict) = predict_all(&qrf, test, ctx)?;
-    results.push(score_method(
-        out,
-        "rf-qrf",
-        test,
-        &preds,
-        (fit, predict),
-        None,
-    )?);
+    // The demo's two forests with their leaf moments kept: on bilinear and on AMUN's base.
+    let qrf =
+        || Regression::random_forest(rf.clone().uncertainty(true), RegressionMode::Supervised);
+    for (name, mut qrf) in [("rf-qrf", qrf()), ("rf-prior-qrf", qrf().with_base(base))] {
+        ctx.say(&format!(
+            "uncertainty: fitting the quantile regression forest {name}"
+        ));
+        let t = Instant::now();
+        qrf.fit(train, &ctx.bars)?;
+        let fit = t.elapsed().as_secs_f64();
+        let (preds, predict) = predict_all(&qrf, test, ctx)?;
+        results.push(score_method(out, name, test, &preds, (fit, predict), None)?);
+    }
 
     // Pooled calibration figures, every method on one plot.
     let freqs: Vec<Vec<f64>> = results.iter().map(|r| r.pooled.pit.frequencies()).collect();
@@ -243,7 +243,7 @@ pub fn run(
     }
     let mut notes = format!(
         "\nAMUN: a deep ensemble of {members} members (seeds differ, one split); its spread σ is recalibrated to √({:.3}² + ({:.3}·σ)²) K, the CRPS-optimal floor and scale on the validation pixels all members held out. \
-         rf-qrf: the random forest's quantile-regression-forest spread (Meinshausen 2006), not recalibrated. \
+         rf-qrf, rf-prior-qrf: the demo's forests (on bilinear, on AMUN's base) with their quantile-regression-forest spread (Meinshausen 2006), not recalibrated. \
          CRPS and PIT treat each pixel as N(mean, std²); the interval is mean ± 1.645 std. \
          amun-ensemble-conserved: the mean conserved, the interval moved with it. \
          amun-snapshot: {members} snapshots of one training, {every} epoch(s) apart, recalibrated alike (√({:.3}² + ({:.3}·σ)²) K).\n",

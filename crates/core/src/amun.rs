@@ -167,7 +167,7 @@ pub(crate) fn run_epochs(
     let (started, first) = (std::time::Instant::now(), trainer.epochs_done());
     while trainer.epochs_done() < until && trainer.wants_epoch(started, first) {
         let rec = trainer.run_epoch(&mut |p| {
-            if let amun_net::Progress::Batch { .. } = p {
+            if let amun_net::TrainEvent::Batch { .. } = p {
                 progress.advance(1);
             }
         })?;

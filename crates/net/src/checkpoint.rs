@@ -523,7 +523,7 @@ mod tests {
             patch: 16,
             stride: 16,
             split_block: 32,
-            ..TrainConfig::default()
+            ..TrainConfig::paper()
         };
         train(&tiny_config(), &tc, &[scene(64, 4, 0.0)], |_| {}).unwrap()
     }
@@ -596,7 +596,7 @@ mod tests {
             stride: 16,
             split_block: 32,
             seed: 99,
-            ..TrainConfig::default()
+            ..TrainConfig::paper()
         };
         let other = train(&tiny_config(), &tc, &[scene(64, 4, 0.5)], |_| {}).unwrap();
         other.save(b.path()).unwrap();

@@ -255,7 +255,8 @@ impl AmunConfig {
             return Err(Error::config("channels", "must be ≥ 1"));
         }
         if let Base::Prior(p) = &self.base {
-            p.check()
+            p.clone()
+                .check()
                 .map_err(|e| Error::config("base", e.to_string()))?;
         }
         if self.ffrdb && (self.rdb_growth == 0 || self.rdb_count == 0 || self.rdb_layers == 0) {

@@ -1275,7 +1275,7 @@ mod amplitude_tests {
             stride: 8,
             split_block: 32,
             seed: 3,
-            ..TrainConfig::default()
+            ..TrainConfig::paper()
         };
         let ck = train(&tiny_config(), &tc, std::slice::from_ref(&sc), |_| {}).unwrap();
         let tiles = TileParams::default();

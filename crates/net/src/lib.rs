@@ -36,5 +36,5 @@ pub use infer::{
 pub use init::SeededVarMap;
 pub use model::{count_parameters, Amun, Conv, Ffrdb, Gmfca, Rdb, UNet, UpConv};
 pub use optim::{Optim, OptimConfig, Solver};
-pub use settings::{EpochRecord, LossKind, TrainConfig, ValidTrainConfig};
-pub use train::{train, Progress, Trained, Trainer};
+pub use settings::{EpochRecord, LossKind, LrSchedule, TrainConfig, TrainValidConfig};
+pub use train::{train, TrainEvent, Trained, Trainer};

@@ -17,12 +17,13 @@ use crate::health::{self, GradTally, LevelHealth};
 use crate::init::SeededVarMap;
 use crate::model::Amun;
 use crate::optim::{Optim, OptimConfig};
-pub use crate::settings::{EpochRecord, LossKind, TrainConfig, ValidTrainConfig};
+use crate::settings::LrSchedule;
+pub use crate::settings::{EpochRecord, LossKind, TrainConfig, TrainValidConfig};
 
 /// What the progress callback receives.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub enum Progress {
+pub enum TrainEvent {
     /// A batch finished.
     Batch {
         /// 0-based epoch.
@@ -46,7 +47,7 @@ pub type Trained = Checkpoint;
 /// A training run that can be stepped, inspected, saved and resumed.
 pub struct Trainer {
     cfg: AmunConfig,
-    tc: ValidTrainConfig,
+    tc: TrainValidConfig,
     device: Device,
     vars: SeededVarMap,
     model: Amun,
@@ -88,7 +89,7 @@ impl Trainer {
         from: Option<&Checkpoint>,
     ) -> Result<Self> {
         cfg.validate()?;
-        let tc = tc.check()?;
+        let tc = tc.clone().check()?;
         let m = cfg.size_multiple();
         if tc.patch % m != 0 {
             return Err(Error::config(
@@ -233,7 +234,7 @@ impl Trainer {
     ///
     /// # Errors
     /// [`Error::Diverged`] if the loss is not finite or explodes; tensor errors.
-    pub fn run_epoch(&mut self, progress: &mut dyn FnMut(&Progress)) -> Result<EpochRecord> {
+    pub fn run_epoch(&mut self, progress: &mut dyn FnMut(&TrainEvent)) -> Result<EpochRecord> {
         let start = std::time::Instant::now();
         let epoch = self.epoch;
         let lr = self.tc.learning_rate_at(epoch);
@@ -252,7 +253,13 @@ impl Trainer {
         let with_cells = self.tc.degradation_weight > 0.0;
         let vars = self.vars.sorted_vars();
         let mut tally = GradTally::default();
+        let per_batch = self.tc.lr_schedule != LrSchedule::Step || self.tc.warmup_epochs > 0.0;
         for (bi, chunk) in order.chunks(bs).enumerate() {
+            if per_batch {
+                let mid = (bi as f64 + 0.5) / batches as f64;
+                self.opt
+                    .set_learning_rate(self.tc.learning_rate_during(epoch, mid));
+            }
             let aug = if self.tc.augment {
                 Some(&mut rng)
             } else {
@@ -288,7 +295,7 @@ impl Trainer {
             sq_sum += f64::from(sq.to_scalar::<f32>()?);
             px += batch.valid;
             loss_sum += lv;
-            progress(&Progress::Batch {
+            progress(&TrainEvent::Batch {
                 epoch,
                 epochs: self.tc.epochs,
                 batch: bi + 1,
@@ -301,7 +308,7 @@ impl Trainer {
             self.reference_loss = Some(train_loss);
         }
         let sigma = self.data.norm.target.std;
-        let val_rmse_k = self.validate()?;
+        let val_rmse_k = self.validation_rmse()?;
         self.health = health::measure(&vars, &tally)?;
         let rec = EpochRecord {
             epoch,
@@ -323,7 +330,7 @@ impl Trainer {
         }
         self.history.push(rec);
         self.epoch += 1;
-        progress(&Progress::Epoch(rec));
+        progress(&TrainEvent::Epoch(rec));
         Ok(rec)
     }
 
@@ -331,7 +338,7 @@ impl Trainer {
     ///
     /// # Errors
     /// Tensor errors.
-    pub fn validate(&self) -> Result<f64> {
+    pub fn validation_rmse(&self) -> Result<f64> {
         if self.data.val.is_empty() {
             return Ok(f64::NAN);
         }
@@ -358,7 +365,7 @@ impl Trainer {
     ///
     /// # Errors
     /// As [`Trainer::run_epoch`].
-    pub fn run(&mut self, mut progress: impl FnMut(&Progress)) -> Result<()> {
+    pub fn run(&mut self, mut progress: impl FnMut(&TrainEvent)) -> Result<()> {
         let (started, first) = (std::time::Instant::now(), self.epoch);
         while self.wants_epoch(started, first) {
             self.run_epoch(&mut progress)?;
@@ -472,7 +479,7 @@ pub fn train(
     cfg: &AmunConfig,
     tc: &TrainConfig,
     scenes: &[TrainingScene],
-    progress: impl FnMut(&Progress),
+    progress: impl FnMut(&TrainEvent),
 ) -> Result<Trained> {
     let mut t = Trainer::new(cfg, tc, scenes)?;
     t.run(progress)?;
@@ -497,7 +504,7 @@ mod tests {
             split_block: 32,
             augment: true,
             seed: 11,
-            ..TrainConfig::default()
+            ..TrainConfig::paper()
         }
     }
 
@@ -516,8 +523,8 @@ mod tests {
     fn trains_reports_kelvin_and_is_deterministic() {
         let mut events = (0, 0);
         let a = train(&tiny_config(), &quick(), &scenes(), |p| match p {
-            Progress::Batch { .. } => events.0 += 1,
-            Progress::Epoch(_) => events.1 += 1,
+            TrainEvent::Batch { .. } => events.0 += 1,
+            TrainEvent::Epoch(_) => events.1 += 1,
         })
         .unwrap();
         assert_eq!(events.1, 2);
@@ -693,9 +700,9 @@ mod tests {
             let e = tc.check().unwrap_err().to_string();
             assert!(e.contains(field), "{e}");
         }
-        assert!(TrainConfig::default().check().is_ok());
+        assert!(TrainConfig::paper().check().is_ok());
         // The paper's schedule: 1e-4 halved every 50 epochs.
-        let d = TrainConfig::default();
+        let d = TrainConfig::paper();
         assert!((d.learning_rate_at(49) - 1e-4).abs() < 1e-18);
         assert!((d.learning_rate_at(50) - 5e-5).abs() < 1e-18);
         assert!((d.learning_rate_at(98) - 5e-5).abs() < 1e-18);
@@ -741,7 +748,7 @@ mod tests {
     /// below two patches of the size multiple are refused with advice.
     #[test]
     fn settings_fit_small_scenes() {
-        let tc = TrainConfig::default(); // patch 32, stride 16, split block 128
+        let tc = TrainConfig::paper(); // patch 32, stride 16, split block 128
         let (same, notes) = tc.fitted_to(400, 16).unwrap();
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!((same.patch, same.stride, same.split_block), (32, 16, 128));

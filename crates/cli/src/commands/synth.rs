@@ -35,9 +35,44 @@ pub struct SynthArgs {
     /// Synthetic stations to write per scene (stations.csv), sampled from the truth.
     #[arg(long, default_value_t = 40)]
     pub stations: usize,
+    /// The world's variant.
+    #[arg(long, value_enum, default_value_t = WorldVariant::Default)]
+    pub world: WorldVariant,
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
+}
+
+/// A variant of the synthetic world.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorldVariant {
+    /// The demo's world.
+    Default,
+    /// Strong relief: 5 km of relief at half the terrain wavelength.
+    Relief,
+}
+
+impl WorldVariant {
+    /// The variant's name in reports and folder names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Relief => "relief",
+        }
+    }
+
+    /// The world's parameters for a seed and a side in fine pixels.
+    pub fn params(self, seed: u64, size: usize) -> WorldParams {
+        let p = WorldParams::new().seed(seed).size(size, size);
+        match self {
+            Self::Default => p,
+            Self::Relief => p
+                .relief_m(5000.0)
+                .terrain_wavelength_deg(0.5)
+                .snow_line_m(4600.0)
+                .treeline_m(3800.0),
+        }
+    }
 }
 
 /// Builds the scene of one month of a synthetic world (with its fine truth).
@@ -109,10 +144,12 @@ pub fn run(ctx: &Ctx, a: &SynthArgs) -> Result<()> {
     if let Some(m) = a.months.iter().find(|m| !(1..=12).contains(*m)) {
         bail!("month {m} is not in 1–12");
     }
-    let params = WorldParams::new().seed(a.seed).size(a.size, a.size);
+    let params = a.world.params(a.seed, a.size);
     ctx.say(&format!(
-        "generating a {0}×{0} world (seed {1})",
-        a.size, a.seed
+        "generating a {0}×{0} {2} world (seed {1})",
+        a.size,
+        a.seed,
+        a.world.name()
     ));
     let world = World::generate(&params)?;
     for &m in &a.months {

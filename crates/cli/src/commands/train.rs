@@ -42,6 +42,13 @@ pub struct TrainArgs {
     /// Resume from this checkpoint (its model and optimiser state).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Training settings when neither a config file's `[train]` table nor a resumed
+    /// checkpoint gives them: `default`, the recipe measured best on a CPU budget (AdamW,
+    /// warm-up and cosine decay, stride 32, flips and turns, best epoch kept;
+    /// `docs/benchmarks.md`), or `paper`, the AMUN paper's (RMSprop 1e-4, stride 16, 99
+    /// epochs: hours on a CPU).
+    #[arg(long, value_enum)]
+    pub protocol: Option<Protocol>,
     /// Model preset when no config is given.
     #[arg(long, value_enum, default_value_t = Preset::Small)]
     pub preset: Preset,
@@ -94,6 +101,15 @@ pub struct TrainArgs {
     /// training's cost).
     #[arg(long, requires = "ensemble", value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshots: Option<u64>,
+}
+
+/// A training protocol on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `TrainConfig::default()`: the recipe measured best on a CPU budget.
+    Default,
+    /// `TrainConfig::paper()`: the AMUN paper's protocol.
+    Paper,
 }
 
 /// A base field on the command line.
@@ -224,14 +240,18 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     // A resume continues with the checkpoint's own settings, unless a config file or a flag
     // says otherwise (and then says so).
     let saved = resume.as_ref().and_then(|c| c.meta().train_config.clone());
-    let mut tc = match (file.train, saved) {
-        (Some(tc), _) => tc,
-        (None, Some(saved)) => saved,
-        // Without a config, 30 epochs rather than the paper's 99 (which assume a GPU).
-        (None, None) => TrainConfig {
-            epochs: 30,
-            ..TrainConfig::default()
-        },
+    let mut tc = match (file.train, saved, a.protocol) {
+        (Some(_), _, Some(_)) => {
+            bail!("--protocol and a config file's [train] table both set the training; give one")
+        }
+        (None, Some(_), Some(_)) => bail!(
+            "--protocol with --resume: a resume continues with the checkpoint's settings \
+             (change one with its flag, e.g. --epochs)"
+        ),
+        (Some(tc), _, None) => tc,
+        (None, Some(saved), None) => saved,
+        (None, None, Some(Protocol::Paper)) => TrainConfig::paper(),
+        (None, None, _) => TrainConfig::default(),
     };
     let mut changed = Vec::new();
     if let Some(e) = a.epochs {
