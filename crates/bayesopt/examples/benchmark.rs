@@ -52,6 +52,13 @@ fn best(opt: &Optimizer) -> f64 {
         .unwrap_or(f64::INFINITY)
 }
 
+/// Simple-regret benchmark of GP-EI against random search (and skopt's recorded numbers).
+#[derive(clap::Parser)]
+struct Args {
+    /// Run only the problem of this name (`branin`, `hartmann6`, `mixed`).
+    problem: Option<String>,
+}
+
 fn main() -> anyhow::Result<()> {
     let problems = [
         Problem {
@@ -85,7 +92,7 @@ fn main() -> anyhow::Result<()> {
 
     println!("| function | budget | amun-bayesopt median regret | share < 0.01 | random search median | skopt gp_minimize median | amun time/run |");
     println!("|---|---|---|---|---|---|---|");
-    let only: Option<String> = std::env::args().nth(1);
+    let only = <Args as clap::Parser>::parse().problem;
     for p in problems
         .iter()
         .filter(|p| only.as_deref().is_none_or(|o| o == p.name))

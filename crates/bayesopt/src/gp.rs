@@ -95,7 +95,7 @@ impl GpParams {
     /// # Errors
     /// [`Error::InvalidParam`] if the noise floor is not positive and finite or `max_iters`
     /// is zero.
-    pub fn check(&self) -> Result<ValidGpParams> {
+    pub fn check(self) -> Result<GpValidParams> {
         if !(self.noise_floor > 0.0 && self.noise_floor.is_finite()) {
             return Err(Error::InvalidParam {
                 name: "noise_floor",
@@ -110,15 +110,15 @@ impl GpParams {
                 reason: "must be at least 1",
             });
         }
-        Ok(ValidGpParams(self.clone()))
+        Ok(GpValidParams(self))
     }
 }
 
-/// Checked [`GpParams`]; [`fit`](ValidGpParams::fit) trains a [`Gp`].
+/// Checked [`GpParams`]; [`fit`](GpValidParams::fit) trains a [`Gp`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidGpParams(GpParams);
+pub struct GpValidParams(GpParams);
 
-impl ValidGpParams {
+impl GpValidParams {
     /// Fits a Gaussian process to inputs `x` (one row per observation, all of one length,
     /// ideally scaled to the unit cube) and outputs `y`.
     ///

@@ -17,6 +17,6 @@ pub use acquisition::{
 };
 pub use design::InitialDesign;
 pub use error::{Error, Result};
-pub use gp::{FitReport, Gp, GpParams, Hyperparameters, Prediction, ValidGpParams};
+pub use gp::{FitReport, Gp, GpParams, GpValidParams, Hyperparameters, Prediction};
 pub use optimizer::{minimize, Optimizer, Outcome, Params, Trial, ValidParams};
 pub use space::{Dimension, Domain, Point, Scale, SearchSpace, Value};

@@ -125,7 +125,7 @@ impl Params {
     /// [`Error::InvalidParam`] naming the first bad setting: `n_initial` below 2,
     /// `n_candidates` or `max_gp_iters` zero, a noise floor that is not positive and finite,
     /// or a negative or non-finite acquisition parameter.
-    pub fn check(&self) -> Result<ValidParams> {
+    pub fn check(self) -> Result<ValidParams> {
         let bad = |name, value: String, reason| {
             Err(Error::InvalidParam {
                 name,
@@ -154,7 +154,7 @@ impl Params {
             .noise_floor(self.noise_floor)
             .max_iters(self.max_gp_iters)
             .check()?;
-        Ok(ValidParams(self.clone()))
+        Ok(ValidParams(self))
     }
 }
 

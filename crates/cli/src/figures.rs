@@ -34,53 +34,19 @@ pub enum Palette {
 }
 
 impl Palette {
-    fn anchors(self) -> &'static [(u8, u8, u8)] {
-        match self {
-            // Colour Brewer RdYlBu, reversed.
-            Palette::Temperature => &[
-                (49, 54, 149),
-                (69, 117, 180),
-                (116, 173, 209),
-                (171, 217, 233),
-                (224, 243, 248),
-                (254, 224, 144),
-                (253, 174, 97),
-                (244, 109, 67),
-                (215, 48, 39),
-                (165, 0, 38),
-            ],
-            // Colour Brewer RdBu, reversed.
-            Palette::Diverging => &[
-                (5, 48, 97),
-                (33, 102, 172),
-                (67, 147, 195),
-                (146, 197, 222),
-                (247, 247, 247),
-                (244, 165, 130),
-                (214, 96, 77),
-                (178, 24, 43),
-                (103, 0, 31),
-            ],
-        }
-    }
-
-    /// The colour of `t` in 0–1 (clamped).
+    /// The colour of `t` in 0–1 (clamped; not finite → the low end).
     pub fn color(self, t: f64) -> RGBColor {
-        let a = self.anchors();
         let t = if t.is_finite() {
             t.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        let x = t * (a.len() - 1) as f64;
-        let i = (x.floor() as usize).min(a.len() - 2);
-        let f = x - i as f64;
-        let mix = |p: u8, q: u8| (f64::from(p) + f * (f64::from(q) - f64::from(p))).round() as u8;
-        RGBColor(
-            mix(a[i].0, a[i + 1].0),
-            mix(a[i].1, a[i + 1].1),
-            mix(a[i].2, a[i + 1].2),
-        )
+        // Colour Brewer's RdYlBu and RdBu, reversed so that warm is high.
+        let c = match self {
+            Palette::Temperature => colorous::RED_YELLOW_BLUE.eval_continuous(1.0 - t),
+            Palette::Diverging => colorous::RED_BLUE.eval_continuous(1.0 - t),
+        };
+        RGBColor(c.r, c.g, c.b)
     }
 }
 
@@ -529,6 +495,72 @@ pub fn reliability_png(path: &Path, title: &str, series: &[Calibration]) -> Resu
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes a line chart of named series over 1, 2, … (`x_desc` on the x axis, `y_desc` on the
+/// y axis, from zero); non-finite values are left out of the lines.
+pub fn lines_png(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(&str, &[f64])],
+) -> Result<()> {
+    register_font();
+    crate::output::write_png_atomic(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (640, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let n = series.iter().map(|s| s.1.len()).max().unwrap_or(0).max(2);
+        let finite = || {
+            series
+                .iter()
+                .flat_map(|s| s.1.iter().copied())
+                .filter(|v| v.is_finite())
+        };
+        let ymax = finite().fold(0.0f64, f64::max).max(1e-3) * 1.05;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1.0..n as f64, 0.0..ymax)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        for (i, (name, values)) in series.iter().enumerate() {
+            let color = SERIES_COLOURS[i % SERIES_COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    values
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(i, &v)| ((i + 1) as f64, v)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 12))

@@ -10,9 +10,17 @@
 use amun_core::prelude::*;
 use amun_core::{metrics, net::Solver, raster, synth};
 
+/// Trains AMUN on all scene folders but the last and downscales the last.
+#[derive(clap::Parser)]
+struct Args {
+    /// Scene folders: training scenes (with a fine reference), then the one to downscale
+    /// (none: a small synthetic world).
+    scenes: Vec<std::path::PathBuf>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     amun_core::tune_allocator(); // megabyte tensors, allocated and freed many times a second
-    let dirs: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
+    let dirs = <Args as clap::Parser>::parse().scenes;
     let mut scenes = if dirs.len() >= 2 {
         dirs.iter()
             .map(|d| Scene::load(d))
@@ -37,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         solver: Solver::ADAM,
         learning_rate: 1e-3,
         epochs: 15,
-        ..TrainConfig::default()
+        ..TrainConfig::paper()
     };
     let mut amun = AmunDownscaler::new(config, training);
     amun.fit(&scenes, &NoProgress)?;

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use amun_net::HeldOutCheck;
 use amun_prior::{Base, FitReport, PriorParams};
 use amun_raster::Raster;
-use amun_rf::{DownscaleParams, RfParams, RidgeParams, SupervisedDownscaler, TrainingScene};
+use amun_rf::{DownscaleParams, RfParams, RidgeParams, SupervisedDownscaler, SupervisedScene};
 
 use crate::downscale::{Downscaler, Uncertain};
 use crate::error::{Error, Result};
@@ -75,7 +75,7 @@ impl Downscaler for Regression {
         }
         let mut scenes = Vec::with_capacity(train.len());
         for s in train {
-            scenes.push(TrainingScene {
+            scenes.push(SupervisedScene {
                 coarse_lst: s.coarse_lst(),
                 covariates: s.covariates(),
                 truth: s.require_reference(&self.name)?,

@@ -257,7 +257,7 @@ pub fn score_method(
     for (scene, p) in test.iter().zip(preds) {
         let fine = match scene.reference() {
             Some(r) => {
-                pooled.push(amun_metrics::Scene {
+                pooled.push(amun_metrics::ScoredPair {
                     key: (),
                     prediction: p,
                     reference: r,
@@ -282,7 +282,7 @@ pub fn score_method(
         });
     }
     for (agg, scene) in coarse_back.iter().zip(test) {
-        pooled_back.push(amun_metrics::Scene {
+        pooled_back.push(amun_metrics::ScoredPair {
             key: (),
             prediction: agg,
             reference: scene.coarse_lst(),

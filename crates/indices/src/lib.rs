@@ -17,4 +17,4 @@ pub use landcover::{
     block_mode, class_fractions, encode_scaled, landcover_raster, one_hot, Igbp, LandcoverEncoding,
 };
 pub use spectral::{mndwi, ndbi, ndvi, normalized_difference, Reflectance};
-pub use terrain::{slope_aspect, Ellipsoid, SlopeAspect, SlopeParams, Spacing, ValidSlopeParams};
+pub use terrain::{slope_aspect, Ellipsoid, SlopeAspect, SlopeParams, SlopeValidParams, Spacing};

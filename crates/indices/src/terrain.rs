@@ -85,7 +85,7 @@ impl Default for SlopeParams {
 
 /// [`SlopeParams`] that passed [`SlopeParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ValidSlopeParams(SlopeParams);
+pub struct SlopeValidParams(SlopeParams);
 
 impl SlopeParams {
     /// Defaults: [`Spacing::Auto`], z-factor 1, flat aspect 0 (like
@@ -136,7 +136,7 @@ impl SlopeParams {
     /// # Errors
     /// [`Error::InvalidParameter`] if the z-factor or scale is not finite and positive, or the
     /// ellipsoid is not valid.
-    pub fn check(&self) -> Result<ValidSlopeParams> {
+    pub fn check(self) -> Result<SlopeValidParams> {
         if !(self.z_factor.is_finite() && self.z_factor > 0.0) {
             return Err(Error::InvalidParameter {
                 name: "z_factor",
@@ -159,7 +159,7 @@ impl SlopeParams {
                     reason: "needs a > 0 and 0 <= f < 1",
                 })
             }
-            _ => Ok(ValidSlopeParams(*self)),
+            _ => Ok(SlopeValidParams(self)),
         }
     }
 }
@@ -332,7 +332,7 @@ fn horn(mut win: [f32; 9], ex: f64, ny: f64, p: &SlopeParams) -> Option<(f32, f3
 /// than 2 rows or columns; [`Error::UnknownUnits`] in [`Spacing::Auto`] mode without a known
 /// CRS; [`Error::LatitudeOutOfRange`]; parameter errors from [`SlopeParams::check`].
 pub fn slope_aspect(dem: &Raster, params: &SlopeParams) -> Result<SlopeAspect> {
-    let ValidSlopeParams(p) = params.check()?;
+    let SlopeValidParams(p) = params.check()?;
     if dem.kind() == BandKind::Categorical {
         return Err(Error::CategoricalInput {
             band: "dem".into(),

@@ -208,18 +208,27 @@ fn unet_times(net: &UNet, c_in: usize, reps: usize, dev: &Device) -> Result<(Str
     ))
 }
 
+/// Side-by-side timings of candle's operators and this crate's kernels.
+#[derive(clap::Parser)]
+struct Args {
+    /// Repetitions per measurement.
+    #[arg(default_value_t = 7)]
+    reps: usize,
+    /// A comma-separated subset of `sgemm,small,paper,unet`.
+    #[arg(default_value = "sgemm,small,paper,unet")]
+    sections: String,
+    /// `candle,fast` or one of them (the other's columns left empty).
+    #[arg(default_value = "candle,fast")]
+    backends: String,
+}
+
 fn main() -> Result<()> {
-    let reps: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
-    let sections = std::env::args()
-        .nth(2)
-        .unwrap_or_else(|| "sgemm,small,paper,unet".into());
+    let Args {
+        reps,
+        sections,
+        backends,
+    } = clap::Parser::parse();
     let want = |s: &str| sections.split(',').any(|x| x == s);
-    let backends = std::env::args()
-        .nth(3)
-        .unwrap_or_else(|| "candle,fast".into());
     let candle = backends.split(',').any(|b| b == "candle");
     let fast = backends.split(',').any(|b| b == "fast");
     // Runs `f` with `backend` selected if that backend was asked for; "—" otherwise.

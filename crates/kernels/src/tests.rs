@@ -5,18 +5,14 @@ use candle_core::{DType, Device, Tensor, Var};
 
 use super::*;
 
-/// Deterministic pseudo-random values in [-1, 1) (splitmix64), so failures reproduce.
+/// Deterministic pseudo-random values in [-1, 1) (SplitMix64), so failures reproduce.
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    use rand_core::{RngCore, SeedableRng};
+    let mut rng = rand_xoshiro::SplitMix64::seed_from_u64(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1),
+    );
     (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
+        .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
         .collect()
 }
 

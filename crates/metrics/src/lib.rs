@@ -16,7 +16,7 @@ pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use scatter::{histogram2d, scatter_data, LinearFit, ScatterData};
 pub use score::{
-    aggregated_back, score, score_by_class, score_grouped, ClassMetrics, GroupMetrics, Scene,
+    aggregated_back, score, score_by_class, score_grouped, ClassMetrics, GroupMetrics, ScoredPair,
     Season,
 };
 pub use ssim::{ssim, ssim_map, SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA};

@@ -198,9 +198,9 @@ pub struct GroupMetrics<K> {
     pub metrics: Metrics,
 }
 
-/// One scene to score in [`score_grouped`]: a group key, the prediction and its reference.
+/// One prediction and its reference to score in [`score_grouped`], with a group key.
 #[derive(Debug, Clone, Copy)]
-pub struct Scene<'a, K> {
+pub struct ScoredPair<'a, K> {
     /// The group the scene belongs to (e.g. its month or [`Season`]).
     pub key: K,
     /// The prediction.
@@ -215,7 +215,7 @@ pub struct Scene<'a, K> {
 /// # Errors
 /// As [`score`] for each scene (grid mismatch); [`Error::NothingToScore`] if nothing at all
 /// is scored.
-pub fn score_grouped<K: Ord + Clone>(scenes: &[Scene<'_, K>]) -> Result<Vec<GroupMetrics<K>>> {
+pub fn score_grouped<K: Ord + Clone>(scenes: &[ScoredPair<'_, K>]) -> Result<Vec<GroupMetrics<K>>> {
     let mut groups: BTreeMap<K, (usize, Accumulator, SsimSum)> = BTreeMap::new();
     for s in scenes {
         let (acc, ss) = accumulate(s.prediction, s.reference, None)?;
@@ -324,17 +324,17 @@ mod tests {
         ));
 
         let scenes = [
-            Scene {
+            ScoredPair {
                 key: Season::Jja,
                 prediction: &pred,
                 reference: &reference,
             },
-            Scene {
+            ScoredPair {
                 key: Season::Djf,
                 prediction: &reference,
                 reference: &reference,
             },
-            Scene {
+            ScoredPair {
                 key: Season::Jja,
                 prediction: &reference,
                 reference: &reference,

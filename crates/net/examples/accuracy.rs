@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use amun_net::{
-    Ablation, AmunConfig, LossKind, NodataPolicy, Progress, Solver, TileParams, TrainConfig,
+    Ablation, AmunConfig, LossKind, NodataPolicy, Solver, TileParams, TrainConfig, TrainEvent,
     Trainer, TrainingScene,
 };
 use amun_raster::{resample, Raster, Resampling, Stack};
@@ -20,8 +20,7 @@ use amun_synth::{World, WorldParams};
 
 const K: usize = 10;
 const HOUR: u32 = 13;
-const TRAIN_MONTHS: [u32; 8] = [1, 3, 4, 6, 7, 9, 10, 12];
-const TEST_MONTHS: [u32; 4] = [2, 5, 8, 11];
+use amun_synth::{TEST_MONTHS, TRAIN_MONTHS};
 
 /// The accuracy run's settings.
 #[derive(clap::Parser)]
@@ -124,7 +123,7 @@ fn main() -> anyhow::Result<()> {
         nodata: NodataPolicy::Drop,
         augment: true,
         keep_best: true,
-        ..TrainConfig::default()
+        ..TrainConfig::paper()
     };
     let variants: Vec<Ablation> = if args.ablation {
         Ablation::ALL.to_vec()
@@ -144,7 +143,7 @@ fn main() -> anyhow::Result<()> {
         );
         while trainer.epochs_done() < args.epochs {
             let rec = trainer.run_epoch(&mut |p| {
-                if let Progress::Epoch(r) = p {
+                if let TrainEvent::Epoch(r) = p {
                     println!(
                         "[{}] epoch {:>3} lr {:.1e} loss {:.4} train RMSE {:.3} K val RMSE {:.3} K ({:.1} s)",
                         ab.label(),

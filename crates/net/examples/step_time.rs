@@ -28,12 +28,19 @@ fn time(n: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<(
     Ok((t[t.len() / 2], t[0]))
 }
 
+/// Times an AMUN training step and a tile's inference.
+#[derive(clap::Parser)]
+struct Args {
+    /// The network preset: `small` or `paper`.
+    #[arg(default_value = "small")]
+    preset: String,
+    /// Timed steps after the warm-up.
+    #[arg(default_value_t = 10)]
+    steps: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let preset = std::env::args().nth(1).unwrap_or_else(|| "small".into());
-    let steps: usize = std::env::args()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let Args { preset, steps } = clap::Parser::parse();
     if std::env::var_os("AMUN_NO_TUNE").is_none() {
         amun_kernels::tune_allocator();
     }

@@ -497,7 +497,7 @@ impl Module for Amun {
 
 impl Amun {
     /// The number of scalar parameters of the network `cfg` describes, from the
-    /// architecture's formula (DESIGN.md §4), written out independently of the code that
+    /// architecture's formula (`docs/design.md` §4.3), written out independently of the code that
     /// builds the blocks (the tests compare the two).
     pub fn parameter_count(cfg: &AmunConfig) -> usize {
         let conv = |c_in: usize, c_out: usize, k: usize| c_out * (c_in * k * k + 1);

@@ -18,11 +18,16 @@ fn rmse(a: &Raster, b: &Raster) -> f64 {
     (s / n as f64).sqrt()
 }
 
+/// The priors against bilinear interpolation on synthetic worlds at 10×.
+#[derive(clap::Parser)]
+struct Args {
+    /// The worlds' side in fine pixels.
+    #[arg(default_value_t = 300)]
+    size: usize,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let size: usize = match std::env::args().nth(1) {
-        Some(s) => s.parse()?,
-        None => 300,
-    };
+    let size = <Args as clap::Parser>::parse().size;
     println!("| world seed | month | bilinear (K) | elevation prior (K) | covariate prior (K) | fitted lapse rate (K/km) |");
     println!("|---|---|---|---|---|---|");
     for seed in [7u64, 42] {

@@ -163,7 +163,7 @@ impl PriorParams {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] naming the first bad field.
-    pub fn check(&self) -> Result<PriorValidParams> {
+    pub fn check(self) -> Result<PriorValidParams> {
         let bad = |name, value: String, reason| {
             Err(Error::InvalidParameter {
                 name,
@@ -234,7 +234,7 @@ impl PriorParams {
                 "tolerance must be positive and max_iterations ≥ 1",
             );
         }
-        Ok(PriorValidParams(self.clone()))
+        Ok(PriorValidParams(self))
     }
 }
 

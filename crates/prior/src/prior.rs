@@ -141,7 +141,7 @@ impl PriorParams {
     /// # Errors
     /// As [`PriorParams::check`] and [`PriorValidParams::fit`].
     pub fn fit(&self, coarse_lst: &Raster, fine_covariates: &Stack) -> Result<Prior> {
-        self.check()?.fit(coarse_lst, fine_covariates)
+        self.clone().check()?.fit(coarse_lst, fine_covariates)
     }
 }
 

@@ -17,11 +17,22 @@ fn noise(i: u64) -> f32 {
     ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
 }
 
+/// Times GeoTIFF write and read of a seeded 4096×4096 `f32` field.
+#[derive(clap::Parser)]
+struct Args {
+    /// Where the file is written (and left).
+    #[arg(default_value = ".")]
+    dir: std::path::PathBuf,
+    /// Repetitions of each operation.
+    #[arg(default_value_t = 5)]
+    repeats: usize,
+    /// `both`, `gen`, `write` or `read`.
+    #[arg(default_value = "both")]
+    mode: String,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| ".".into()));
-    let repeats: usize = args.next().map_or(Ok(5), |s| s.parse())?;
-    let mode = args.next().unwrap_or_else(|| "both".into());
+    let Args { dir, repeats, mode } = clap::Parser::parse();
     let side = 4096;
     let grid = Grid::new(
         side,

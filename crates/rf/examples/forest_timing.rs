@@ -24,13 +24,22 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Wall-clock and CPU time of the forest benchmark's workload.
+#[derive(clap::Parser)]
+struct Args {
+    /// Rows to fit on.
+    #[arg(default_value_t = 200_000)]
+    fit_rows: usize,
+    /// Rows to predict.
+    #[arg(default_value_t = 1_000_000)]
+    predict_rows: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let n_fit = args.first().copied().unwrap_or(200_000);
-    let n_pred = args.get(1).copied().unwrap_or(1_000_000);
+    let Args {
+        fit_rows: n_fit,
+        predict_rows: n_pred,
+    } = clap::Parser::parse();
     let (x, y) = friedman(n_fit, 1);
     let (q, _) = friedman(n_pred, 2);
     let (t, c) = (Instant::now(), cpu_seconds());

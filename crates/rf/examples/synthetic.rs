@@ -10,7 +10,7 @@
 use amun_metrics::{aggregated_back, score, Metrics};
 use amun_raster::{resample, Raster, Resampling};
 use amun_rf::{
-    DownscaleParams, ResidualCorrection, RfParams, RidgeParams, SupervisedTarget, TrainingScene,
+    DownscaleParams, ResidualCorrection, RfParams, RidgeParams, SupervisedScene, SupervisedTarget,
 };
 use amun_synth::{World, WorldParams};
 use std::time::Instant;
@@ -32,13 +32,19 @@ fn row(name: &str, pred: &Raster, truth: &Raster, coarse: &Raster) -> anyhow::Re
     Ok(m)
 }
 
+/// The forest's acceptance experiment on a synthetic world.
+#[derive(clap::Parser)]
+struct Args {
+    /// The world's side in fine pixels.
+    #[arg(default_value_t = 320)]
+    size: usize,
+    /// Trees in the forest.
+    #[arg(default_value_t = 100)]
+    trees: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let size = args.first().copied().unwrap_or(320);
-    let trees = args.get(1).copied().unwrap_or(100);
+    let Args { size, trees } = clap::Parser::parse();
     let world = World::generate(&WorldParams::new().seed(42).size(size, size))?;
     let train_months = [1u32, 3, 5, 9, 11];
     let test_month = 7u32;
@@ -52,9 +58,9 @@ fn main() -> anyhow::Result<()> {
             ))
         })
         .collect::<anyhow::Result<_>>()?;
-    let scenes: Vec<TrainingScene<'_>> = data
+    let scenes: Vec<SupervisedScene<'_>> = data
         .iter()
-        .map(|(c, s, t)| TrainingScene {
+        .map(|(c, s, t)| SupervisedScene {
             coarse_lst: c,
             covariates: s,
             truth: t,

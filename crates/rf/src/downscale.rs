@@ -259,7 +259,7 @@ impl DownscaleParams {
             });
         }
         if let Base::Prior(p) = &self.base {
-            p.check()?;
+            p.clone().check()?;
         }
         let model = match self.model {
             ModelParams::Forest(p) => ValidModel::Forest(p.check()?),
@@ -289,14 +289,15 @@ impl DownscaleParams {
     ///
     /// # Errors
     /// As [`DownscaleParams::check`] and [`DownscaleValidParams::fit_supervised`].
-    pub fn fit_supervised(self, scenes: &[TrainingScene<'_>]) -> Result<SupervisedDownscaler> {
+    pub fn fit_supervised(self, scenes: &[SupervisedScene<'_>]) -> Result<SupervisedDownscaler> {
         self.check()?.fit_supervised(scenes)
     }
 }
 
-/// One training scene of the supervised mode.
+/// One training scene of the supervised mode, borrowed (amun-net's `TrainingScene` owns its
+/// rasters).
 #[derive(Debug, Clone, Copy)]
-pub struct TrainingScene<'a> {
+pub struct SupervisedScene<'a> {
     /// Coarse LST.
     pub coarse_lst: &'a Raster,
     /// Fine covariates on a grid refining the coarse LST's grid.
@@ -469,7 +470,7 @@ impl DownscaleValidParams {
     /// Grid errors if a scene's grids do not nest or its truth is on another grid;
     /// [`Error::BandMismatch`] if scenes have different bands; [`Error::Indices`] for a
     /// land-cover value that is not an IGBP code; [`Error::TooFewSamples`]; model errors.
-    pub fn fit_supervised(&self, scenes: &[TrainingScene<'_>]) -> Result<SupervisedDownscaler> {
+    pub fn fit_supervised(&self, scenes: &[SupervisedScene<'_>]) -> Result<SupervisedDownscaler> {
         let stacks: Vec<&Stack> = scenes.iter().map(|s| s.covariates).collect();
         let mut spec = FeatureSpec::new(&stacks, self.categorical, true, self.coordinates)?;
         spec.base = self.base.name();
@@ -1040,12 +1041,12 @@ mod tests {
         let (c1, s1, t1) = world(1.3);
         let (c2, s2, t2) = world(2.1);
         let scenes = [
-            TrainingScene {
+            SupervisedScene {
                 coarse_lst: &c0,
                 covariates: &s0,
                 truth: &t0,
             },
-            TrainingScene {
+            SupervisedScene {
                 coarse_lst: &c1,
                 covariates: &s1,
                 truth: &t1,
@@ -1114,7 +1115,7 @@ mod tests {
         let train = [scene(1), scene(5), scene(9)];
         let scenes: Vec<_> = train
             .iter()
-            .map(|(c, s, t)| TrainingScene {
+            .map(|(c, s, t)| SupervisedScene {
                 coarse_lst: c,
                 covariates: s,
                 truth: t,
@@ -1236,7 +1237,7 @@ mod tests {
         // The supervised flow takes the prior as its base column.
         let sup = DownscaleParams::random_forest(RfParams::new().n_trees(10).seed(1))
             .base(prior_base())
-            .fit_supervised(&[TrainingScene {
+            .fit_supervised(&[SupervisedScene {
                 coarse_lst: &coarse,
                 covariates: &stack,
                 truth: &truth,

@@ -414,12 +414,11 @@ fn split_trees(n_trees: usize, seed: u64) -> Vec<(usize, u64)> {
         .collect()
 }
 
-/// SplitMix64 finaliser (Steele, Lea & Flood 2014).
+/// The first output of SplitMix64 seeded with `x` (Steele, Lea & Flood 2014): a well-mixed
+/// hash of `x`.
 fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    use rand::{RngCore, SeedableRng};
+    rand_xoshiro::SplitMix64::seed_from_u64(x).next_u64()
 }
 
 /// Runs `f` in a pool of `n` threads, or in the global pool.
@@ -862,11 +861,9 @@ mod tests {
         // y = x + σ(x)·ε, ε standard normal (Box–Muller on a SplitMix64 stream), σ = 0.1 for
         // x < 0.5 and 0.5 above: the spread must be about 5× larger on the noisy half and
         // its ±1.645σ interval must cover about 90 % of new draws.
-        let mut state = 99u64;
-        let mut uniform = move || {
-            state = splitmix64(state);
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        use rand::{RngCore, SeedableRng};
+        let mut rng = rand_xoshiro::SplitMix64::seed_from_u64(99);
+        let mut uniform = move || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
         let mut draw = |n: usize| {
             let mut x = Array2::<f32>::zeros((n, 1));
             let mut y = Array1::<f32>::zeros(n);

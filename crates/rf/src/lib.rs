@@ -14,7 +14,7 @@ mod tree;
 
 pub use downscale::{
     residual_correct, DownscaleParams, DownscaleValidParams, FittedDownscaler, Model, ModelParams,
-    ResidualCorrection, SupervisedDownscaler, SupervisedTarget, TrainingScene,
+    ResidualCorrection, SupervisedDownscaler, SupervisedScene, SupervisedTarget,
 };
 pub use error::{Error, Result};
 pub use features::CategoricalEncoding;

@@ -106,13 +106,19 @@ fn range(r: &Raster) -> (f64, f64) {
     (s.min, s.max)
 }
 
+/// Writes a PNG quicklook of one synthetic world.
+#[derive(clap::Parser)]
+struct Args {
+    /// The PNG to write.
+    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/quicklook.png"))]
+    out: String,
+    /// The world's seed.
+    #[arg(default_value_t = 42)]
+    seed: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let out = args
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/docs/quicklook.png").to_string());
-    let seed: u64 = args.get(2).map_or(Ok(42), |s| s.parse())?;
+    let Args { out, seed } = clap::Parser::parse();
     plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
         .map_err(|_| anyhow::anyhow!("cannot load the DejaVu font"))?;
 

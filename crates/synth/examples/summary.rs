@@ -7,12 +7,19 @@ use amun_raster::{resample, Resampling};
 use amun_synth::{World, WorldParams, LST_TERMS};
 use std::time::Instant;
 
+/// Prints a summary of a synthetic world.
+#[derive(clap::Parser)]
+struct Args {
+    /// The world's side in fine pixels (default: `WorldParams::new()`'s).
+    size: Option<usize>,
+    /// The world's seed.
+    #[arg(default_value_t = 42)]
+    seed: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let size: usize = args
-        .get(1)
-        .map_or(Ok(WorldParams::new().width), |s| s.parse())?;
-    let seed: u64 = args.get(2).map_or(Ok(42), |s| s.parse())?;
+    let args: Args = clap::Parser::parse();
+    let (size, seed) = (args.size.unwrap_or(WorldParams::new().width), args.seed);
     let t = Instant::now();
     let world = World::generate(&WorldParams::new().seed(seed).size(size, size))?;
     println!(

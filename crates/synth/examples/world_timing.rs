@@ -41,11 +41,15 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Res
     Ok((median(t), (cpu_seconds() - cpu0) / runs as f64))
 }
 
+/// Times world generation, covariates and LST for several sizes.
+#[derive(clap::Parser)]
+struct Args {
+    /// World sides in fine pixels (default 256 1024).
+    sizes: Vec<usize>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|s| s.parse())
-        .collect::<Result<_, _>>()?;
+    let sizes = <Args as clap::Parser>::parse().sizes;
     let sizes = if sizes.is_empty() {
         vec![256, 1024]
     } else {

@@ -12,5 +12,11 @@ pub mod physics;
 mod world;
 
 pub use error::{Error, Result};
-pub use params::{ValidWorldParams, WorldParams};
+pub use params::{WorldParams, WorldValidParams};
 pub use world::{Reflectances, World, LST_TERMS};
+
+/// The months the paper-style experiment trains on (`amun demo`, the accuracy example): two
+/// of every three, so every season is seen.
+pub const TRAIN_MONTHS: [u32; 8] = [1, 3, 4, 6, 7, 9, 10, 12];
+/// The months it is scored on, one per season, never trained on.
+pub const TEST_MONTHS: [u32; 4] = [2, 5, 8, 11];

@@ -3,12 +3,13 @@
 //! Every value is a pure function of the seed and the sample coordinates, so fields are
 //! identical whatever the thread count or the order pixels are computed in.
 
-/// SplitMix64 finaliser: a well-mixed 64-bit hash of `x`.
-pub(crate) fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+use rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::SplitMix64;
+
+/// A well-mixed 64-bit hash of `x`: the first output of SplitMix64 seeded with `x` (one
+/// golden-ratio step and the finaliser of Steele, Lea & Flood 2014).
+pub(crate) fn mix(x: u64) -> u64 {
+    SplitMix64::seed_from_u64(x).next_u64()
 }
 
 /// A sub-seed for a named stream of a world's seed.

@@ -72,9 +72,9 @@ impl Default for WorldParams {
 
 /// [`WorldParams`] that passed [`WorldParams::check`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidWorldParams(pub(crate) WorldParams);
+pub struct WorldValidParams(pub(crate) WorldParams);
 
-impl std::ops::Deref for ValidWorldParams {
+impl std::ops::Deref for WorldValidParams {
     type Target = WorldParams;
     fn deref(&self) -> &WorldParams {
         &self.0
@@ -161,7 +161,7 @@ impl WorldParams {
     /// resolution 1e-5–1°, the world within ±85° latitude and ±180° longitude, non-negative
     /// finite heights with `treeline_m ≤ snow_line_m`, fractions in range, lapse rate 0–15
     /// K/km, noise 0–10 K with a correlation length of 0.5–100 pixels.
-    pub fn check(&self) -> Result<ValidWorldParams> {
+    pub fn check(self) -> Result<WorldValidParams> {
         let bad = |name: &'static str, value: String, reason: &'static str| {
             Err(Error::InvalidParameter {
                 name,
@@ -259,7 +259,7 @@ impl WorldParams {
                 "must be 0.5–100 pixels",
             );
         }
-        Ok(ValidWorldParams(self.clone()))
+        Ok(WorldValidParams(self))
     }
 }
 

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::noise::{mix, normal, stream, Fbm};
-use crate::params::{ValidWorldParams, WorldParams};
+use crate::params::{WorldParams, WorldValidParams};
 use crate::physics::*;
 
 /// Random streams of a world (one per field), so fields do not share randomness.
@@ -174,7 +174,7 @@ impl World {
     /// [`Error::InvalidParameter`] from [`WorldParams::check`]; grid errors cannot happen for
     /// checked parameters but are passed on.
     pub fn generate(params: &WorldParams) -> Result<World> {
-        let ValidWorldParams(p) = params.check()?;
+        let WorldValidParams(p) = params.clone().check()?;
         let (w, h) = (p.width, p.height);
         let res = p.res_deg;
         let (west, north) = p.origin();

@@ -146,7 +146,7 @@ fn prior(ctx: &Ctx, a: &PriorArgs) -> Result<()> {
         PriorKindArg::Covariates => PriorParams::covariates(),
     }
     .fallback_lapse_rate(a.fallback_lapse_rate / 1000.0);
-    params.check()?;
+    params.clone().check()?;
     let method = PhysicalPrior::new(params);
     let out = predict_checked(ctx, o, &method, &scene)?;
     if let Some(r) = method.last_report() {
