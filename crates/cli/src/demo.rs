@@ -10,7 +10,7 @@ use amun_core::rf::{RfParams, RidgeParams};
 use amun_core::synth::World;
 use amun_core::{
     conserve, paper_style, score_method, AmunDownscaler, ConserveParams, Downscaler, Interpolation,
-    PhysicalPrior, Regression, RegressionMode, RunOptions, Scene,
+    PhysicalPrior, Regression, RegressionMode, Report, RunOptions, Scene,
 };
 use anyhow::{Context, Result};
 
@@ -140,14 +140,7 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         a.seed
     ));
     let world = World::generate(&a.world.params(a.seed, size))?;
-    let train = TRAIN_MONTHS
-        .iter()
-        .map(|&m| synth_scene(&world, m, HOUR, FACTOR))
-        .collect::<Result<Vec<_>>>()?;
-    let test = TEST_MONTHS
-        .iter()
-        .map(|&m| synth_scene(&world, m, HOUR, FACTOR))
-        .collect::<Result<Vec<_>>>()?;
+    let (train, test) = demo_scenes(&world)?;
     ctx.say(&format!(
         "training months {:?}, test months {:?}; noise {:.2} K (std)",
         TRAIN_MONTHS,
@@ -173,76 +166,60 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     let for_ensemble = (amun_cfg.clone(), tc.clone());
     // A capped sample keeps the forest's memory and time modest on a laptop.
     let rf_params = RfParams::new().seed(a.seed).n_trees(60).max_samples(40_000);
-    let rf = || rf_params.clone();
     let mut amun = AmunDownscaler::new(amun_cfg, tc);
-    let mut methods: Vec<Box<dyn Downscaler + '_>> = vec![
-        Box::new(Interpolation::bilinear()),
-        Box::new(PhysicalPrior::new(PriorParams::covariates())),
-        Box::new(Regression::ridge(
-            RidgeParams::new(),
-            RegressionMode::Supervised,
-        )),
-        Box::new(Regression::random_forest(rf(), RegressionMode::Supervised)),
-        Box::new(
-            Regression::random_forest(rf(), RegressionMode::Supervised).with_base(base.clone()),
-        ),
-        Box::new(&mut amun),
-    ];
-    let run = paper_style(
-        &train,
-        &test,
-        &mut methods,
-        &RunOptions::default(),
-        &ctx.bars,
-    )?;
-    drop(methods);
-    let (mut report, mut predictions) = (run.report, run.predictions);
-    for (m, name) in report.methods.iter_mut().zip([
-        "bilinear",
-        "prior-covariates",
-        "ridge",
-        "rf",
-        "rf-prior",
-        "amun",
-    ]) {
-        m.method = name.to_string();
+    let (mut report, mut predictions) =
+        run_methods(ctx, &train, &test, &rf_params, &base, &mut amun)?;
+    add_conserved(ctx, &test, &mut report, &mut predictions)?;
+    add_oracles(ctx, &world, &test, &mut report, &mut predictions)?;
+    describe(&mut report, a, size, epochs, &world);
+    write_outputs(ctx, out, &report, &predictions, &test)?;
+    if let Some(ckpt) = amun.checkpoint() {
+        let h = ckpt.history();
+        let tr: Vec<f64> = h.iter().map(|r| r.train_rmse_k).collect();
+        let va: Vec<f64> = h.iter().map(|r| r.val_rmse_k).collect();
+        figures::curves_png(
+            &out.join("figures/amun_training.png"),
+            "AMUN training (small preset)",
+            &tr,
+            &va,
+        )?;
+        ckpt.save(out.join("amun-checkpoint"))?;
     }
-    // AMUN's output does not keep the coarse block means (the baselines' residual correction
-    // does): show it also with the coarse-conservation post-step `amun downscale --conserve`
-    // applies.
-    ctx.say("conserving AMUN's block means");
-    let t1 = Instant::now();
-    let amun_idx = report.methods.len() - 1;
-    let conserved = predictions[amun_idx]
-        .iter()
-        .zip(&test)
-        .map(|(p, scene)| Ok(conserve(p, scene.coarse_lst(), &ConserveParams::default())?.0))
-        .collect::<Result<Vec<_>>>()?;
-    let amun_report = &report.methods[amun_idx];
-    let row = score_method(
-        "amun-conserved",
-        &test,
-        &conserved,
-        &RunOptions::default(),
-        amun_report.fit_seconds,
-        amun_report.predict_seconds + t1.elapsed().as_secs_f64(),
-    )?;
-    report.methods.push(row);
-    predictions.push(conserved);
-    // Oracles: the world's own physics with the true inputs, blind only to the within-block
-    // part of hidden terms (their block means are in the coarse field). They bound what any
-    // method could learn from the covariates and their neighbourhood.
-    ctx.say("scoring the oracles");
-    for (label, hidden) in ORACLES {
-        let preds = TEST_MONTHS
-            .iter()
-            .zip(&test)
-            .map(|(&m, scene)| oracle(&world, m, scene, hidden))
-            .collect::<Result<Vec<_>>>()?;
-        let row = score_method(label, &test, &preds, &RunOptions::default(), 0.0, 0.0)?;
-        report.methods.push(row);
-        predictions.push(preds);
+    let spread = match a.ensemble {
+        Some(k) => Some(crate::demo_uncertainty::run(
+            ctx,
+            out,
+            &train,
+            &test,
+            usize::try_from(k).unwrap_or(usize::MAX),
+            for_ensemble,
+            rf_params,
+        )?),
+        None => None,
+    };
+    report.setup.push((
+        "wall time".into(),
+        format!("{:.0} s", t0.elapsed().as_secs_f64()),
+    ));
+    report.save(out)?;
+    // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
+    let mut w = std::io::stdout().lock();
+    writeln!(w, "\n{}", report.table_markdown())?;
+    if let Some(md) = spread {
+        writeln!(w, "Uncertainty on the test months:\n\n{md}")?;
     }
+    writeln!(
+        w,
+        "Report: {}  Figures: {}  GeoTIFFs: {}",
+        out.join("report.md").display(),
+        out.join("figures").display(),
+        out.join("geotiff").display()
+    )?;
+    Ok(())
+}
+
+/// The report's title, setup lines and notes.
+fn describe(report: &mut Report, a: &DemoArgs, size: usize, epochs: usize, world: &World) {
     report.title = "amun demo: paper-style simulated experiment on a synthetic world".into();
     report.setup.insert(
         0,
@@ -286,7 +263,122 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
          its block means equal the coarse input; ridge and rf keep them by residual correction."
             .into(),
     );
+}
 
+/// The demo's training and test scenes of a world.
+fn demo_scenes(world: &World) -> Result<(Vec<Scene>, Vec<Scene>)> {
+    let months = |ms: &[u32]| {
+        ms.iter()
+            .map(|&m| synth_scene(world, m, HOUR, FACTOR))
+            .collect::<Result<Vec<_>>>()
+    };
+    Ok((months(&TRAIN_MONTHS)?, months(&TEST_MONTHS)?))
+}
+
+/// Fits and scores the demo's methods, named as the report shows them.
+fn run_methods(
+    ctx: &Ctx,
+    train: &[Scene],
+    test: &[Scene],
+    rf_params: &RfParams,
+    base: &Base,
+    amun: &mut AmunDownscaler,
+) -> Result<(Report, Vec<Vec<Raster>>)> {
+    let rf = || rf_params.clone();
+    let mut methods: Vec<Box<dyn Downscaler + '_>> = vec![
+        Box::new(Interpolation::bilinear()),
+        Box::new(PhysicalPrior::new(PriorParams::covariates())),
+        Box::new(Regression::ridge(
+            RidgeParams::new(),
+            RegressionMode::Supervised,
+        )),
+        Box::new(Regression::random_forest(rf(), RegressionMode::Supervised)),
+        Box::new(
+            Regression::random_forest(rf(), RegressionMode::Supervised).with_base(base.clone()),
+        ),
+        Box::new(amun),
+    ];
+    let run = paper_style(train, test, &mut methods, &RunOptions::default(), &ctx.bars)?;
+    drop(methods);
+    let (mut report, predictions) = (run.report, run.predictions);
+    for (m, name) in report.methods.iter_mut().zip([
+        "bilinear",
+        "prior-covariates",
+        "ridge",
+        "rf",
+        "rf-prior",
+        "amun",
+    ]) {
+        m.method = name.to_string();
+    }
+    Ok((report, predictions))
+}
+
+/// AMUN's rows with the coarse block means kept (`amun downscale --conserve`).
+fn add_conserved(
+    ctx: &Ctx,
+    test: &[Scene],
+    report: &mut Report,
+    predictions: &mut Vec<Vec<Raster>>,
+) -> Result<()> {
+    // AMUN's output does not keep the coarse block means (the baselines' residual correction
+    // does): show it also with the coarse-conservation post-step `amun downscale --conserve`
+    // applies.
+    ctx.say("conserving AMUN's block means");
+    let t1 = Instant::now();
+    let amun_idx = report.methods.len() - 1;
+    let conserved = predictions[amun_idx]
+        .iter()
+        .zip(test)
+        .map(|(p, scene)| Ok(conserve(p, scene.coarse_lst(), &ConserveParams::default())?.0))
+        .collect::<Result<Vec<_>>>()?;
+    let amun_report = &report.methods[amun_idx];
+    let row = score_method(
+        "amun-conserved",
+        test,
+        &conserved,
+        &RunOptions::default(),
+        amun_report.fit_seconds,
+        amun_report.predict_seconds + t1.elapsed().as_secs_f64(),
+    )?;
+    report.methods.push(row);
+    predictions.push(conserved);
+    Ok(())
+}
+
+/// The oracle rows (see [`ORACLES`]).
+fn add_oracles(
+    ctx: &Ctx,
+    world: &World,
+    test: &[Scene],
+    report: &mut Report,
+    predictions: &mut Vec<Vec<Raster>>,
+) -> Result<()> {
+    // Oracles: the world's own physics with the true inputs, blind only to the within-block
+    // part of hidden terms (their block means are in the coarse field). They bound what any
+    // method could learn from the covariates and their neighbourhood.
+    ctx.say("scoring the oracles");
+    for (label, hidden) in ORACLES {
+        let preds = TEST_MONTHS
+            .iter()
+            .zip(test)
+            .map(|(&m, scene)| oracle(world, m, scene, hidden))
+            .collect::<Result<Vec<_>>>()?;
+        let row = score_method(label, test, &preds, &RunOptions::default(), 0.0, 0.0)?;
+        report.methods.push(row);
+        predictions.push(preds);
+    }
+    Ok(())
+}
+
+/// Every method's GeoTIFF and figures per test month, with the reference and coarse field.
+fn write_outputs(
+    ctx: &Ctx,
+    out: &std::path::Path,
+    report: &Report,
+    predictions: &[Vec<Raster>],
+    test: &[Scene],
+) -> Result<()> {
     ctx.say("writing GeoTIFFs and figures");
     for (si, scene) in test.iter().enumerate() {
         let stem = scene.name();
@@ -319,48 +411,6 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
             )?;
         }
     }
-    if let Some(ckpt) = amun.checkpoint() {
-        let h = ckpt.history();
-        let tr: Vec<f64> = h.iter().map(|r| r.train_rmse_k).collect();
-        let va: Vec<f64> = h.iter().map(|r| r.val_rmse_k).collect();
-        figures::curves_png(
-            &out.join("figures/amun_training.png"),
-            "AMUN training (small preset)",
-            &tr,
-            &va,
-        )?;
-        ckpt.save(out.join("amun-checkpoint"))?;
-    }
-    let spread = match a.ensemble {
-        Some(k) => Some(crate::demo_uncertainty::run(
-            ctx,
-            out,
-            &train,
-            &test,
-            usize::try_from(k).unwrap_or(usize::MAX),
-            for_ensemble,
-            rf_params,
-        )?),
-        None => None,
-    };
-    report.setup.push((
-        "wall time".into(),
-        format!("{:.0} s", t0.elapsed().as_secs_f64()),
-    ));
-    report.save(out)?;
-    // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
-    let mut w = std::io::stdout().lock();
-    writeln!(w, "\n{}", report.table_markdown())?;
-    if let Some(md) = spread {
-        writeln!(w, "Uncertainty on the test months:\n\n{md}")?;
-    }
-    writeln!(
-        w,
-        "Report: {}  Figures: {}  GeoTIFFs: {}",
-        out.join("report.md").display(),
-        out.join("figures").display(),
-        out.join("geotiff").display()
-    )?;
     Ok(())
 }
 

@@ -309,59 +309,13 @@ pub fn scatter_png(path: &Path, s: &ScatterPlot) -> Result<()> {
 /// # Errors
 /// If drawing or writing the file fails.
 pub fn curves_png(path: &Path, title: &str, train: &[f64], val: &[f64]) -> Result<()> {
-    register_font();
-    crate::output::write_png_atomic(path, |tmp| {
-        let root = BitMapBackend::new(tmp, (640, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let n = train.len().max(val.len()).max(2);
-        let ymax = train
-            .iter()
-            .chain(val)
-            .copied()
-            .filter(|v| v.is_finite())
-            .fold(0.0f64, f64::max)
-            .max(1e-3)
-            * 1.05;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(1.0..n as f64, 0.0..ymax)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("Epoch")
-            .y_desc("RMSE (K)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        let blue = RGBColor(33, 102, 172);
-        let red = RGBColor(178, 24, 43);
-        for (series, color, name) in [(train, blue, "train"), (val, red, "validation")] {
-            chart
-                .draw_series(LineSeries::new(
-                    series.iter().enumerate().map(|(i, &v)| ((i + 1) as f64, v)),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| anyhow!("{e}"))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        root.present().map_err(|e| anyhow!("{e}"))?;
-        Ok(())
-    })
-    .with_context(|| format!("writing {}", path.display()))
+    lines_png(
+        path,
+        title,
+        "Epoch",
+        "RMSE (K)",
+        &[("train", train), ("validation", val)],
+    )
 }
 
 /// One forecast's calibration data for [`pit_png`] and [`reliability_png`].

@@ -186,6 +186,44 @@ pub fn scheme_scenes(scenes: Vec<Scene>, scheme: Scheme) -> Result<Vec<Scene>> {
 
 /// Runs `amun train`.
 pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
+    check_out_folder(ctx, a)?;
+    let file = read_config(a)?;
+    let device = a
+        .device
+        .or(file.train.as_ref().map(|t| t.device))
+        .unwrap_or_default();
+    // Fail before reading the scenes if the device cannot be used; the trainer opens it again.
+    device.device()?;
+    let scenes = scheme_scenes(load_scenes(&a.scenes)?, a.scheme)?;
+    let first = scenes.first().ok_or_else(|| anyhow!("no training scene"))?;
+    let mut model = file
+        .model
+        .unwrap_or_else(|| preset(a.preset).with_covariates(first.covariates().names()));
+    if let Some(b) = a.base {
+        model.base = b.base();
+    }
+    let resume = load_resume(ctx, a)?;
+    let mut tc = training_settings(ctx, a, file.train, resume.as_ref())?;
+    tc.device = device;
+    tc.val_scenes = match (a.val_scenes, a.scheme) {
+        (Some(n), _) => n,
+        (None, Scheme::ScaleUp) if scenes.len() >= 3 => {
+            ((0.15 * scenes.len() as f64).round() as usize).max(1)
+        }
+        (None, _) => tc.val_scenes,
+    };
+    if !a.stages.is_empty() {
+        return train_staged(ctx, a, model, tc, &scenes);
+    }
+    if let Some(k) = a.ensemble {
+        return train_ensemble(ctx, a, k, model, tc, &scenes);
+    }
+    train_single(ctx, a, &model, &tc, &scenes, resume.as_ref())
+}
+
+/// Refuses to replace a checkpoint without `--force`; a folder that a killed save left
+/// without its metadata may be replaced.
+fn check_out_folder(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     // A folder that a killed save left without its metadata is no checkpoint: it may be
     // replaced without --force (a complete one, old format or new, holds checkpoint.json).
     let incomplete = a.out.is_dir()
@@ -201,29 +239,24 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     } else {
         check_writable(&a.out, a.force)?;
     }
-    let file: TrainFile = match &a.config {
+    Ok(())
+}
+
+/// The configuration file's tables (none without `--config`).
+fn read_config(a: &TrainArgs) -> Result<TrainFile> {
+    Ok(match &a.config {
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("{}: invalid config", p.display()))?
         }
         None => TrainFile::default(),
-    };
-    let device = a
-        .device
-        .or(file.train.as_ref().map(|t| t.device))
-        .unwrap_or_default();
-    // Fail before reading the scenes if the device cannot be used; the trainer opens it again.
-    device.device()?;
-    let scenes = scheme_scenes(load_scenes(&a.scenes)?, a.scheme)?;
-    let first = scenes.first().ok_or_else(|| anyhow!("no training scene"))?;
-    let mut model = file
-        .model
-        .unwrap_or_else(|| preset(a.preset).with_covariates(first.covariates().names()));
-    if let Some(b) = a.base {
-        model.base = b.base();
-    }
-    let resume = match &a.resume {
+    })
+}
+
+/// The checkpoint `--resume` names, loaded on the CPU.
+fn load_resume(ctx: &Ctx, a: &TrainArgs) -> Result<Option<Checkpoint>> {
+    Ok(match &a.resume {
         Some(dir) => {
             // Loaded on the CPU: the trainer copies weights and optimiser state to its device.
             let ckpt = Checkpoint::load(dir)
@@ -236,11 +269,21 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
             Some(ckpt)
         }
         None => None,
-    };
+    })
+}
+
+/// The training settings: a config file's `[train]` table, a resumed checkpoint's own, or
+/// `--protocol`'s; then the flags, named when they change a resumed run's settings.
+fn training_settings(
+    ctx: &Ctx,
+    a: &TrainArgs,
+    from_file: Option<TrainConfig>,
+    resume: Option<&Checkpoint>,
+) -> Result<TrainConfig> {
     // A resume continues with the checkpoint's own settings, unless a config file or a flag
     // says otherwise (and then says so).
-    let saved = resume.as_ref().and_then(|c| c.meta().train_config.clone());
-    let mut tc = match (file.train, saved, a.protocol) {
+    let saved = resume.and_then(|c| c.meta().train_config.clone());
+    let mut tc = match (from_file, saved, a.protocol) {
         (Some(_), _, Some(_)) => {
             bail!("--protocol and a config file's [train] table both set the training; give one")
         }
@@ -303,69 +346,90 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
             }
         ));
     }
-    tc.device = device;
-    tc.val_scenes = match (a.val_scenes, a.scheme) {
-        (Some(n), _) => n,
-        (None, Scheme::ScaleUp) if scenes.len() >= 3 => {
-            ((0.15 * scenes.len() as f64).round() as usize).max(1)
-        }
-        (None, _) => tc.val_scenes,
-    };
-    if !a.stages.is_empty() {
-        if a.resume.is_some() {
-            bail!("--stages cannot resume a checkpoint (train the chain anew)");
-        }
-        let mut staged = StagedAmun::new(a.stages.clone(), model, tc)?;
-        ctx.say(&format!(
-            "training {} stages {:?} on {} scenes",
-            a.stages.len(),
-            a.stages,
-            scenes.len()
-        ));
-        staged.fit(&scenes, &ctx.bars)?;
-        staged.save(&a.out)?;
-        for (k, c) in a.stages.iter().zip(staged.stages()) {
-            report_check(ctx, &format!("stage ×{k}"), c.held_out());
-            report_health(ctx, &format!("stage ×{k}"), &c.meta().health);
-        }
-        ctx.say(&format!("wrote staged checkpoint {}", a.out.display()));
-        return Ok(());
+    Ok(tc)
+}
+
+/// `--stages`: one model per factor of the chain.
+fn train_staged(
+    ctx: &Ctx,
+    a: &TrainArgs,
+    model: AmunConfig,
+    tc: TrainConfig,
+    scenes: &[Scene],
+) -> Result<()> {
+    if a.resume.is_some() {
+        bail!("--stages cannot resume a checkpoint (train the chain anew)");
     }
-    if let Some(k) = a.ensemble {
-        if a.resume.is_some() || !a.stages.is_empty() {
-            bail!("--ensemble trains anew and without stages (drop --resume / --stages)");
-        }
-        let k = usize::try_from(k).unwrap_or(usize::MAX);
-        let mut ens = EnsembleAmun::new(k, model, tc)?;
-        if let Some(every) = a.snapshots {
-            ens = ens.with_members(Members::Snapshots {
-                every: usize::try_from(every).unwrap_or(usize::MAX),
-            })?;
-        }
-        ctx.say(&format!(
-            "training an ensemble of {k} members on {} scenes",
-            scenes.len()
-        ));
-        ens.fit(&scenes, &ctx.bars)?;
-        ens.save(&a.out)?;
-        report_check(ctx, "the ensemble mean", ens.check().as_ref());
-        let c = ens.calibration();
-        if c.pixels > 0 {
-            ctx.say(&format!(
-                "spread: the members' 90 % interval covered {:.1} % of {} held-out pixels; recalibrated to √({:.3}² K² + ({:.3}·σ)²), it covers {:.1} %",
-                100.0 * c.raw_coverage,
-                c.pixels,
-                c.model.floor,
-                c.model.scale,
-                100.0 * c.coverage
-            ));
-        } else {
-            ctx.warn("no held-out pixel: the ensemble's spread is not calibrated");
-        }
-        ctx.say(&format!("wrote ensemble checkpoint {}", a.out.display()));
-        return Ok(());
+    let mut staged = StagedAmun::new(a.stages.clone(), model, tc)?;
+    ctx.say(&format!(
+        "training {} stages {:?} on {} scenes",
+        a.stages.len(),
+        a.stages,
+        scenes.len()
+    ));
+    staged.fit(scenes, &ctx.bars)?;
+    staged.save(&a.out)?;
+    for (k, c) in a.stages.iter().zip(staged.stages()) {
+        report_check(ctx, &format!("stage ×{k}"), c.held_out());
+        report_health(ctx, &format!("stage ×{k}"), &c.meta().health);
     }
-    let (mut trainer, notes) = amun_trainer(&model, &tc, &scenes, resume.as_ref())?;
+    ctx.say(&format!("wrote staged checkpoint {}", a.out.display()));
+    Ok(())
+}
+
+/// `--ensemble K`: K members (or snapshots) and their calibrated spread.
+fn train_ensemble(
+    ctx: &Ctx,
+    a: &TrainArgs,
+    k: u64,
+    model: AmunConfig,
+    tc: TrainConfig,
+    scenes: &[Scene],
+) -> Result<()> {
+    if a.resume.is_some() || !a.stages.is_empty() {
+        bail!("--ensemble trains anew and without stages (drop --resume / --stages)");
+    }
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
+    let mut ens = EnsembleAmun::new(k, model, tc)?;
+    if let Some(every) = a.snapshots {
+        ens = ens.with_members(Members::Snapshots {
+            every: usize::try_from(every).unwrap_or(usize::MAX),
+        })?;
+    }
+    ctx.say(&format!(
+        "training an ensemble of {k} members on {} scenes",
+        scenes.len()
+    ));
+    ens.fit(scenes, &ctx.bars)?;
+    ens.save(&a.out)?;
+    report_check(ctx, "the ensemble mean", ens.check().as_ref());
+    let c = ens.calibration();
+    if c.pixels > 0 {
+        ctx.say(&format!(
+            "spread: the members' 90 % interval covered {:.1} % of {} held-out pixels; recalibrated to √({:.3}² K² + ({:.3}·σ)²), it covers {:.1} %",
+            100.0 * c.raw_coverage,
+            c.pixels,
+            c.model.floor,
+            c.model.scale,
+            100.0 * c.coverage
+        ));
+    } else {
+        ctx.warn("no held-out pixel: the ensemble's spread is not calibrated");
+    }
+    ctx.say(&format!("wrote ensemble checkpoint {}", a.out.display()));
+    Ok(())
+}
+
+/// One model, new or resumed.
+fn train_single(
+    ctx: &Ctx,
+    a: &TrainArgs,
+    model: &AmunConfig,
+    tc: &TrainConfig,
+    scenes: &[Scene],
+    resume: Option<&Checkpoint>,
+) -> Result<()> {
+    let (mut trainer, notes) = amun_trainer(model, tc, scenes, resume)?;
     let tc = trainer.config().clone();
     for n in notes {
         ctx.say(&format!("fitted to the scenes: {n}"));
@@ -383,7 +447,7 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
         tc.epochs
     ));
     run_trainer(&mut trainer, &ctx.bars)?;
-    let ckpt = finish_checked(trainer, &scenes, &Default::default())?;
+    let ckpt = finish_checked(trainer, scenes, &Default::default())?;
     ckpt.save(&a.out)?;
     report_check(ctx, "the model", ckpt.held_out());
     report_health(ctx, "the model", &ckpt.meta().health);
