@@ -290,34 +290,7 @@ struct SpreadBands {
 
 /// Runs `amun evaluate`.
 pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
-    // A prediction with uncertainty bands is scored on its `mean` unless --band says otherwise.
-    let bands = match a.band {
-        None => uncertainty_bands(&a.prediction)?,
-        Some(_) => None,
-    };
-    let (pred, spread) = match bands {
-        Some(BandIndex {
-            mean: m,
-            std: sd,
-            q05,
-            q95,
-        }) => {
-            let interval = match (q05, q95) {
-                (Some(l), Some(h)) => {
-                    Some((read_band(&a.prediction, l)?, read_band(&a.prediction, h)?))
-                }
-                _ => None,
-            };
-            (
-                read_band(&a.prediction, m)?,
-                Some(SpreadBands {
-                    std: read_band(&a.prediction, sd)?,
-                    interval,
-                }),
-            )
-        }
-        None => (scored_band(&a.prediction, a.band, "prediction")?, None),
-    };
+    let (pred, spread) = read_prediction(a)?;
     if pred.valid_count() == 0 {
         bail!("{}: every pixel is nodata", a.prediction.display());
     }
@@ -389,34 +362,85 @@ pub fn run(ctx: &Ctx, a: &EvaluateArgs) -> Result<()> {
         out.stations = Some(score_stations(&pred, &st, sampling)?);
     }
     if let (Some(dir), Some(r)) = (&a.figures, &reference) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        prediction_figures(
+        write_figures(a, dir, &out, &pred, spread.as_ref(), r, coarse.as_ref())?;
+        ctx.say(&format!("wrote figures into {}", dir.display()));
+    }
+    print_scores(a, &out)
+}
+
+/// The scored band of the prediction and, when it has them, its uncertainty bands.
+fn read_prediction(a: &EvaluateArgs) -> Result<(Raster, Option<SpreadBands>)> {
+    // A prediction with uncertainty bands is scored on its `mean` unless --band says otherwise.
+    let bands = match a.band {
+        None => uncertainty_bands(&a.prediction)?,
+        Some(_) => None,
+    };
+    Ok(match bands {
+        Some(BandIndex {
+            mean: m,
+            std: sd,
+            q05,
+            q95,
+        }) => {
+            let interval = match (q05, q95) {
+                (Some(l), Some(h)) => {
+                    Some((read_band(&a.prediction, l)?, read_band(&a.prediction, h)?))
+                }
+                _ => None,
+            };
+            (
+                read_band(&a.prediction, m)?,
+                Some(SpreadBands {
+                    std: read_band(&a.prediction, sd)?,
+                    interval,
+                }),
+            )
+        }
+        None => (scored_band(&a.prediction, a.band, "prediction")?, None),
+    })
+}
+
+/// The prediction's figures against the reference (and its uncertainty's, if scored).
+fn write_figures(
+    a: &EvaluateArgs,
+    dir: &Path,
+    out: &EvalOut,
+    pred: &Raster,
+    spread: Option<&SpreadBands>,
+    reference: &Raster,
+    coarse: Option<&Raster>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    prediction_figures(
+        dir,
+        "evaluation",
+        "Prediction",
+        pred,
+        reference,
+        coarse,
+        a.force,
+    )?;
+    if let (Some(u), Some(sb)) = (&out.uncertainty, spread) {
+        uncertainty_figures(
             dir,
             "evaluation",
             "Prediction",
-            &pred,
-            r,
-            coarse.as_ref(),
+            u,
+            pred,
+            &sb.std,
+            reference,
             a.force,
         )?;
-        if let (Some(u), Some(sb)) = (&out.uncertainty, &spread) {
-            uncertainty_figures(
-                dir,
-                "evaluation",
-                "Prediction",
-                u,
-                &pred,
-                &sb.std,
-                r,
-                a.force,
-            )?;
-        }
-        ctx.say(&format!("wrote figures into {}", dir.display()));
     }
+    Ok(())
+}
+
+/// Prints the scores: a table, or JSON with `--json`.
+fn print_scores(a: &EvaluateArgs, out: &EvalOut) -> Result<()> {
     // Written with `?`, so that a closed pipe ends the program quietly (see `main`).
     let mut w = std::io::stdout().lock();
     if a.json {
-        writeln!(w, "{}", serde_json::to_string_pretty(&out)?)?;
+        writeln!(w, "{}", serde_json::to_string_pretty(out)?)?;
         return Ok(());
     }
     writeln!(w, "{}", metrics_header())?;
