@@ -160,6 +160,75 @@ pub(crate) fn open<R: Read + Seek>(
         path: path.to_path_buf(),
         source,
     };
+    let (file_len, little_endian, bigtiff) = read_header(&mut reader, path)?;
+    check_first_ifd(&mut reader, path, file_len, little_endian, bigtiff, opts)?;
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+
+    // The checks above bound every value the `tiff` crate reads; these limits repeat them
+    // for the values read below (we never use its image decoder).
+    let mut limits = Limits::default();
+    limits.ifd_value_size = opts.max_tag_bytes;
+    limits.decoding_buffer_size = opts.max_tag_bytes;
+    limits.intermediate_buffer_size = opts.max_tag_bytes;
+    let decoder = Decoder::new(reader).map_err(|e| tiff_error(path, e))?;
+    let mut decoder = decoder.with_limits(limits);
+
+    let (width, height) = decoder.dimensions().map_err(|e| tiff_error(path, e))?;
+    let (width, height) = (width as usize, height as usize);
+    let find = |dec: &mut Decoder<R>, tag: Tag| dec.find_tag(tag).map_err(|e| tiff_error(path, e));
+    let (samples, data_type) = sample_type(&mut decoder, path)?;
+    let compression = Compression::from_code(match find(&mut decoder, Tag::Compression)? {
+        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
+        None => 1,
+    });
+    let predictor = match find(&mut decoder, Tag::Predictor)? {
+        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
+        None => 1,
+    };
+    let planar = match find(&mut decoder, Tag::PlanarConfiguration)? {
+        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))? == 2,
+        None => false,
+    } && samples > 1;
+    let (tiled, chunk_w, chunk_h, offsets, byte_counts) =
+        chunk_tags(&mut decoder, path, width, height)?;
+    if width == 0 || height == 0 || chunk_w == 0 || chunk_h == 0 || samples == 0 {
+        return Err(corrupt_tag(
+            path,
+            format!("empty image or chunk: {width}×{height}, chunk {chunk_w}×{chunk_h}, {samples} samples"),
+        ));
+    }
+    let layout = Layout {
+        width,
+        height,
+        samples,
+        data_type,
+        compression,
+        predictor,
+        planar,
+        tiled,
+        chunk_w,
+        chunk_h,
+        offsets,
+        byte_counts,
+        little_endian,
+        bigtiff,
+        file_len,
+    };
+    check_layout(&layout, path)?;
+    let tags = read_raw_tags(&mut decoder, path)?;
+    Ok(Opened {
+        decoder,
+        layout,
+        tags,
+    })
+}
+
+/// The file's length, byte order and whether it is a BigTIFF, from its header.
+fn read_header<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<(u64, bool, bool)> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file_len = reader.seek(SeekFrom::End(0)).map_err(io)?;
     reader.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut header = [0u8; 4];
@@ -184,33 +253,21 @@ pub(crate) fn open<R: Read + Seek>(
     } else {
         u16::from_be_bytes([header[2], header[3]])
     };
-    let bigtiff = magic == 43;
-    check_first_ifd(&mut reader, path, file_len, little_endian, bigtiff, opts)?;
-    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok((file_len, little_endian, magic == 43))
+}
 
-    // The checks above bound every value the `tiff` crate reads; these limits repeat them
-    // for the values read below (we never use its image decoder).
-    let mut limits = Limits::default();
-    limits.ifd_value_size = opts.max_tag_bytes;
-    limits.decoding_buffer_size = opts.max_tag_bytes;
-    limits.intermediate_buffer_size = opts.max_tag_bytes;
-    let decoder = Decoder::new(reader).map_err(|e| tiff_error(path, e))?;
-    let mut decoder = decoder.with_limits(limits);
-
-    let (width, height) = decoder.dimensions().map_err(|e| tiff_error(path, e))?;
-    let (width, height) = (width as usize, height as usize);
-
+/// Samples per pixel and their type (one type for all samples).
+fn sample_type<R: Read + Seek>(decoder: &mut Decoder<R>, path: &Path) -> Result<(usize, DataType)> {
     let find = |dec: &mut Decoder<R>, tag: Tag| dec.find_tag(tag).map_err(|e| tiff_error(path, e));
-
-    let samples = match find(&mut decoder, Tag::SamplesPerPixel)? {
+    let samples = match find(decoder, Tag::SamplesPerPixel)? {
         Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
         None => 1,
     } as usize;
-    let bits = match find(&mut decoder, Tag::BitsPerSample)? {
+    let bits = match find(decoder, Tag::BitsPerSample)? {
         Some(v) => v.into_u16_vec().map_err(|e| tiff_error(path, e))?,
         None => vec![1],
     };
-    let formats = match find(&mut decoder, Tag::SampleFormat)? {
+    let formats = match find(decoder, Tag::SampleFormat)? {
         Some(v) => v.into_u16_vec().map_err(|e| tiff_error(path, e))?,
         None => vec![1],
     };
@@ -237,29 +294,27 @@ pub(crate) fn open<R: Read + Seek>(
             }
         ),
     })?;
-    let compression = Compression::from_code(match find(&mut decoder, Tag::Compression)? {
-        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
-        None => 1,
-    });
-    let predictor = match find(&mut decoder, Tag::Predictor)? {
-        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))?,
-        None => 1,
-    };
-    let planar = match find(&mut decoder, Tag::PlanarConfiguration)? {
-        Some(v) => v.into_u16().map_err(|e| tiff_error(path, e))? == 2,
-        None => false,
-    } && samples > 1;
+    Ok((samples, data_type))
+}
 
-    let tile_w = find(&mut decoder, Tag::TileWidth)?;
-    let tiled = tile_w.is_some();
-    let (chunk_w, chunk_h, offsets, byte_counts) = if let Some(tw) = tile_w {
+/// Whether the image is tiled, its chunk size, and the chunks' offsets and byte counts.
+#[allow(clippy::type_complexity)]
+fn chunk_tags<R: Read + Seek>(
+    decoder: &mut Decoder<R>,
+    path: &Path,
+    width: usize,
+    height: usize,
+) -> Result<(bool, usize, usize, Vec<u64>, Vec<u64>)> {
+    let find = |dec: &mut Decoder<R>, tag: Tag| dec.find_tag(tag).map_err(|e| tiff_error(path, e));
+    let tile_w = find(decoder, Tag::TileWidth)?;
+    Ok(if let Some(tw) = tile_w {
         let tw = tw.into_u32().map_err(|e| tiff_error(path, e))? as usize;
-        let th = match find(&mut decoder, Tag::TileLength)? {
+        let th = match find(decoder, Tag::TileLength)? {
             Some(v) => v.into_u32().map_err(|e| tiff_error(path, e))? as usize,
             None => return Err(corrupt_tag(path, "TileWidth without TileLength")),
         };
-        let off = find(&mut decoder, Tag::TileOffsets)?;
-        let cnt = find(&mut decoder, Tag::TileByteCounts)?;
+        let off = find(decoder, Tag::TileOffsets)?;
+        let cnt = find(decoder, Tag::TileByteCounts)?;
         let (Some(off), Some(cnt)) = (off, cnt) else {
             return Err(corrupt_tag(
                 path,
@@ -267,18 +322,19 @@ pub(crate) fn open<R: Read + Seek>(
             ));
         };
         (
+            true,
             tw,
             th,
             off.into_u64_vec().map_err(|e| tiff_error(path, e))?,
             cnt.into_u64_vec().map_err(|e| tiff_error(path, e))?,
         )
     } else {
-        let rps = match find(&mut decoder, Tag::RowsPerStrip)? {
+        let rps = match find(decoder, Tag::RowsPerStrip)? {
             Some(v) => v.into_u32().map_err(|e| tiff_error(path, e))? as usize,
             None => height,
         };
-        let off = find(&mut decoder, Tag::StripOffsets)?;
-        let cnt = find(&mut decoder, Tag::StripByteCounts)?;
+        let off = find(decoder, Tag::StripOffsets)?;
+        let cnt = find(decoder, Tag::StripByteCounts)?;
         let (Some(off), Some(cnt)) = (off, cnt) else {
             return Err(corrupt_tag(
                 path,
@@ -286,35 +342,23 @@ pub(crate) fn open<R: Read + Seek>(
             ));
         };
         (
+            false,
             width,
             rps.clamp(1, height.max(1)),
             off.into_u64_vec().map_err(|e| tiff_error(path, e))?,
             cnt.into_u64_vec().map_err(|e| tiff_error(path, e))?,
         )
-    };
-    if width == 0 || height == 0 || chunk_w == 0 || chunk_h == 0 || samples == 0 {
-        return Err(corrupt_tag(
-            path,
-            format!("empty image or chunk: {width}×{height}, chunk {chunk_w}×{chunk_h}, {samples} samples"),
-        ));
-    }
-    let layout = Layout {
-        width,
-        height,
-        samples,
-        data_type,
-        compression,
-        predictor,
-        planar,
-        tiled,
-        chunk_w,
-        chunk_h,
-        offsets,
-        byte_counts,
-        little_endian,
-        bigtiff,
-        file_len,
-    };
+    })
+}
+
+/// The chunk count matches the offsets and byte counts; the predictor is one we decode.
+fn check_layout(layout: &Layout, path: &Path) -> Result<()> {
+    let (planar, samples, predictor, data_type) = (
+        layout.planar,
+        layout.samples,
+        layout.predictor,
+        layout.data_type,
+    );
     let planes = if planar { samples } else { 1 };
     let want = layout
         .chunks_per_plane()
@@ -346,12 +390,7 @@ pub(crate) fn open<R: Read + Seek>(
         });
     }
 
-    let tags = read_raw_tags(&mut decoder, path)?;
-    Ok(Opened {
-        decoder,
-        layout,
-        tags,
-    })
+    Ok(())
 }
 
 /// The tags whose values amun or the `tiff` crate's `Decoder::new` read, with their names.
