@@ -161,7 +161,7 @@ fn paper(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         seed: a.seed,
         // Smaller worlds need smaller validation blocks to hold any at all.
         split_block: if size >= 320 { 128 } else { 32 },
-        ..demo_train_config()
+        ..TrainConfig::default()
     };
     let for_ensemble = (amun_cfg.clone(), tc.clone());
     // A capped sample keeps the forest's memory and time modest on a laptop.
@@ -437,23 +437,4 @@ fn oracle(world: &World, month: u32, scene: &Scene, hidden: &[&str]) -> Result<R
         }
     }
     Ok(Raster::new(truth.grid().clone(), data)?)
-}
-
-/// Training settings for the demo: the paper's protocol, with AdamW and a higher learning
-/// rate so that a few minutes of CPU training get close to convergence.
-fn demo_train_config() -> TrainConfig {
-    // Non-overlapping 32×32 patches, batches of 32 (smaller ones leave the cores idle: a
-    // batch of 8 costs about 3× more per patch) and AdamW, whose decoupled decay does not
-    // kill the slow deep levels as Adam with L2 does (`docs/design.md` §4.8); the paper's
-    // protocol is `TrainConfig::default()` and takes hours on a CPU.
-    TrainConfig {
-        solver: amun_core::net::Solver::ADAMW,
-        learning_rate: 1e-3,
-        lr_drop_every: 8,
-        batch_size: 32,
-        stride: 32,
-        augment: true,
-        keep_best: true,
-        ..TrainConfig::default()
-    }
 }

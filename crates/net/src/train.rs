@@ -519,6 +519,33 @@ mod tests {
             .collect()
     }
 
+    /// The default recipe (the demo's), briefly: every level receives a gradient and none
+    /// collapses; the U-Net's bridge keeps all its weights above the near-zero bound.
+    #[test]
+    fn the_default_recipe_keeps_every_level_alive() {
+        let tc = TrainConfig {
+            epochs: 5,
+            patch: 16,
+            stride: 16,
+            split_block: 32,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        let t = train(&tiny_config(), &tc, &scenes(), |_| {}).unwrap();
+        let health = &t.meta().health;
+        assert!(health.len() > 4, "{health:?}");
+        assert!(
+            crate::health::collapsed_levels(health).is_empty(),
+            "{health:?}"
+        );
+        assert!(health.iter().all(|l| l.grad_rms > 0.0), "{health:?}");
+        let bridge = health.iter().find(|l| l.level == "unet.bridge").unwrap();
+        assert!(
+            bridge.near_zero == 0.0 && bridge.max_abs > 1e-2,
+            "{bridge:?}"
+        );
+    }
+
     #[test]
     fn trains_reports_kelvin_and_is_deterministic() {
         let mut events = (0, 0);

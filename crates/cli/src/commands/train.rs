@@ -43,8 +43,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Training settings when neither a config file's `[train]` table nor a resumed
-    /// checkpoint gives them: `default`, the recipe measured best on a CPU budget (AdamW,
-    /// warm-up and cosine decay, stride 32, flips and turns, best epoch kept;
+    /// checkpoint gives them: `default`, the recipe measured best on a CPU budget (AdamW
+    /// 1e-3 halved every 8 epochs, 20 epochs, stride 32, flips and turns, best epoch kept;
     /// `docs/benchmarks.md`), or `paper`, the AMUN paper's (RMSprop 1e-4, stride 16, 99
     /// epochs: hours on a CPU).
     #[arg(long, value_enum)]

@@ -242,23 +242,8 @@ pub fn write_cog(
     opts: &WriteOptions,
 ) -> Result<()> {
     let path = path.as_ref();
-    check_options(path, opts)?;
-    let invalid = |detail: String| Error::InvalidOperation { detail };
-    if !opts.data_type.is_float() {
-        return Err(invalid(format!(
-            "{}: a COG is written as floating point, got {}",
-            path.display(),
-            opts.data_type
-        )));
-    }
+    check_cog_request(path, source, names, opts)?;
     let bands = source.names().len();
-    if !names.is_empty() && names.len() != bands {
-        return Err(invalid(format!(
-            "{}: {} band description(s) for {bands} band(s)",
-            path.display(),
-            names.len()
-        )));
-    }
     let grid = source.grid().clone();
     let keys = geokeys::encode_crs(grid.crs()).map_err(|detail| Error::Unsupported {
         path: path.to_path_buf(),
@@ -271,50 +256,12 @@ pub fn write_cog(
     let tiles_of = |(w, h): (usize, usize)| w.div_ceil(ts) * h.div_ceil(ts);
 
     // Pass 1: the overviews, encoded, band by band: ovr[level − 1][band][tile].
-    let mut ovr: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::with_capacity(bands); sizes.len() - 1];
-    let mut missing = false;
-    for b in 0..bands {
-        let mut level = match sizes.get(1) {
-            Some(&(w1, h1)) => Array2::from_elem((h1, w1), f32::NAN),
-            None => {
-                // No overview: only look for missing pixels.
-                for row0 in (0..grid.height()).step_by(ts) {
-                    let w = Window::new(0, row0, grid.width(), ts.min(grid.height() - row0));
-                    missing |= source
-                        .read_band_window(b + 1, w)?
-                        .data()
-                        .iter()
-                        .any(|v| v.is_nan());
-                }
-                continue;
-            }
-        };
-        for row0 in (0..grid.height()).step_by(2 * ts) {
-            let w = Window::new(0, row0, grid.width(), (2 * ts).min(grid.height() - row0));
-            let strip = source.read_band_window(b + 1, w)?;
-            missing |= strip.data().iter().any(|v| v.is_nan());
-            halve_into(strip.data().view(), &mut level, row0 / 2);
-        }
-        for (l, &(_, h)) in sizes.iter().enumerate().skip(1) {
-            let mut tiles = Vec::with_capacity(tiles_of(sizes[l]));
-            for row0 in (0..h).step_by(ts) {
-                let rows = level.slice(ndarray::s![row0..(row0 + ts).min(h), ..]);
-                tiles.extend(encode_strip(rows, ts, predictor, opts)?);
-            }
-            ovr[l - 1].push(tiles);
-            if let Some(&(nw, nh)) = sizes.get(l + 1) {
-                let mut next = Array2::from_elem((nh, nw), f32::NAN);
-                halve_into(level.view(), &mut next, 0);
-                level = next;
-            }
-        }
-    }
+    let (ovr, missing) = encode_overviews(source, &sizes, predictor, opts)?;
 
     // The directories, with offsets to be filled in.
     let md = (!names.is_empty())
         .then(|| metadata::format(names, &vec![crate::raster::BandKind::Continuous; bands]));
     let nodata = missing.then(|| metadata::format_nodata(f64::NAN));
-    let spp = bands as u16;
     let bits = (opts.data_type.size() * 8) as u16;
     let main_tiles = bands * tiles_of(sizes[0]);
     let ovr_bytes: u64 = ovr.iter().flatten().flatten().map(|t| t.len() as u64).sum();
@@ -323,71 +270,14 @@ pub fn write_cog(
         .saturating_mul(opts.data_type.size() as u64)
         .saturating_mul(bands as u64);
     let big = opts.bigtiff || raw.saturating_add(ovr_bytes) > u64::from(u32::MAX) - (64 << 20);
-    let table = |n: usize| {
-        if big {
-            Value::Long8(vec![0; n])
-        } else {
-            Value::Long(vec![0; n])
-        }
+    let tags = DirectoryTags {
+        bits,
+        predictor,
+        keys: keys.as_ref(),
+        metadata: md.as_deref(),
+        nodata: nodata.as_deref(),
     };
-    let mut ifds: Vec<Ifd> = sizes
-        .iter()
-        .enumerate()
-        .map(|(l, &(w, h))| {
-            let n = bands * tiles_of((w, h));
-            let mut e: Vec<(u16, Value)> = vec![
-                (254, Value::Long(vec![u32::from(l > 0)])),
-                (256, Value::Long(vec![w as u32])),
-                (257, Value::Long(vec![h as u32])),
-                (258, Value::Short(vec![bits; bands])),
-                (259, Value::Short(vec![opts.compression.code()])),
-                (262, Value::Short(vec![1])),
-                (277, Value::Short(vec![spp])),
-                (284, Value::Short(vec![if bands > 1 { 2 } else { 1 }])),
-                (322, Value::Long(vec![ts as u32])),
-                (323, Value::Long(vec![ts as u32])),
-                (324, table(n)),
-                (325, table(n)),
-                (
-                    339,
-                    Value::Short(vec![opts.data_type.sample_format(); bands]),
-                ),
-            ];
-            if predictor != 1 {
-                e.push((317, Value::Short(vec![predictor])));
-            }
-            if bands > 1 {
-                e.push((338, Value::Short(vec![0; bands - 1])));
-            }
-            if l == 0 {
-                let t = grid.transform();
-                e.push((
-                    33550,
-                    Value::Double(vec![t.pixel_width, -t.pixel_height, 0.0]),
-                ));
-                e.push((
-                    33922,
-                    Value::Double(vec![0.0, 0.0, 0.0, t.origin_x, t.origin_y, 0.0]),
-                ));
-                if let Some(k) = &keys {
-                    e.push((34735, Value::Short(k.directory.clone())));
-                    if !k.doubles.is_empty() {
-                        e.push((34736, Value::Double(k.doubles.clone())));
-                    }
-                    if !k.ascii.is_empty() {
-                        e.push((34737, Value::Ascii(k.ascii.clone())));
-                    }
-                }
-                if let Some(md) = &md {
-                    e.push((TAG_GDAL_METADATA, Value::Ascii(md.clone())));
-                }
-            }
-            if let Some(nd) = &nodata {
-                e.push((TAG_GDAL_NODATA, Value::Ascii(nd.clone())));
-            }
-            Ifd { entries: e }
-        })
-        .collect();
+    let mut ifds = directories(&grid, &sizes, bands, big, &tags, opts);
     let header_len: u64 = if big { 16 } else { 8 };
     let ghost = ghost();
     let first_ifd = {
@@ -477,6 +367,176 @@ pub fn write_cog(
         }
         file.flush().map_err(io)
     })
+}
+
+/// The overviews of every band, encoded tile by tile (`[level − 1][band][tile]`), and
+/// whether the source has a missing pixel.
+#[allow(clippy::type_complexity)]
+fn encode_overviews(
+    source: &GeoTiffReader,
+    sizes: &[(usize, usize)],
+    predictor: u16,
+    opts: &WriteOptions,
+) -> Result<(Vec<Vec<Vec<Vec<u8>>>>, bool)> {
+    let grid = source.grid();
+    let bands = source.names().len();
+    let ts = opts.tile_size;
+    let tiles_of = |(w, h): (usize, usize)| w.div_ceil(ts) * h.div_ceil(ts);
+    let mut ovr: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::with_capacity(bands); sizes.len() - 1];
+    let mut missing = false;
+    for b in 0..bands {
+        let mut level = match sizes.get(1) {
+            Some(&(w1, h1)) => Array2::from_elem((h1, w1), f32::NAN),
+            None => {
+                // No overview: only look for missing pixels.
+                for row0 in (0..grid.height()).step_by(ts) {
+                    let w = Window::new(0, row0, grid.width(), ts.min(grid.height() - row0));
+                    missing |= source
+                        .read_band_window(b + 1, w)?
+                        .data()
+                        .iter()
+                        .any(|v| v.is_nan());
+                }
+                continue;
+            }
+        };
+        for row0 in (0..grid.height()).step_by(2 * ts) {
+            let w = Window::new(0, row0, grid.width(), (2 * ts).min(grid.height() - row0));
+            let strip = source.read_band_window(b + 1, w)?;
+            missing |= strip.data().iter().any(|v| v.is_nan());
+            halve_into(strip.data().view(), &mut level, row0 / 2);
+        }
+        for (l, &(_, h)) in sizes.iter().enumerate().skip(1) {
+            let mut tiles = Vec::with_capacity(tiles_of(sizes[l]));
+            for row0 in (0..h).step_by(ts) {
+                let rows = level.slice(ndarray::s![row0..(row0 + ts).min(h), ..]);
+                tiles.extend(encode_strip(rows, ts, predictor, opts)?);
+            }
+            ovr[l - 1].push(tiles);
+            if let Some(&(nw, nh)) = sizes.get(l + 1) {
+                let mut next = Array2::from_elem((nh, nw), f32::NAN);
+                halve_into(level.view(), &mut next, 0);
+                level = next;
+            }
+        }
+    }
+
+    Ok((ovr, missing))
+}
+
+/// The tags of [`directories`] besides the sizes.
+struct DirectoryTags<'a> {
+    bits: u16,
+    predictor: u16,
+    keys: Option<&'a geokeys::EncodedKeys>,
+    metadata: Option<&'a str>,
+    nodata: Option<&'a str>,
+}
+
+/// One directory per level, full image first, with zeroed tile tables.
+fn directories(
+    grid: &crate::Grid,
+    sizes: &[(usize, usize)],
+    bands: usize,
+    big: bool,
+    tags: &DirectoryTags,
+    opts: &WriteOptions,
+) -> Vec<Ifd> {
+    let ts = opts.tile_size;
+    let tiles_of = |(w, h): (usize, usize)| w.div_ceil(ts) * h.div_ceil(ts);
+    let (bits, predictor, spp) = (tags.bits, tags.predictor, bands as u16);
+    let table = |n: usize| {
+        if big {
+            Value::Long8(vec![0; n])
+        } else {
+            Value::Long(vec![0; n])
+        }
+    };
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(l, &(w, h))| {
+            let n = bands * tiles_of((w, h));
+            let mut e: Vec<(u16, Value)> = vec![
+                (254, Value::Long(vec![u32::from(l > 0)])),
+                (256, Value::Long(vec![w as u32])),
+                (257, Value::Long(vec![h as u32])),
+                (258, Value::Short(vec![bits; bands])),
+                (259, Value::Short(vec![opts.compression.code()])),
+                (262, Value::Short(vec![1])),
+                (277, Value::Short(vec![spp])),
+                (284, Value::Short(vec![if bands > 1 { 2 } else { 1 }])),
+                (322, Value::Long(vec![ts as u32])),
+                (323, Value::Long(vec![ts as u32])),
+                (324, table(n)),
+                (325, table(n)),
+                (
+                    339,
+                    Value::Short(vec![opts.data_type.sample_format(); bands]),
+                ),
+            ];
+            if predictor != 1 {
+                e.push((317, Value::Short(vec![predictor])));
+            }
+            if bands > 1 {
+                e.push((338, Value::Short(vec![0; bands - 1])));
+            }
+            if l == 0 {
+                let t = grid.transform();
+                e.push((
+                    33550,
+                    Value::Double(vec![t.pixel_width, -t.pixel_height, 0.0]),
+                ));
+                e.push((
+                    33922,
+                    Value::Double(vec![0.0, 0.0, 0.0, t.origin_x, t.origin_y, 0.0]),
+                ));
+                if let Some(k) = tags.keys {
+                    e.push((34735, Value::Short(k.directory.clone())));
+                    if !k.doubles.is_empty() {
+                        e.push((34736, Value::Double(k.doubles.clone())));
+                    }
+                    if !k.ascii.is_empty() {
+                        e.push((34737, Value::Ascii(k.ascii.clone())));
+                    }
+                }
+                if let Some(md) = tags.metadata {
+                    e.push((TAG_GDAL_METADATA, Value::Ascii(md.to_string())));
+                }
+            }
+            if let Some(nd) = tags.nodata {
+                e.push((TAG_GDAL_NODATA, Value::Ascii(nd.to_string())));
+            }
+            Ifd { entries: e }
+        })
+        .collect()
+}
+
+/// The options are writable, as floating point, with one description per band or none.
+fn check_cog_request(
+    path: &Path,
+    source: &GeoTiffReader,
+    names: &[&str],
+    opts: &WriteOptions,
+) -> Result<()> {
+    check_options(path, opts)?;
+    let invalid = |detail: String| Error::InvalidOperation { detail };
+    if !opts.data_type.is_float() {
+        return Err(invalid(format!(
+            "{}: a COG is written as floating point, got {}",
+            path.display(),
+            opts.data_type
+        )));
+    }
+    let bands = source.names().len();
+    if !names.is_empty() && names.len() != bands {
+        return Err(invalid(format!(
+            "{}: {} band description(s) for {bands} band(s)",
+            path.display(),
+            names.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Fills a directory's tile offsets and byte counts.
