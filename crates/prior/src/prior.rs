@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::params::{PriorKind, PriorParams, PriorValidParams};
-use crate::regression::{fit, robust_std};
+use crate::regression::{fit, robust_std, Fit};
 
 /// How a covariate band enters the prior's linear model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,109 +333,18 @@ impl PriorValidParams {
         k: usize,
     ) -> Result<(Vec<Term>, FitReport, Raster)> {
         let mut terms = candidate_terms(self, kind, stack)?;
-        let coarse_grid = coarse_lst.grid();
-        let (h, w) = coarse_grid.shape();
-        let r = self.neighbourhood;
-        // Coarse fields: LST, cell coordinates, block means of the terms.
-        let lst = local_anomaly(&coarse_lst.data().mapv(f64::from), r);
-        let xs = local_anomaly(&Array2::from_shape_fn((h, w), |(_, j)| j as f64), r);
-        let ys = local_anomaly(&Array2::from_shape_fn((h, w), |(i, _)| i as f64), r);
-        let mut cols = Vec::with_capacity(terms.len());
-        for t in &terms {
-            let b = band(stack, &t.band)?;
-            let fine = Raster::new(stack.grid().clone(), b.data().mapv(|v| t.value(v)))?;
-            let mean = fine.block_mean(k, self.min_coverage)?;
-            cols.push(local_anomaly(&mean.data().mapv(f64::from), r));
-        }
-        let rows: Vec<(usize, usize)> = (0..h)
-            .flat_map(|i| (0..w).map(move |j| (i, j)))
-            .filter(|&ix| !lst[ix].is_nan() && cols.iter().all(|c| !c[ix].is_nan()))
-            .collect();
-        let n = rows.len();
-        let p = terms.len();
+        let d = Design::new(self, &terms, coarse_lst, stack, k)?;
+        let (n, p) = (d.rows.len(), terms.len());
         let elev = terms
             .iter()
             .position(|t| t.band == self.elevation_band && t.transform == Transform::Identity);
-        let residual_of = |weights: &[f64], full: Option<&Array1<f64>>| -> Array2<f32> {
-            let mut out = Array2::from_elem((h, w), f32::NAN);
-            for (row, &ix) in rows.iter().enumerate() {
-                let e = match full {
-                    Some(res) => res[row],
-                    None => {
-                        lst[ix]
-                            - weights
-                                .iter()
-                                .zip(&cols)
-                                .map(|(wt, c)| wt * c[ix])
-                                .sum::<f64>()
-                    }
-                };
-                out[ix] = e as f32;
-            }
-            out
-        };
-        let needed = match kind {
-            PriorKind::Elevation => self.min_cells,
-            PriorKind::Covariates => self.min_cells.max(5 * (p + 3)),
-        };
-        // Why the fitted model is not used, if it is not.
-        let mut problem: Option<String> = None;
-        let mut fitted = None;
-        if n < needed {
-            problem = Some(format!(
-                "{n} usable coarse cells, fewer than the {needed} the fit needs"
-            ));
-        } else if let Some(e) = elev.filter(|_| kind == PriorKind::Elevation) {
-            let z: Vec<f64> = rows.iter().map(|&ix| cols[e][ix]).collect();
-            let spread = (z.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
-            if spread < self.min_elevation_spread {
-                problem = Some(format!(
-                    "local elevation anomalies spread only {spread:.1} m (less than {} m)",
-                    self.min_elevation_spread
-                ));
-            }
-        }
-        if problem.is_none() {
-            // Columns: nuisance x, y (unpenalised), then the terms.
-            let x = Array2::from_shape_fn((n, p + 2), |(row, j)| {
-                let ix = rows[row];
-                match j {
-                    0 => xs[ix],
-                    1 => ys[ix],
-                    _ => cols[j - 2][ix],
-                }
-            });
-            let y: Array1<f64> = rows.iter().map(|&ix| lst[ix]).collect();
-            let mut penalised = vec![false, false];
-            penalised.extend((0..p).map(|j| kind == PriorKind::Covariates && Some(j) != elev));
-            let f = fit(&x, &y, &penalised, self.alpha, self.robust)?;
-            if let Some(e) = elev {
-                let (b, se) = (f.weights[e + 2], f.std_errors[e + 2]);
-                let (lo, hi) = self.lapse_rate_range;
-                if !(lo..=hi).contains(&b) {
-                    problem = Some(format!(
-                        "fitted lapse rate {:+.2} K/km is outside {:+.1}…{:+.1} K/km",
-                        b * 1000.0,
-                        lo * 1000.0,
-                        hi * 1000.0
-                    ));
-                } else if se > self.max_lapse_rate_se {
-                    problem = Some(format!(
-                        "fitted lapse rate {:+.2} K/km has a standard error of {:.2} K/km (more than {:.2})",
-                        b * 1000.0,
-                        se * 1000.0,
-                        self.max_lapse_rate_se * 1000.0
-                    ));
-                }
-            }
-            fitted = Some(f);
-        }
-        match (problem, fitted) {
-            (None, Some(f)) => {
+        let coarse_grid = coarse_lst.grid();
+        match self.checked_fit(kind, &d, elev)? {
+            Ok(f) => {
                 for (j, t) in terms.iter_mut().enumerate() {
                     t.weight = f.weights[j + 2];
                 }
-                let residual = residual_of(&[], Some(&f.residuals));
+                let residual = d.residual_from(&f.residuals);
                 let res: Vec<f64> = f.residuals.to_vec();
                 let report = FitReport {
                     kind,
@@ -450,36 +359,27 @@ impl PriorValidParams {
                 };
                 Ok((terms, report, Raster::new(coarse_grid.clone(), residual)?))
             }
-            (Some(why), _) if kind == PriorKind::Covariates => {
+            Err(why) if kind == PriorKind::Covariates => {
                 let (t, mut report, res) =
                     match self.fit_terms(PriorKind::Elevation, coarse_lst, stack, k) {
                         Ok(v) => v,
                         // No elevation either: the conservative bilinear field.
                         Err(Error::MissingCovariate { .. }) => {
-                            let resid = residual_of(&vec![0.0; p], None);
-                            let v: Vec<f64> = resid
-                                .iter()
-                                .filter(|v| !v.is_nan())
-                                .map(|&v| f64::from(v))
-                                .collect();
-                            (
-                                Vec::new(),
-                                FitReport {
-                                    kind: PriorKind::Covariates,
-                                    cells: n,
-                                    lapse_rate: None,
-                                    lapse_rate_se: None,
-                                    fallback: Some(
-                                        "no elevation band: conservative bilinear interpolation"
-                                            .into(),
-                                    ),
-                                    r2: None,
-                                    residual_std: robust_std(&v),
-                                    conservation_iterations: 0,
-                                    terms: Vec::new(),
-                                },
-                                Raster::new(coarse_grid.clone(), resid)?,
-                            )
+                            let resid = d.residual_with(&vec![0.0; p]);
+                            let report = FitReport {
+                                kind: PriorKind::Covariates,
+                                cells: n,
+                                lapse_rate: None,
+                                lapse_rate_se: None,
+                                fallback: Some(
+                                    "no elevation band: conservative bilinear interpolation".into(),
+                                ),
+                                r2: None,
+                                residual_std: robust_std(&valid_values(&resid)),
+                                conservation_iterations: 0,
+                                terms: Vec::new(),
+                            };
+                            (Vec::new(), report, Raster::new(coarse_grid.clone(), resid)?)
                         }
                         Err(e) => return Err(e),
                     };
@@ -490,21 +390,12 @@ impl PriorValidParams {
                 });
                 Ok((t, report, res))
             }
-            (Some(why), _) => {
+            Err(why) => {
                 let b = self.fallback_lapse_rate;
                 let e = elev.unwrap_or(0);
                 terms[e].weight = b;
-                let resid = residual_of(
-                    &(0..p)
-                        .map(|j| if j == e { b } else { 0.0 })
-                        .collect::<Vec<_>>(),
-                    None,
-                );
-                let v: Vec<f64> = resid
-                    .iter()
-                    .filter(|v| !v.is_nan())
-                    .map(|&v| f64::from(v))
-                    .collect();
+                let weights: Vec<f64> = (0..p).map(|j| if j == e { b } else { 0.0 }).collect();
+                let resid = d.residual_with(&weights);
                 let report = FitReport {
                     kind,
                     cells: n,
@@ -512,14 +403,77 @@ impl PriorValidParams {
                     lapse_rate_se: None,
                     fallback: Some(format!("{why}: fixed lapse rate {:+.1} K/km", b * 1000.0)),
                     r2: None,
-                    residual_std: robust_std(&v),
+                    residual_std: robust_std(&valid_values(&resid)),
                     conservation_iterations: 0,
                     terms: Vec::new(),
                 };
                 Ok((terms, report, Raster::new(coarse_grid.clone(), resid)?))
             }
-            (None, None) => unreachable!("a fit exists whenever no problem was found"),
         }
+    }
+
+    /// The regression of the design's coarse LST anomalies on its terms, or why it is not
+    /// to be used: too few cells, too little relief, an implausible or uncertain lapse rate.
+    fn checked_fit(
+        &self,
+        kind: PriorKind,
+        d: &Design,
+        elev: Option<usize>,
+    ) -> Result<std::result::Result<Fit, String>> {
+        let (n, p) = (d.rows.len(), d.cols.len());
+        let needed = match kind {
+            PriorKind::Elevation => self.min_cells,
+            PriorKind::Covariates => self.min_cells.max(5 * (p + 3)),
+        };
+        if n < needed {
+            return Ok(Err(format!(
+                "{n} usable coarse cells, fewer than the {needed} the fit needs"
+            )));
+        }
+        if let Some(e) = elev.filter(|_| kind == PriorKind::Elevation) {
+            let z: Vec<f64> = d.rows.iter().map(|&ix| d.cols[e][ix]).collect();
+            let spread = (z.iter().map(|v| v * v).sum::<f64>() / n as f64).sqrt();
+            if spread < self.min_elevation_spread {
+                return Ok(Err(format!(
+                    "local elevation anomalies spread only {spread:.1} m (less than {} m)",
+                    self.min_elevation_spread
+                )));
+            }
+        }
+        // Columns: nuisance x, y (unpenalised), then the terms.
+        let x = Array2::from_shape_fn((n, p + 2), |(row, j)| {
+            let ix = d.rows[row];
+            match j {
+                0 => d.xs[ix],
+                1 => d.ys[ix],
+                _ => d.cols[j - 2][ix],
+            }
+        });
+        let y: Array1<f64> = d.rows.iter().map(|&ix| d.lst[ix]).collect();
+        let mut penalised = vec![false, false];
+        penalised.extend((0..p).map(|j| kind == PriorKind::Covariates && Some(j) != elev));
+        let f = fit(&x, &y, &penalised, self.alpha, self.robust)?;
+        if let Some(e) = elev {
+            let (b, se) = (f.weights[e + 2], f.std_errors[e + 2]);
+            let (lo, hi) = self.lapse_rate_range;
+            if !(lo..=hi).contains(&b) {
+                return Ok(Err(format!(
+                    "fitted lapse rate {:+.2} K/km is outside {:+.1}…{:+.1} K/km",
+                    b * 1000.0,
+                    lo * 1000.0,
+                    hi * 1000.0
+                )));
+            }
+            if se > self.max_lapse_rate_se {
+                return Ok(Err(format!(
+                    "fitted lapse rate {:+.2} K/km has a standard error of {:.2} K/km (more than {:.2})",
+                    b * 1000.0,
+                    se * 1000.0,
+                    self.max_lapse_rate_se * 1000.0
+                )));
+            }
+        }
+        Ok(Ok(f))
     }
 
     /// The coarse field `R` with `M(B(R) + Σ w x) = LST` on every valid coarse cell.
@@ -550,6 +504,83 @@ impl PriorValidParams {
         let s = correction.coarse().mapv(|v| v as f32);
         Ok((r0 + s, correction.iterations()))
     }
+}
+
+/// The regression's data on the coarse grid: local anomalies of the LST, of the cell
+/// coordinates and of each term's block means, and the cells where all are valid.
+struct Design {
+    shape: (usize, usize),
+    rows: Vec<(usize, usize)>,
+    lst: Array2<f64>,
+    xs: Array2<f64>,
+    ys: Array2<f64>,
+    cols: Vec<Array2<f64>>,
+}
+
+impl Design {
+    fn new(
+        params: &PriorValidParams,
+        terms: &[Term],
+        coarse_lst: &Raster,
+        stack: &Stack,
+        k: usize,
+    ) -> Result<Self> {
+        let (h, w) = coarse_lst.grid().shape();
+        let r = params.neighbourhood;
+        let lst = local_anomaly(&coarse_lst.data().mapv(f64::from), r);
+        let xs = local_anomaly(&Array2::from_shape_fn((h, w), |(_, j)| j as f64), r);
+        let ys = local_anomaly(&Array2::from_shape_fn((h, w), |(i, _)| i as f64), r);
+        let mut cols = Vec::with_capacity(terms.len());
+        for t in terms {
+            let b = band(stack, &t.band)?;
+            let fine = Raster::new(stack.grid().clone(), b.data().mapv(|v| t.value(v)))?;
+            let mean = fine.block_mean(k, params.min_coverage)?;
+            cols.push(local_anomaly(&mean.data().mapv(f64::from), r));
+        }
+        let rows: Vec<(usize, usize)> = (0..h)
+            .flat_map(|i| (0..w).map(move |j| (i, j)))
+            .filter(|&ix| !lst[ix].is_nan() && cols.iter().all(|c| !c[ix].is_nan()))
+            .collect();
+        Ok(Self {
+            shape: (h, w),
+            rows,
+            lst,
+            xs,
+            ys,
+            cols,
+        })
+    }
+
+    /// The LST anomaly minus `Σ weight·term` on the usable cells (NaN elsewhere).
+    fn residual_with(&self, weights: &[f64]) -> Array2<f32> {
+        let mut out = Array2::from_elem(self.shape, f32::NAN);
+        for &ix in &self.rows {
+            let fitted: f64 = weights
+                .iter()
+                .zip(&self.cols)
+                .map(|(wt, c)| wt * c[ix])
+                .sum();
+            out[ix] = (self.lst[ix] - fitted) as f32;
+        }
+        out
+    }
+
+    /// A fit's residuals, one per usable cell in order, on the grid (NaN elsewhere).
+    fn residual_from(&self, residuals: &Array1<f64>) -> Array2<f32> {
+        let mut out = Array2::from_elem(self.shape, f32::NAN);
+        for (row, &ix) in self.rows.iter().enumerate() {
+            out[ix] = residuals[row] as f32;
+        }
+        out
+    }
+}
+
+/// The valid values of a field, in f64.
+fn valid_values(a: &Array2<f32>) -> Vec<f64> {
+    a.iter()
+        .filter(|v| !v.is_nan())
+        .map(|&v| f64::from(v))
+        .collect()
 }
 
 impl Prior {
