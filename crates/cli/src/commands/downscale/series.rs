@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use amun_core::net::TileParams;
 use amun_core::raster::WriteOptions;
 use amun_core::{
-    downscale_steps, join_bands, BatchOptions, BatchStep, ConserveParams, StepEvent, StreamOptions,
+    downscale_steps, join_bands, BatchOptions, BatchReport, BatchStep, ConserveParams, Shard,
+    StepEvent, StreamOptions,
 };
 use anyhow::{bail, Context, Result};
 
@@ -26,26 +27,8 @@ fn parts_dir(out: &Path) -> PathBuf {
 pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
     let shard = a.shard.unwrap_or_default();
     // The output is checked before the model is loaded or any scene read.
-    let out_dir = if a.stack {
-        if a.out.exists() && !a.force {
-            ctx.say(&format!(
-                "{} already exists: nothing to do (--force redoes every step)",
-                a.out.display()
-            ));
-            return Ok(());
-        }
-        check_can_create(&a.out)?;
-        let dir = parts_dir(&a.out);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        dir
-    } else {
-        if !a.out.is_dir() {
-            bail!(
-                "{}: no such folder: with --series or several --scene, --out is the folder that receives one GeoTIFF per step (create it first, or give --stack to write one multi-band file)",
-                a.out.display()
-            );
-        }
-        a.out.clone()
+    let Some(out_dir) = output_folder(ctx, a)? else {
+        return Ok(());
     };
     check_can_create(&out_dir.join("step.tif"))?;
     let steps = match &a.series {
@@ -106,21 +89,11 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
             "skipped {skipped} step(s) already done (their output exists; --force redoes them)"
         ));
     }
-    let mut refused = 0;
-    if a.strict {
-        for d in &report.written {
-            if d.summary.departure.exceeds_bilinear() {
-                std::fs::remove_file(&d.out)
-                    .with_context(|| format!("removing {}", d.out.display()))?;
-                ctx.warn(&format!(
-                    "step {}: {} refused (--strict): it departs from the coarse LST more than interpolation does",
-                    d.label,
-                    d.out.display()
-                ));
-                refused += 1;
-            }
-        }
-    }
+    let refused = if a.strict {
+        refuse_departing(ctx, &report)?
+    } else {
+        0
+    };
     let share = if shard.is_all() {
         String::new()
     } else if report.share.is_empty() {
@@ -156,27 +129,83 @@ pub fn run(ctx: &Ctx, a: &DownscaleArgs) -> Result<()> {
         );
     }
     if a.stack {
-        if !shard.is_all() {
+        stack_steps(ctx, a, shard, &steps, &out_dir)?;
+    }
+    Ok(())
+}
+
+/// The folder that receives one GeoTIFF per step (with `--stack`, the parts folder beside
+/// the stack); `None` when the stack exists already and there is nothing to do.
+fn output_folder(ctx: &Ctx, a: &DownscaleArgs) -> Result<Option<PathBuf>> {
+    Ok(Some(if a.stack {
+        if a.out.exists() && !a.force {
             ctx.say(&format!(
-                "the steps of task {shard} are in {}; when every task has finished, run the same command without --shard to stack them into {}",
-                out_dir.display(),
+                "{} already exists: nothing to do (--force redoes every step)",
                 a.out.display()
             ));
-            return Ok(());
+            return Ok(None);
         }
-        let parts: Vec<(String, PathBuf)> = steps
-            .iter()
-            .map(|s| (s.label.clone(), s.out.clone()))
-            .collect();
-        join_bands(&parts, &a.out, &WriteOptions::default(), a.cog)
-            .with_context(|| format!("stacking the steps into {}", a.out.display()))?;
-        std::fs::remove_dir_all(&out_dir)
-            .with_context(|| format!("removing {}", out_dir.display()))?;
-        ctx.say(&format!(
-            "wrote {} ({} bands, described by the steps' times)",
-            a.out.display(),
-            steps.len()
-        ));
+        check_can_create(&a.out)?;
+        let dir = parts_dir(&a.out);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        dir
+    } else {
+        if !a.out.is_dir() {
+            bail!(
+                "{}: no such folder: with --series or several --scene, --out is the folder that receives one GeoTIFF per step (create it first, or give --stack to write one multi-band file)",
+                a.out.display()
+            );
+        }
+        a.out.clone()
+    }))
+}
+
+/// `--strict`: removes the written steps whose block means depart from the coarse LST more
+/// than interpolation's; returns how many.
+fn refuse_departing(ctx: &Ctx, report: &BatchReport) -> Result<usize> {
+    let mut refused = 0;
+    for d in &report.written {
+        if d.summary.departure.exceeds_bilinear() {
+            std::fs::remove_file(&d.out)
+                .with_context(|| format!("removing {}", d.out.display()))?;
+            ctx.warn(&format!(
+                "step {}: {} refused (--strict): it departs from the coarse LST more than interpolation does",
+                d.label,
+                d.out.display()
+            ));
+            refused += 1;
+        }
     }
+    Ok(refused)
+}
+
+/// `--stack`: joins the steps into one multi-band file once every task has finished.
+fn stack_steps(
+    ctx: &Ctx,
+    a: &DownscaleArgs,
+    shard: Shard,
+    steps: &[BatchStep],
+    out_dir: &Path,
+) -> Result<()> {
+    if !shard.is_all() {
+        ctx.say(&format!(
+            "the steps of task {shard} are in {}; when every task has finished, run the same command without --shard to stack them into {}",
+            out_dir.display(),
+            a.out.display()
+        ));
+        return Ok(());
+    }
+    let parts: Vec<(String, PathBuf)> = steps
+        .iter()
+        .map(|s| (s.label.clone(), s.out.clone()))
+        .collect();
+    join_bands(&parts, &a.out, &WriteOptions::default(), a.cog)
+        .with_context(|| format!("stacking the steps into {}", a.out.display()))?;
+    std::fs::remove_dir_all(out_dir).with_context(|| format!("removing {}", out_dir.display()))?;
+    ctx.say(&format!(
+        "wrote {} ({} bands, described by the steps' times)",
+        a.out.display(),
+        steps.len()
+    ));
     Ok(())
 }
