@@ -205,7 +205,18 @@ pub fn run(
         results.push(score_method(out, name, test, &preds, (fit, predict), None)?);
     }
 
-    // Pooled calibration figures, every method on one plot.
+    calibration_figures(out, &results)?;
+    let md = markdown(&results, members, every, (model, snap_model), test.len());
+    write_atomic(out.join("uncertainty.md"), md.as_bytes())?;
+    write_atomic(
+        out.join("uncertainty.json"),
+        serde_json::to_string_pretty(&results)?.as_bytes(),
+    )?;
+    Ok(md)
+}
+
+/// The pooled PIT histogram and reliability diagram, every method on one plot.
+fn calibration_figures(out: &Path, results: &[MethodSpread]) -> Result<()> {
     let freqs: Vec<Vec<f64>> = results.iter().map(|r| r.pooled.pit.frequencies()).collect();
     let cals: Vec<Calibration> = results
         .iter()
@@ -228,10 +239,24 @@ pub fn run(
         &cals,
     )?;
 
+    Ok(())
+}
+
+/// The table (pooled and per month) and its notes.
+fn markdown(
+    results: &[MethodSpread],
+    members: usize,
+    every: usize,
+    (model, snap_model): (
+        amun_core::metrics::SpreadModel,
+        amun_core::metrics::SpreadModel,
+    ),
+    test_months: usize,
+) -> String {
     let mut md = String::from(
         "| method | 90 % coverage | mean width (K) | CRPS (K) | mean std (K) | RMSE (K) | Spearman(std, \\|error\\|) (blocks) | fit / predict (s) |\n|---|---|---|---|---|---|---|---|\n",
     );
-    for r in &results {
+    for r in results {
         md.push_str(&row(
             &format!("**{}**, pooled", r.method),
             &r.pooled,
@@ -251,13 +276,8 @@ pub fn run(
     );
     notes.push_str(&format!(
         "Spread-vs-error: Spearman correlation of the block means of std and |mean − truth| over 32×32-pixel blocks of the {} test months.\n",
-        test.len()
+        test_months
     ));
     md.push_str(&notes);
-    write_atomic(out.join("uncertainty.md"), md.as_bytes())?;
-    write_atomic(
-        out.join("uncertainty.json"),
-        serde_json::to_string_pretty(&results)?.as_bytes(),
-    )?;
-    Ok(md)
+    md
 }

@@ -168,6 +168,22 @@ impl Report {
         }
         s.push_str("## Metrics (test scenes, all pixels pooled)\n\n");
         s.push_str(&self.table_markdown());
+        self.per_scene_markdown(&mut s);
+        self.stations_markdown(&mut s);
+        self.departing_markdown(&mut s);
+        self.amplitude_markdown(&mut s);
+        self.checked_markdown(&mut s);
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                s.push_str(&format!("- {n}\n"));
+            }
+        }
+        s
+    }
+
+    /// The RMSE of every method per test scene, when there are several scenes.
+    fn per_scene_markdown(&self, s: &mut String) {
         let per_scene: Vec<&MethodReport> =
             self.methods.iter().filter(|m| m.scenes.len() > 1).collect();
         if !per_scene.is_empty() {
@@ -191,19 +207,27 @@ impl Report {
                 s.push('\n');
             }
         }
+    }
+
+    /// The station scores, one line per method and scene.
+    fn stations_markdown(&self, s: &mut String) {
         for m in &self.methods {
             for sc in &m.scenes {
                 if let Some(st) = &sc.stations {
                     if let Some(mt) = &st.metrics {
                         s.push_str(&format!(
-                            "\nStations ({}, {}): RMSE {:.3} K, MAE {:.3} K, bias {:.3} K over {} stations ({} outside the grid, {} on nodata).\n",
-                            m.method, sc.scene, mt.rmse, mt.mae, mt.bias, mt.n,
-                            st.skip_counts.outside_grid, st.skip_counts.nodata
-                        ));
+                        "\nStations ({}, {}): RMSE {:.3} K, MAE {:.3} K, bias {:.3} K over {} stations ({} outside the grid, {} on nodata).\n",
+                        m.method, sc.scene, mt.rmse, mt.mae, mt.bias, mt.n,
+                        st.skip_counts.outside_grid, st.skip_counts.nodata
+                    ));
                     }
                 }
             }
         }
+    }
+
+    /// The methods whose raw block means depart from the coarse input.
+    fn departing_markdown(&self, s: &mut String) {
         let departing: Vec<&MethodReport> = self
             .methods
             .iter()
@@ -213,8 +237,8 @@ impl Report {
             s.push_str("\n## Departing from the coarse input\n\n");
             s.push_str(
                 "Raw block means (before any conservation) further from the coarse input than \
-                 bilinear interpolation's: structure the coarse field does not support, seen \
-                 without any truth. ⚠ marks these methods too.\n\n",
+             bilinear interpolation's: structure the coarse field does not support, seen \
+             without any truth. ⚠ marks these methods too.\n\n",
             );
             for m in departing {
                 if let Some(d) = m.departure {
@@ -225,6 +249,10 @@ impl Report {
                 }
             }
         }
+    }
+
+    /// Each network's corrections next to its training residuals.
+    fn amplitude_markdown(&self, s: &mut String) {
         let amplified: Vec<(&MethodReport, Amplitude)> = self
             .methods
             .iter()
@@ -234,10 +262,10 @@ impl Report {
             s.push_str("\n## Corrections next to the training residuals\n\n");
             s.push_str(
                 "The RMS of a network's correction of its base on the test scenes, next to the \
-                 RMS of the residuals it was trained on. A model of the residual's conditional \
-                 mean makes corrections no larger than those residuals; larger ones are the \
-                 network extrapolating to inputs unlike its training data, seen without any \
-                 truth. ⚠ marks them.\n\n",
+             RMS of the residuals it was trained on. A model of the residual's conditional \
+             mean makes corrections no larger than those residuals; larger ones are the \
+             network extrapolating to inputs unlike its training data, seen without any \
+             truth. ⚠ marks them.\n\n",
             );
             for (m, a) in amplified {
                 s.push_str(&format!(
@@ -248,40 +276,37 @@ impl Report {
                 ));
             }
         }
+    }
+
+    /// Each method's held-out check against bilinear and the priors.
+    fn checked_markdown(&self, s: &mut String) {
         let checked: Vec<&MethodReport> =
             self.methods.iter().filter(|m| m.check.is_some()).collect();
         if !checked.is_empty() {
             s.push_str("\n## Checked where the truth was known\n\n");
             s.push_str(
                 "Each method scored on truth it never saw (AMUN: its training's held-out pixels; \
-                 per-scene methods: their procedure run one scale up), next to bilinear \
-                 interpolation and the physical priors on the same pixels. ⚠ marks a method \
-                 worse than one of them there.\n\n",
+             per-scene methods: their procedure run one scale up), next to bilinear \
+             interpolation and the physical priors on the same pixels. ⚠ marks a method \
+             worse than one of them there.\n\n",
             );
             for m in checked {
                 if let Some(c) = &m.check {
                     let verdict = match c.verdict() {
-                        Verdict::Better => "better than every reference".to_string(),
-                        Verdict::Worse {
-                            reference,
-                            reference_rmse_k,
-                            model_rmse_k,
-                        } => format!(
-                            "⚠ worse than {reference} ({model_rmse_k:.3} K against {reference_rmse_k:.3} K)"
-                        ),
-                        Verdict::Unchecked => "not checked (no held-out pixel)".to_string(),
-                    };
+                    Verdict::Better => "better than every reference".to_string(),
+                    Verdict::Worse {
+                        reference,
+                        reference_rmse_k,
+                        model_rmse_k,
+                    } => format!(
+                        "⚠ worse than {reference} ({model_rmse_k:.3} K against {reference_rmse_k:.3} K)"
+                    ),
+                    Verdict::Unchecked => "not checked (no held-out pixel)".to_string(),
+                };
                     s.push_str(&format!("- {}: {verdict}; {}\n", m.method, c.summary()));
                 }
             }
         }
-        if !self.notes.is_empty() {
-            s.push_str("\n## Notes\n\n");
-            for n in &self.notes {
-                s.push_str(&format!("- {n}\n"));
-            }
-        }
-        s
     }
 
     /// Writes `report.json` and `report.md` into `dir`, each atomically.
