@@ -684,31 +684,25 @@ impl CogLayout {
 /// [`Error::Io`] naming the file.
 pub fn cog_layout(path: impl AsRef<Path>) -> Result<CogLayout> {
     let path = path.as_ref();
-    let io = |source| Error::Io {
+    let f = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
+    })?;
+    let len = f
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let mut t = TiffBytes {
+        f,
+        len,
+        le: true,
+        path,
     };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
-    let corrupt = |detail: String| Error::Corrupt {
-        path: path.to_path_buf(),
-        what: "TIFF structure",
-        index: 0,
-        detail,
-    };
-    let mut read_at = |at: u64, n: usize| -> Result<Vec<u8>> {
-        if at.checked_add(n as u64).is_none_or(|end| end > len) {
-            return Err(corrupt(format!(
-                "{n} bytes at {at} lie past the end of the {len}-byte file"
-            )));
-        }
-        let mut b = vec![0u8; n];
-        f.seek(SeekFrom::Start(at)).map_err(io)?;
-        f.read_exact(&mut b).map_err(io)?;
-        Ok(b)
-    };
-    let head = read_at(0, 16.min(len as usize))?;
-    let le = match head.get(..2) {
+    let head = t.read_at(0, 16.min(len as usize))?;
+    t.le = match head.get(..2) {
         Some(b"II") => true,
         Some(b"MM") => false,
         _ => {
@@ -718,21 +712,7 @@ pub fn cog_layout(path: impl AsRef<Path>) -> Result<CogLayout> {
             })
         }
     };
-    let num = |b: &[u8]| -> u64 {
-        let mut v = 0u64;
-        if le {
-            for (i, x) in b.iter().enumerate() {
-                v |= u64::from(*x) << (8 * i);
-            }
-        } else {
-            for x in b {
-                v = (v << 8) | u64::from(*x);
-            }
-        }
-        v
-    };
-    let magic = num(&head[2..4.min(head.len())]);
-    let big = match magic {
+    let big = match t.num(&head[2..4.min(head.len())]) {
         42 => false,
         43 => true,
         m => {
@@ -742,47 +722,118 @@ pub fn cog_layout(path: impl AsRef<Path>) -> Result<CogLayout> {
             })
         }
     };
-    let (header_len, word) = if big { (16u64, 8usize) } else { (8, 4) };
+    let header_len = if big { 16u64 } else { 8 };
     if head.len() < header_len as usize {
-        return Err(corrupt("the header is cut short".into()));
+        return Err(t.corrupt("the header is cut short".into()));
     }
     let mut next = if big {
-        num(&head[8..16])
+        t.num(&head[8..16])
     } else {
-        num(&head[4..8])
+        t.num(&head[4..8])
     };
-    // GDAL's ghost area.
-    let pattern = "GDAL_STRUCTURAL_METADATA_SIZE=000000 bytes\n".len();
-    let mut ghost = None;
-    let mut expected = header_len;
-    if let Ok(g) = read_at(header_len, pattern) {
-        if let Some(size) = std::str::from_utf8(&g)
+    let (ghost, expected) = t.ghost(header_len)?;
+    let mut ifds: Vec<IfdLayout> = Vec::new();
+    while next != 0 {
+        if ifds.len() >= 64 || ifds.iter().any(|i| i.offset == next) {
+            return Err(t.corrupt(format!(
+                "the IFD chain loops or is longer than 64 images (at byte {next})"
+            )));
+        }
+        let (ifd, after) = t.ifd(next, big)?;
+        ifds.push(ifd);
+        next = after;
+    }
+    Ok(CogLayout {
+        bigtiff: big,
+        ghost,
+        expected_first_ifd: expected,
+        ifds,
+    })
+}
+
+/// A TIFF file read by offset, for [`cog_layout`].
+struct TiffBytes<'a> {
+    f: std::fs::File,
+    len: u64,
+    /// Little-endian.
+    le: bool,
+    path: &'a Path,
+}
+
+impl TiffBytes<'_> {
+    fn corrupt(&self, detail: String) -> Error {
+        Error::Corrupt {
+            path: self.path.to_path_buf(),
+            what: "TIFF structure",
+            index: 0,
+            detail,
+        }
+    }
+
+    /// `n` bytes at `at`, which must lie within the file.
+    fn read_at(&mut self, at: u64, n: usize) -> Result<Vec<u8>> {
+        let len = self.len;
+        if at.checked_add(n as u64).is_none_or(|end| end > len) {
+            return Err(self.corrupt(format!(
+                "{n} bytes at {at} lie past the end of the {len}-byte file"
+            )));
+        }
+        let io = |source| Error::Io {
+            path: self.path.to_path_buf(),
+            source,
+        };
+        let mut b = vec![0u8; n];
+        self.f.seek(SeekFrom::Start(at)).map_err(io)?;
+        self.f.read_exact(&mut b).map_err(io)?;
+        Ok(b)
+    }
+
+    /// An unsigned integer in the file's byte order.
+    fn num(&self, b: &[u8]) -> u64 {
+        let mut v = 0u64;
+        if self.le {
+            for (i, x) in b.iter().enumerate() {
+                v |= u64::from(*x) << (8 * i);
+            }
+        } else {
+            for x in b {
+                v = (v << 8) | u64::from(*x);
+            }
+        }
+        v
+    }
+
+    /// GDAL's ghost area after the header, if any, and where the first IFD is then expected.
+    fn ghost(&mut self, header_len: u64) -> Result<(Option<String>, u64)> {
+        let pattern = "GDAL_STRUCTURAL_METADATA_SIZE=000000 bytes\n".len();
+        let Ok(g) = self.read_at(header_len, pattern) else {
+            return Ok((None, header_len));
+        };
+        let Some(size) = std::str::from_utf8(&g)
             .ok()
             .and_then(|s| s.strip_prefix("GDAL_STRUCTURAL_METADATA_SIZE="))
             .and_then(|s| s.get(..6))
             .and_then(|s| s.parse::<usize>().ok())
-        {
-            let body = read_at(header_len + pattern as u64, size)?;
-            ghost = Some(String::from_utf8_lossy(&body).into_owned());
-            expected = header_len + (pattern + size) as u64;
-            expected += expected % 2;
-        }
+        else {
+            return Ok((None, header_len));
+        };
+        let body = self.read_at(header_len + pattern as u64, size)?;
+        let mut expected = header_len + (pattern + size) as u64;
+        expected += expected % 2;
+        Ok((Some(String::from_utf8_lossy(&body).into_owned()), expected))
     }
-    let mut ifds = Vec::new();
-    while next != 0 {
-        if ifds.len() >= 64 || ifds.iter().any(|i: &IfdLayout| i.offset == next) {
-            return Err(corrupt(format!(
-                "the IFD chain loops or is longer than 64 images (at byte {next})"
-            )));
-        }
-        let at = next;
-        let n = num(&read_at(at, if big { 8 } else { 2 })?);
+
+    /// The IFD at `at` (the tags `cog_layout` reports) and the offset of the next one.
+    fn ifd(&mut self, at: u64, big: bool) -> Result<(IfdLayout, u64)> {
+        let word = if big { 8 } else { 4 };
+        let count_bytes = self.read_at(at, if big { 8 } else { 2 })?;
+        let n = self.num(&count_bytes);
         if n > 4096 {
-            return Err(corrupt(format!("an IFD at byte {at} claims {n} entries")));
+            return Err(self.corrupt(format!("an IFD at byte {at} claims {n} entries")));
         }
         let entry = if big { 20 } else { 12 };
         let first = at + if big { 8 } else { 2 };
-        let body = read_at(first, n as usize * entry + word)?;
+        let body = self.read_at(first, n as usize * entry + word)?;
         let mut ifd = IfdLayout {
             offset: at,
             end: first + body.len() as u64,
@@ -795,12 +846,12 @@ pub fn cog_layout(path: impl AsRef<Path>) -> Result<CogLayout> {
         let (mut tw, mut th) = (None, None);
         for k in 0..n as usize {
             let e = &body[k * entry..(k + 1) * entry];
-            let tag = num(&e[0..2]) as u16;
-            let ty = num(&e[2..4]) as u16;
+            let tag = self.num(&e[0..2]) as u16;
+            let ty = self.num(&e[2..4]) as u16;
             let (count, field) = if big {
-                (num(&e[4..12]), &e[12..20])
+                (self.num(&e[4..12]), &e[12..20])
             } else {
-                (num(&e[4..8]), &e[8..12])
+                (self.num(&e[4..8]), &e[8..12])
             };
             if !matches!(tag, 254 | 256 | 257 | 322 | 323 | 324 | 325 | 273 | 279) {
                 continue;
@@ -810,21 +861,22 @@ pub fn cog_layout(path: impl AsRef<Path>) -> Result<CogLayout> {
                 4 => 4,
                 16 => 8,
                 _ => {
-                    return Err(corrupt(format!(
+                    return Err(self.corrupt(format!(
                         "tag {tag} of the IFD at byte {at} has type {ty}, not an integer"
                     )))
                 }
             };
             if count > (1 << 24) {
-                return Err(corrupt(format!("tag {tag} claims {count} values")));
+                return Err(self.corrupt(format!("tag {tag} claims {count} values")));
             }
             let bytes = count as usize * size;
             let raw = if bytes <= word {
                 field[..bytes].to_vec()
             } else {
-                read_at(num(field), bytes)?
+                let at = self.num(field);
+                self.read_at(at, bytes)?
             };
-            let values: Vec<u64> = raw.chunks(size).map(num).collect();
+            let values: Vec<u64> = raw.chunks(size).map(|c| self.num(c)).collect();
             let one = values.first().copied().unwrap_or(0);
             match tag {
                 254 => ifd.subfile_type = one as u32,
@@ -839,15 +891,9 @@ pub fn cog_layout(path: impl AsRef<Path>) -> Result<CogLayout> {
         if let (Some(w), Some(h)) = (tw, th) {
             ifd.tile = Some((w, h));
         }
-        next = num(&body[n as usize * entry..]);
-        ifds.push(ifd);
+        let next = self.num(&body[n as usize * entry..]);
+        Ok((ifd, next))
     }
-    Ok(CogLayout {
-        bigtiff: big,
-        ghost,
-        expected_first_ifd: expected,
-        ifds,
-    })
 }
 
 #[cfg(test)]
