@@ -8,6 +8,7 @@ use std::sync::Once;
 
 use amun_core::raster::Raster;
 use anyhow::{anyhow, Context, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -22,6 +23,23 @@ fn register_font() {
             dejavu::sans::regular(),
         );
     });
+}
+
+/// Draws the series' legend on a white, framed box (plotters' default place unless given).
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: Option<SeriesLabelPosition>,
+) -> Result<()> {
+    let mut labels = chart.configure_series_labels();
+    if let Some(p) = position {
+        labels.position(p);
+    }
+    labels
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
 }
 
 /// A colour scale.
@@ -281,14 +299,7 @@ pub fn scatter_png(path: &Path, s: &ScatterPlot) -> Result<()> {
                 ))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], red.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        draw_legend(&mut chart, Some(SeriesLabelPosition::LowerRight))?;
         let plot = chart.plotting_area().strip_coord_spec();
         for (i, line) in s.text.iter().enumerate() {
             plot.draw_text(
@@ -387,13 +398,7 @@ pub fn pit_png(path: &Path, title: &str, series: &[Calibration]) -> Result<()> {
                     PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        draw_legend(&mut chart, None)?;
         root.present().map_err(|e| anyhow!("{e}"))?;
         Ok(())
     })
@@ -446,14 +451,7 @@ pub fn reliability_png(path: &Path, title: &str, series: &[Calibration]) -> Resu
                 .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| anyhow!("{e}"))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        draw_legend(&mut chart, Some(SeriesLabelPosition::UpperLeft))?;
         root.present().map_err(|e| anyhow!("{e}"))?;
         Ok(())
     })
@@ -513,13 +511,7 @@ pub fn lines_png(
                     PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        draw_legend(&mut chart, None)?;
         root.present().map_err(|e| anyhow!("{e}"))?;
         Ok(())
     })
