@@ -341,12 +341,12 @@ pub struct Calibration<'a> {
     pub observed: &'a [f64],
 }
 
-const SERIES_COLOURS: [RGBColor; 4] = [
-    RGBColor(33, 102, 172),
-    RGBColor(178, 24, 43),
-    RGBColor(27, 120, 55),
-    RGBColor(118, 42, 131),
-];
+/// The colour of the `i`-th line of a chart: Tableau's ten categorical colours, which stay
+/// apart for the demo's five or six methods.
+fn series_colour(i: usize) -> RGBColor {
+    let c = colorous::TABLEAU10[i % colorous::TABLEAU10.len()];
+    RGBColor(c.r, c.g, c.b)
+}
 
 /// Writes PIT histograms (one outlined histogram per forecast, as densities, with the flat
 /// line of a calibrated forecast).
@@ -380,7 +380,8 @@ pub fn pit_png(path: &Path, title: &str, series: &[Calibration]) -> Result<()> {
         chart
             .draw_series(LineSeries::new([(0.0, 1.0), (1.0, 1.0)], BLACK.mix(0.6)))
             .map_err(|e| anyhow!("{e}"))?;
-        for (s, color) in series.iter().zip(SERIES_COLOURS.iter().cycle()) {
+        for (k, s) in series.iter().enumerate() {
+            let color = series_colour(k);
             let b = s.pit.len().max(1) as f64;
             // A step outline: each bin's density across its width.
             let pts: Vec<(f64, f64)> = s
@@ -389,7 +390,6 @@ pub fn pit_png(path: &Path, title: &str, series: &[Calibration]) -> Result<()> {
                 .enumerate()
                 .flat_map(|(i, f)| [(i as f64 / b, f * b), ((i + 1) as f64 / b, f * b)])
                 .collect();
-            let color = *color;
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(|e| anyhow!("{e}"))?
@@ -432,8 +432,8 @@ pub fn reliability_png(path: &Path, title: &str, series: &[Calibration]) -> Resu
         chart
             .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.6)))
             .map_err(|e| anyhow!("{e}"))?;
-        for (s, color) in series.iter().zip(SERIES_COLOURS.iter().cycle()) {
-            let color = *color;
+        for (i, s) in series.iter().enumerate() {
+            let color = series_colour(i);
             let pts: Vec<(f64, f64)> = s
                 .nominal
                 .iter()
@@ -495,7 +495,7 @@ pub fn lines_png(
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
         for (i, (name, values)) in series.iter().enumerate() {
-            let color = SERIES_COLOURS[i % SERIES_COLOURS.len()];
+            let color = series_colour(i);
             chart
                 .draw_series(LineSeries::new(
                     values
