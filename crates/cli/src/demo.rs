@@ -60,7 +60,9 @@ pub struct DemoArgs {
     pub world: WorldVariant,
     /// Also show per-pixel uncertainty on the test months: AMUN as a deep ensemble of this
     /// many members (each trained as the demo's AMUN) and the random forest's quantile
-    /// regression forest (`uncertainty.md`; K times AMUN's training time).
+    /// regression forest (`uncertainty.md`; K times AMUN's training time). In the real-data
+    /// experiment the ensemble is trained one scale up, next to the prior's residual spread
+    /// and the per-scene quantile forest.
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
     pub ensemble: Option<u64>,
 }
@@ -110,8 +112,13 @@ fn real(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
         let dir = a
             .out
             .join(format!("real-{variant}-{}", ["full", "corner"][i]));
-        let report = crate::demo_real::run_region(ctx, &dir, label, scenes, a.seed, epochs)?;
+        let members = a.ensemble.map(|k| usize::try_from(k).unwrap_or(usize::MAX));
+        let (report, spread) =
+            crate::demo_real::run_region(ctx, &dir, label, scenes, (a.seed, epochs), members)?;
         tables.push_str(&format!("\n### {label}\n\n{}", report.table_markdown()));
+        if let Some(md) = spread {
+            tables.push_str(&format!("\nUncertainty, scored at the fine scale:\n\n{md}"));
+        }
     }
     println!(
         "\nReal-data experiment ({:.0} s):{tables}",

@@ -53,15 +53,16 @@ pub fn corner(scenes: &[Scene], cells: usize) -> Result<Vec<Scene>> {
 }
 
 /// Runs the experiment on the scenes of one region (every month) and writes its report into
-/// `dir`.
+/// `dir`; with `ensemble`, also the uncertainty of the methods that give one
+/// ([`crate::demo_uncertainty::scale_up`]), whose table it returns beside the report.
 pub fn run_region(
     ctx: &Ctx,
     dir: &Path,
     label: &str,
     all: &[Scene],
-    seed: u64,
-    epochs: usize,
-) -> Result<Report> {
+    (seed, epochs): (u64, usize),
+    ensemble: Option<usize>,
+) -> Result<(Report, Option<String>)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let g = all[0].coarse_grid();
     ctx.say(&format!(
@@ -93,6 +94,7 @@ pub fn run_region(
         ..TrainConfig::paper()
     };
     let rf = || RfParams::new().seed(seed).n_trees(60);
+    let for_ensemble = (cfg.clone(), tc.clone());
     let mut amun = AmunDownscaler::new(cfg.clone(), tc.clone());
     let mut staged = StagedAmun::new(vec![2, 5], cfg, tc)?;
     let mut methods: Vec<Box<dyn Downscaler + '_>> = vec![
@@ -165,5 +167,16 @@ pub fn run_region(
             .into(),
     );
     report.save(dir)?;
-    Ok(report)
+    let spread = match ensemble {
+        Some(k) => Some(crate::demo_uncertainty::scale_up(
+            ctx,
+            dir,
+            (all, &scored),
+            k,
+            for_ensemble,
+            rf(),
+        )?),
+        None => None,
+    };
+    Ok((report, spread))
 }
