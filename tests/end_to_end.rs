@@ -255,17 +255,9 @@ fn staged_amun_trains_saves_and_downscales() {
     let world = World::generate(&WorldParams::new().seed(8).size(400, 400)).unwrap();
     let s = scenes(&world, &[3, 9]);
     let up: Vec<Scene> = s.iter().map(|x| x.coarsened().unwrap()).collect();
-    let cfg = AmunConfig {
-        channels: 4,
-        rdb_growth: 4,
-        rdb_count: 1,
-        rdb_layers: 1,
-        unet_widths: vec![4, 8],
-        unet_bridge: 8,
-        ..AmunConfig::small()
-    }
-    .with_covariates(s[0].covariates().names())
-    .with_base(Base::Prior(PriorParams::covariates()));
+    let cfg = AmunConfig::tiny()
+        .with_covariates(s[0].covariates().names())
+        .with_base(Base::Prior(PriorParams::covariates()));
     let tc = TrainConfig {
         solver: Solver::ADAM,
         learning_rate: 1e-3,
@@ -308,16 +300,7 @@ fn amun_ensemble_trains_calibrates_saves_and_checks_its_members() {
     use amun_core::{AmunDownscaler, EnsembleAmun};
     let world = World::generate(&WorldParams::new().seed(8).size(160, 160)).unwrap();
     let s = scenes(&world, &[3, 9]);
-    let cfg = AmunConfig {
-        channels: 4,
-        rdb_growth: 4,
-        rdb_count: 1,
-        rdb_layers: 1,
-        unet_widths: vec![4, 8],
-        unet_bridge: 8,
-        ..AmunConfig::small()
-    }
-    .with_covariates(s[0].covariates().names());
+    let cfg = AmunConfig::tiny().with_covariates(s[0].covariates().names());
     let tc = TrainConfig {
         solver: Solver::ADAM,
         learning_rate: 1e-3,
@@ -389,16 +372,7 @@ fn amun_snapshot_ensemble_takes_members_from_one_run() {
     use amun_core::{EnsembleAmun, Members};
     let world = World::generate(&WorldParams::new().seed(8).size(160, 160)).unwrap();
     let s = scenes(&world, &[3, 9]);
-    let cfg = AmunConfig {
-        channels: 4,
-        rdb_growth: 4,
-        rdb_count: 1,
-        rdb_layers: 1,
-        unet_widths: vec![4, 8],
-        unet_bridge: 8,
-        ..AmunConfig::small()
-    }
-    .with_covariates(s[0].covariates().names());
+    let cfg = AmunConfig::tiny().with_covariates(s[0].covariates().names());
     let tc = TrainConfig {
         solver: Solver::ADAM,
         learning_rate: 1e-3,

@@ -409,17 +409,9 @@ mod tests {
             .iter()
             .map(|&m| synth_scene(&world, m, 13, 10).unwrap())
             .collect();
-        let cfg = AmunConfig {
-            channels: 4,
-            rdb_growth: 4,
-            rdb_count: 1,
-            rdb_layers: 1,
-            unet_widths: vec![4, 8],
-            unet_bridge: 8,
-            ..AmunConfig::small()
-        }
-        .with_covariates(all[0].covariates().names())
-        .with_base(Base::Prior(PriorParams::covariates()));
+        let cfg = AmunConfig::tiny()
+            .with_covariates(all[0].covariates().names())
+            .with_base(Base::Prior(PriorParams::covariates()));
         let tc = TrainConfig {
             solver: Solver::ADAM,
             epochs: 1,

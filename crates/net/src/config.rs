@@ -134,6 +134,21 @@ impl AmunConfig {
         }
     }
 
+    /// The smallest network with every part of AMUN: C = 4, G = 4, one residual dense block
+    /// of one layer, U-Net `[4, 8]` + 8. It trains in milliseconds and learns little: for
+    /// tests and smoke runs, never for results.
+    pub fn tiny() -> Self {
+        Self {
+            channels: 4,
+            rdb_growth: 4,
+            rdb_count: 1,
+            rdb_layers: 1,
+            unet_widths: vec![4, 8],
+            unet_bridge: 8,
+            ..Self::small()
+        }
+    }
+
     /// This configuration with another base field.
     pub fn with_base(mut self, base: Base) -> Self {
         self.base = base;

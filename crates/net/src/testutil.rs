@@ -5,16 +5,13 @@ use amun_raster::{Grid, Raster, Stack};
 use crate::config::AmunConfig;
 use crate::data::TrainingScene;
 
-/// A tiny network (two U-Net levels) that runs in milliseconds.
+/// [`AmunConfig::tiny`] with two blocks of two layers, so that the blocks' inner wiring is
+/// exercised.
 pub(crate) fn tiny_config() -> AmunConfig {
     AmunConfig {
-        channels: 4,
-        rdb_growth: 4,
         rdb_count: 2,
         rdb_layers: 2,
-        unet_widths: vec![4, 8],
-        unet_bridge: 8,
-        ..AmunConfig::small()
+        ..AmunConfig::tiny()
     }
     .with_covariates(&["ndvi", "height", "aspect"])
 }
