@@ -324,6 +324,12 @@ fn amun_ensemble_trains_calibrates_saves_and_checks_its_members() {
     assert!((0.0..=1.0).contains(&cal.raw_coverage));
     // Recalibrated on those pixels, the 90 % interval covers close to 90 % of them.
     assert!((0.75..0.98).contains(&cal.coverage), "{cal:?}");
+    // Fitted at the training scenes' pixel size: it holds there, not ten times finer (where
+    // a scale-up ensemble is applied).
+    let fine = s[0].fine_grid();
+    assert_eq!(cal.pixel_width, Some(fine.pixel_width().abs()));
+    assert!(cal.fitted_at(fine));
+    assert!(!cal.fitted_at(&fine.refine(10).unwrap()));
     assert!(ens.check().unwrap().pixels > 0);
     let u = ens
         .predict_with_spread(&s[1], &NoProgress)

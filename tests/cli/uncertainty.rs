@@ -5,6 +5,9 @@ use amun_core::raster::inspect;
 
 use super::{amun, assert_fails_with, p, stderr, TINY_MODEL};
 
+/// The warning of `downscale --uncertainty` for a spread calibrated at another scale.
+const NOT_CALIBRATED_HERE: &str = "not calibrated at the target scale";
+
 #[test]
 fn ensemble_train_downscale_uncertainty_and_evaluate() {
     let tmp = tempfile::tempdir().unwrap();
@@ -106,6 +109,11 @@ fn ensemble_train_downscale_uncertainty_and_evaluate() {
     assert!(
         o.status.success(),
         "downscale --uncertainty: {}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains(NOT_CALIBRATED_HERE),
+        "calibrated at this scale: {}",
         stderr(&o)
     );
     let names: Vec<Option<String>> = inspect(&out)
@@ -225,4 +233,66 @@ fn ensemble_train_downscale_uncertainty_and_evaluate() {
         "--uncertainty",
     ]);
     assert_fails_with(&o, "needs an ensemble checkpoint");
+}
+
+/// An ensemble trained one scale up had its spread calibrated at the training scale: applied
+/// at the target scale, `--uncertainty` writes the bands and warns that `std` is not
+/// calibrated there.
+#[test]
+fn a_scale_up_ensemble_warns_that_its_spread_is_not_calibrated_at_the_target_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // 40 × 40 coarse cells: one scale up, 40 × 40 training pixels.
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&t.join("world")),
+        "--size",
+        "160",
+        "--factor",
+        "4",
+        "--months",
+        "1,4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        t.join("tiny.toml"),
+        TINY_MODEL.replace("epochs = 8", "epochs = 1"),
+    )
+    .unwrap();
+    let (m1, m4) = (t.join("world/month-01"), t.join("world/month-04"));
+    let ens = t.join("ens");
+    let o = amun(&[
+        "train",
+        "--config",
+        p(&t.join("tiny.toml")),
+        "--scheme",
+        "scale-up",
+        "--ensemble",
+        "2",
+        "--out",
+        p(&ens),
+        "--scenes",
+        p(&m1),
+        p(&m4),
+    ]);
+    assert!(
+        o.status.success(),
+        "train --scheme scale-up --ensemble: {}",
+        stderr(&o)
+    );
+    let out = t.join("u.tif");
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&ens),
+        "--scene",
+        p(&m4),
+        "--out",
+        p(&out),
+        "--uncertainty",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(NOT_CALIBRATED_HERE), "{}", stderr(&o));
+    assert_eq!(inspect(&out).unwrap().bands.len(), 4);
 }
