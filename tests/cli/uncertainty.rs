@@ -295,4 +295,19 @@ fn a_scale_up_ensemble_warns_that_its_spread_is_not_calibrated_at_the_target_sca
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains(NOT_CALIBRATED_HERE), "{}", stderr(&o));
     assert_eq!(inspect(&out).unwrap().bands.len(), 4);
+    // --strict refuses, before writing anything.
+    let strict = t.join("strict.tif");
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&ens),
+        "--scene",
+        p(&m4),
+        "--out",
+        p(&strict),
+        "--uncertainty",
+        "--strict",
+    ]);
+    assert_fails_with(&o, NOT_CALIBRATED_HERE);
+    assert!(!strict.exists());
 }

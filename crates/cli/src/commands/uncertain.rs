@@ -54,10 +54,8 @@ pub fn downscale(ctx: &Ctx, a: &DownscaleArgs, tiles: TileParams, on_cpu: bool) 
         .first()
         .map(|c| c.config().covariates.clone())
         .unwrap_or_default();
-    guard(ctx, a, ens.check().as_ref())?;
     let scene_dir = a.the_scene()?;
     let scene = load_scene(scene_dir)?;
-    check_covariates(a, scene_dir, &covariates, scene.covariates().names())?;
     let c = ens.calibration();
     ctx.detail(&format!(
         "{} members; spread √({:.3}² + ({:.3}·σ)²) K, fitted on {} held-out pixels",
@@ -67,12 +65,18 @@ pub fn downscale(ctx: &Ctx, a: &DownscaleArgs, tiles: TileParams, on_cpu: bool) 
         c.pixels
     ));
     if a.uncertainty && !c.fitted_at(scene.fine_grid()) {
-        ctx.warn(&format!(
-            "the spread was calibrated on {:.4}-unit pixels (the training scale: a scale-up ensemble) and this scene's are {:.4}: a spread calibrated one scale up is not calibrated at the target scale (in amun's real-data experiment its 90 % interval covered 42–49 %); read std as a lower bound",
+        let msg = format!(
+            "the spread was calibrated on pixels {} wide (its training scenes') and this scene's are {} wide: a spread calibrated at another scale (one scale up, for `--scheme scale-up`) is not calibrated at the target scale (in amun's real-data experiment its 90 % interval covered 42–49 %); read std as a lower bound",
             c.pixel_width.unwrap_or(f64::NAN),
             scene.fine_grid().pixel_width().abs()
-        ));
+        );
+        if a.strict {
+            bail!("{msg} (--strict)");
+        }
+        ctx.warn(&msg);
     }
+    guard(ctx, a, ens.check().as_ref())?;
+    check_covariates(a, scene_dir, &covariates, scene.covariates().names())?;
     let u = ens
         .predict_with_spread(&scene, &ctx.bars)?
         .ok_or_else(|| anyhow!("the ensemble gave no spread"))?;
