@@ -7,6 +7,8 @@ use super::{amun, assert_fails_with, p, stderr, TINY_MODEL};
 
 /// The warning of `downscale --uncertainty` for a spread calibrated at another scale.
 const NOT_CALIBRATED_HERE: &str = "not calibrated at the target scale";
+/// The warning of a per-scene method's `--uncertainty`.
+const COARSE_CELLS_ONLY: &str = "does not see the variability inside a cell";
 
 #[test]
 fn ensemble_train_downscale_uncertainty_and_evaluate() {
@@ -204,6 +206,11 @@ fn ensemble_train_downscale_uncertainty_and_evaluate() {
         "baseline rf --uncertainty: {}",
         stderr(&o)
     );
+    assert!(
+        !stderr(&o).contains(COARSE_CELLS_ONLY),
+        "trained on fine truth: {}",
+        stderr(&o)
+    );
     let o = amun(&[
         "evaluate",
         "--prediction",
@@ -310,4 +317,16 @@ fn a_scale_up_ensemble_warns_that_its_spread_is_not_calibrated_at_the_target_sca
     ]);
     assert_fails_with(&o, NOT_CALIBRATED_HERE);
     assert!(!strict.exists());
+    // A per-scene method's spread comes from the coarse cells alone, and says so.
+    let o = amun(&[
+        "baseline",
+        "prior",
+        "--scene",
+        p(&m4),
+        "--out",
+        p(&t.join("prior.tif")),
+        "--uncertainty",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(COARSE_CELLS_ONLY), "{}", stderr(&o));
 }

@@ -65,6 +65,8 @@ pub struct OutputArgs {
     /// Write the bands `mean`, `std`, `q05`, `q95`: the quantile regression forest's spread
     /// (rf), the training residual standard deviation (ridge) or the fit's residual standard
     /// deviation (prior); none of them recalibrated. The interval is `mean ∓ 1.645·std`.
+    /// Fitted per scene (no `--train`), the spread is what the fit leaves of the coarse cells,
+    /// a lower bound at the fine scale (warned).
     #[arg(long)]
     pub uncertainty: bool,
 }
@@ -152,7 +154,7 @@ fn prior(ctx: &Ctx, a: &PriorArgs) -> Result<()> {
     if let Some(r) = method.last_report() {
         ctx.say(&r.summary());
     }
-    let spread = spread_of(ctx, o, &method, &scene)?;
+    let spread = spread_of(ctx, o, &method, &scene, true)?;
     write_out(ctx, o, method.name(), &out, spread.as_ref(), &scene)
 }
 
@@ -188,19 +190,28 @@ fn finish(
 ) -> Result<()> {
     method.fit(train, &ctx.bars)?;
     let out = predict_checked(ctx, o, &method, scene)?;
-    let spread = spread_of(ctx, o, &method, scene)?;
+    let spread = spread_of(ctx, o, &method, scene, train.is_empty())?;
     write_out(ctx, o, method.name(), &out, spread.as_ref(), scene)
 }
 
-/// With `--uncertainty`, the method's per-pixel standard deviation.
+/// With `--uncertainty`, the method's per-pixel standard deviation. A method fitted on the
+/// scene's own coarse cells (`per_scene`) gets a warning that its spread is a coarse-scale
+/// quantity.
 fn spread_of(
     ctx: &Ctx,
     o: &OutputArgs,
     method: &(impl Downscaler + ?Sized),
     scene: &amun_core::Scene,
+    per_scene: bool,
 ) -> Result<Option<amun_core::raster::Raster>> {
     if !o.uncertainty {
         return Ok(None);
+    }
+    if per_scene {
+        ctx.warn(&format!(
+            "{}'s spread is what its fit leaves of the scene's coarse cells: it does not see the variability inside a cell, and at 10× in amun's real-data experiment its 90 % interval covered 19 % of the fine truth; read std as a lower bound",
+            method.name()
+        ));
     }
     let u = method
         .predict_with_spread(scene, &ctx.bars)?
