@@ -5,6 +5,28 @@ use amun_core::raster::inspect;
 
 use super::{amun, assert_fails_with, p, stderr, TINY_MODEL};
 
+/// A synthetic world under `t/world` (side, factor, months as `amun synth` takes them) and
+/// the tiny network's configuration at `t/tiny.toml`, trained for `epochs`.
+fn world_and_config(t: &std::path::Path, (size, factor, months): (&str, &str, &str), epochs: u32) {
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&t.join("world")),
+        "--size",
+        size,
+        "--factor",
+        factor,
+        "--months",
+        months,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(
+        t.join("tiny.toml"),
+        TINY_MODEL.replace("epochs = 8", &format!("epochs = {epochs}")),
+    )
+    .unwrap();
+}
+
 /// The warning of `downscale --uncertainty` for a spread calibrated at another scale.
 const NOT_CALIBRATED_HERE: &str = "not calibrated at the target scale";
 /// The warning of a per-scene method's `--uncertainty`.
@@ -14,23 +36,7 @@ const COARSE_CELLS_ONLY: &str = "does not see the variability inside a cell";
 fn ensemble_train_downscale_uncertainty_and_evaluate() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let o = amun(&[
-        "synth",
-        "--out",
-        p(&t.join("world")),
-        "--size",
-        "128",
-        "--factor",
-        "8",
-        "--months",
-        "1,4,7",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(
-        t.join("tiny.toml"),
-        TINY_MODEL.replace("epochs = 8", "epochs = 2"),
-    )
-    .unwrap();
+    world_and_config(t, ("128", "8", "1,4,7"), 2);
     let (m1, m4, m7) = (
         t.join("world/month-01"),
         t.join("world/month-04"),
@@ -250,23 +256,7 @@ fn a_scale_up_ensemble_warns_that_its_spread_is_not_calibrated_at_the_target_sca
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     // 40 × 40 coarse cells: one scale up, 40 × 40 training pixels.
-    let o = amun(&[
-        "synth",
-        "--out",
-        p(&t.join("world")),
-        "--size",
-        "160",
-        "--factor",
-        "4",
-        "--months",
-        "1,4",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(
-        t.join("tiny.toml"),
-        TINY_MODEL.replace("epochs = 8", "epochs = 1"),
-    )
-    .unwrap();
+    world_and_config(t, ("160", "4", "1,4"), 1);
     let (m1, m4) = (t.join("world/month-01"), t.join("world/month-04"));
     let ens = t.join("ens");
     let o = amun(&[
