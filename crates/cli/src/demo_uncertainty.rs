@@ -135,31 +135,15 @@ pub fn run(
     ctx.say(&format!(
         "uncertainty: training an AMUN ensemble of {members}"
     ));
-    let t = Instant::now();
-    let mut ens = EnsembleAmun::new(members, amun_cfg, tc)?;
-    ens.fit(train, &ctx.bars)?;
-    let fit = t.elapsed().as_secs_f64();
-    let (preds, predict) = predict_all(&ens, test, ctx)?;
+    let ens = ensemble_scores(
+        ctx,
+        out,
+        (train, test),
+        members,
+        (amun_cfg, tc),
+        &mut results,
+    )?;
     let model = ens.calibration().model;
-    results.push(score_method(
-        out,
-        "amun-ensemble",
-        test,
-        &preds,
-        (fit, predict),
-        Some(model),
-    )?);
-    // The conserved mean, the interval moved with it (what `--conserve` writes).
-    let t = Instant::now();
-    let conserved = conserved_means(&preds, test)?;
-    results.push(score_method(
-        out,
-        "amun-ensemble-conserved",
-        test,
-        &conserved,
-        (fit, predict + t.elapsed().as_secs_f64()),
-        Some(model),
-    )?);
     ens.save(&out.join("amun-ensemble"))?;
 
     // The cheaper variant: the members are snapshots of one training.
@@ -234,29 +218,16 @@ pub fn scale_up(
     ctx.say(&format!(
         "uncertainty: training an AMUN ensemble of {members} one scale up"
     ));
-    let t = Instant::now();
-    let mut ens = EnsembleAmun::new(members, amun_cfg, tc)?;
-    ens.fit(&coarsened, &ctx.bars)?;
-    let fit = t.elapsed().as_secs_f64();
-    let (preds, predict) = predict_all(&ens, scored, ctx)?;
-    let model = ens.calibration().model;
-    results.push(score_method(
+    let model = ensemble_scores(
+        ctx,
         out,
-        "amun-ensemble",
-        scored,
-        &preds,
-        (fit, predict),
-        Some(model),
-    )?);
-    let conserved = conserved_means(&preds, scored)?;
-    results.push(score_method(
-        out,
-        "amun-ensemble-conserved",
-        scored,
-        &conserved,
-        (fit, predict),
-        Some(model),
-    )?);
+        (&coarsened, scored),
+        members,
+        (amun_cfg, tc),
+        &mut results,
+    )?
+    .calibration()
+    .model;
 
     let prior = PhysicalPrior::new(PriorParams::covariates());
     let (preds, predict) = predict_all(&prior, scored, ctx)?;
@@ -299,6 +270,45 @@ Every method learned one scale up from the coarse field alone; scored at the fin
         serde_json::to_string_pretty(&results)?.as_bytes(),
     )?;
     Ok(md)
+}
+
+/// Trains an ensemble of `members` on `train`, then scores its predictions of `test` and
+/// their conserved means (the interval moved with the mean, as `--conserve` writes them) into
+/// `results`; returns the fitted ensemble.
+fn ensemble_scores(
+    ctx: &Ctx,
+    out: &Path,
+    (train, test): (&[Scene], &[Scene]),
+    members: usize,
+    (amun_cfg, tc): (AmunConfig, TrainConfig),
+    results: &mut Vec<MethodSpread>,
+) -> Result<EnsembleAmun> {
+    let t = Instant::now();
+    let mut ens = EnsembleAmun::new(members, amun_cfg, tc)?;
+    ens.fit(train, &ctx.bars)?;
+    let fit = t.elapsed().as_secs_f64();
+    let (preds, predict) = predict_all(&ens, test, ctx)?;
+    let model = Some(ens.calibration().model);
+    results.push(score_method(
+        out,
+        "amun-ensemble",
+        test,
+        &preds,
+        (fit, predict),
+        model,
+    )?);
+    let t = Instant::now();
+    let conserved = conserved_means(&preds, test)?;
+    let predict = predict + t.elapsed().as_secs_f64();
+    results.push(score_method(
+        out,
+        "amun-ensemble-conserved",
+        test,
+        &conserved,
+        (fit, predict),
+        model,
+    )?);
+    Ok(ens)
 }
 
 /// The means conserved to their scenes' coarse cells, the intervals moved with them (what
