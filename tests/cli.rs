@@ -708,6 +708,25 @@ fn zero_factor_is_a_usage_error() {
     }
 }
 
+/// The real-data experiment refuses a region too small to train one scale up before it
+/// starts, saying the size it needs.
+#[test]
+fn a_real_experiment_too_small_is_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let o = amun(&[
+        "demo",
+        "--experiment",
+        "real",
+        "--size",
+        "320",
+        "--out",
+        p(&out),
+    ]);
+    assert_fails_with(&o, "at least 400 px");
+    assert!(!out.join("real-default-full").exists());
+}
+
 // ---- issue 19: a closed pipe, odd arguments, hostile and extreme files ----------------------
 
 #[test]

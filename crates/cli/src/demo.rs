@@ -47,8 +47,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Side of the world in fine pixels, a multiple of 10, at least 80 (default: 320, or 160
-    /// with --quick; in the real-data experiment 640, or 400 with --quick, and the 40×40-cell
-    /// corner only above 400).
+    /// with --quick); in the real-data experiment at least 400 (default 640, or 400 with
+    /// --quick), and the 40×40-cell corner only above 400.
     #[arg(long)]
     pub size: Option<usize>,
     /// Which experiments to run: the paper's simulated one (default, 2–3 minutes on 2
@@ -97,6 +97,13 @@ fn real(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
     let t0 = Instant::now();
     let variant = a.world.name();
     let size = a.size.unwrap_or(if a.quick { 400 } else { 640 });
+    // One scale up a region of `size / 10` coarse cells gives whole blocks of 10 cells only,
+    // and AMUN needs 32 training pixels a side: 40 cells, 400 px.
+    if size < 400 || !size.is_multiple_of(FACTOR) {
+        anyhow::bail!(
+            "--size {size}: the real-data experiment needs a multiple of {FACTOR} of at least 400 px (40 coarse cells, so that training one scale up has 40 × 40 pixels)"
+        );
+    }
     let epochs = a.epochs.unwrap_or(if a.quick { 10 } else { 30 });
     let world = World::generate(&a.world.params(a.seed, size))?;
     let full = crate::demo_real::world_scenes(&world)?;
