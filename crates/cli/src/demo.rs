@@ -114,12 +114,12 @@ fn real(ctx: &Ctx, a: &DemoArgs) -> Result<()> {
             crate::demo_real::corner(&full, 40)?,
         ));
     }
+    let members = a.ensemble.map(|k| usize::try_from(k).unwrap_or(usize::MAX));
     let mut tables = String::new();
     for (i, (label, scenes)) in regions.iter().enumerate() {
         let dir = a
             .out
             .join(format!("real-{variant}-{}", ["full", "corner"][i]));
-        let members = a.ensemble.map(|k| usize::try_from(k).unwrap_or(usize::MAX));
         let (report, spread) =
             crate::demo_real::run_region(ctx, &dir, label, scenes, (a.seed, epochs), members)?;
         tables.push_str(&format!("\n### {label}\n\n{}", report.table_markdown()));

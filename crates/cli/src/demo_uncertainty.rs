@@ -233,7 +233,7 @@ pub fn scale_up(
     let (preds, predict) = predict_all(&prior, scored, ctx)?;
     results.push(score_method(
         out,
-        "prior-covariates",
+        prior.name(),
         scored,
         &preds,
         (0.0, predict),

@@ -49,6 +49,7 @@ fn anomaly_std(r: &Raster, k: usize) -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = <Args as clap::Parser>::parse();
     let world = World::generate(&WorldParams::new().seed(a.seed).size(a.size, a.size))?;
+    // ERA5-Land's 0.1° over 0.01° covariates.
     let k = 10;
     println!("| month | band | anomaly std, training scale (0.1° in 1°) | target scale (0.01° in 0.1°) | ratio |");
     println!("|---|---|---|---|---|");

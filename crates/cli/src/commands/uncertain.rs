@@ -64,10 +64,13 @@ pub fn downscale(ctx: &Ctx, a: &DownscaleArgs, tiles: TileParams, on_cpu: bool) 
         c.model.scale,
         c.pixels
     ));
-    if a.uncertainty && !c.fitted_at(scene.fine_grid()) {
+    // `fitted_at` is false only where the width is known.
+    if let (true, Some(width)) = (
+        a.uncertainty && !c.fitted_at(scene.fine_grid()),
+        c.pixel_width,
+    ) {
         let msg = format!(
-            "the spread was calibrated on pixels {} wide (its training scenes') and this scene's are {} wide: a spread calibrated at another scale (one scale up, for `--scheme scale-up`) is not calibrated at the target scale (in amun's real-data experiment its 90 % interval covered 42–49 %); read std as a lower bound",
-            c.pixel_width.unwrap_or(f64::NAN),
+            "the spread was calibrated on pixels {width} wide (its training scenes') and this scene's are {} wide: a spread calibrated at another scale (one scale up, for `--scheme scale-up`) is not calibrated at the target scale (in amun's real-data experiment its 90 % interval covered 42–49 %); read std as a lower bound",
             scene.fine_grid().pixel_width().abs()
         );
         if a.strict {
