@@ -268,6 +268,21 @@ impl Base {
         coarse_lst: &amun_raster::Raster,
         fine_covariates: &amun_raster::Stack,
     ) -> Result<(amun_raster::Raster, Option<crate::FitReport>)> {
+        self.field_fitted_on(None, coarse_lst, fine_covariates)
+    }
+
+    /// [`Base::field`], with a prior's coefficients fitted on `fit_lst` when given (see
+    /// [`PriorValidParams::fit_on`]: a training pair one scale up fits them on its label,
+    /// where the target scale's prior fits them); bilinear ignores it.
+    ///
+    /// # Errors
+    /// As [`Base::field`].
+    pub fn field_fitted_on(
+        &self,
+        fit_lst: Option<&amun_raster::Raster>,
+        coarse_lst: &amun_raster::Raster,
+        fine_covariates: &amun_raster::Stack,
+    ) -> Result<(amun_raster::Raster, Option<crate::FitReport>)> {
         match self {
             Base::Bilinear => Ok((
                 amun_raster::resample(
@@ -278,7 +293,7 @@ impl Base {
                 None,
             )),
             Base::Prior(p) => {
-                let prior = p.fit(coarse_lst, fine_covariates)?;
+                let prior = p.fit_on(fit_lst.unwrap_or(coarse_lst), coarse_lst, fine_covariates)?;
                 let field = prior.field(fine_covariates)?;
                 Ok((field, Some(prior.report().clone())))
             }

@@ -143,6 +143,21 @@ impl PriorParams {
     pub fn fit(&self, coarse_lst: &Raster, fine_covariates: &Stack) -> Result<Prior> {
         self.clone().check()?.fit(coarse_lst, fine_covariates)
     }
+
+    /// Checks the parameters and fits on another field (see [`PriorValidParams::fit_on`]).
+    ///
+    /// # Errors
+    /// As [`PriorParams::check`] and [`PriorValidParams::fit_on`].
+    pub fn fit_on(
+        &self,
+        fit_lst: &Raster,
+        coarse_lst: &Raster,
+        fine_covariates: &Stack,
+    ) -> Result<Prior> {
+        self.clone()
+            .check()?
+            .fit_on(fit_lst, coarse_lst, fine_covariates)
+    }
 }
 
 /// A coarse field's value at every cell minus its mean over the valid cells of the
@@ -300,16 +315,42 @@ impl PriorValidParams {
     /// [`Error::MissingCovariate`] if the elevation prior has no elevation band;
     /// [`Error::NoValidCell`]; land-cover errors; [`Error::Singular`].
     pub fn fit(&self, coarse_lst: &Raster, fine_covariates: &Stack) -> Result<Prior> {
+        self.fit_on(coarse_lst, coarse_lst, fine_covariates)
+    }
+
+    /// The prior of `coarse_lst` on `fine_covariates`' grid with coefficients fitted on
+    /// another field of the scene, `fit_lst`: a grid that the covariates' grid refines by any
+    /// integer factor, 1 included. [`PriorValidParams::fit`] is `fit_on(coarse_lst, …)`.
+    ///
+    /// For a training pair one scale up (0.1° LST as the label, 1° as the input): there the
+    /// input holds too few cells for a covariate model (a 64 × 64-cell region gives 6 × 6),
+    /// and the prior would fall back to elevation alone — not the prior the network corrects
+    /// at the target scale, which is fitted on the 0.1° cells. Fitted on the label's cells,
+    /// the coefficients are those of the target scale's prior; the input still sets the
+    /// block means that the prior keeps. `coarse_residual` and the report then describe the
+    /// fit on `fit_lst`'s cells.
+    ///
+    /// # Errors
+    /// As [`PriorValidParams::fit`], for either field.
+    pub fn fit_on(
+        &self,
+        fit_lst: &Raster,
+        coarse_lst: &Raster,
+        fine_covariates: &Stack,
+    ) -> Result<Prior> {
         let k = fine_covariates.grid().refinement_of(coarse_lst.grid())?;
-        let (h, w) = coarse_lst.grid().shape();
-        if coarse_lst.valid_count() == 0 {
-            return Err(Error::NoValidCell {
-                width: w,
-                height: h,
-            });
+        let k_fit = fine_covariates.grid().refinement_of(fit_lst.grid())?;
+        for f in [fit_lst, coarse_lst] {
+            if f.valid_count() == 0 {
+                let (h, w) = f.grid().shape();
+                return Err(Error::NoValidCell {
+                    width: w,
+                    height: h,
+                });
+            }
         }
         let (terms, mut report, coarse_residual) =
-            self.fit_terms(self.kind, coarse_lst, fine_covariates, k)?;
+            self.fit_terms(self.kind, fit_lst, fine_covariates, k_fit)?;
         let (reduced, iterations) = self.reduced_field(&terms, coarse_lst, fine_covariates, k)?;
         report.conservation_iterations = iterations;
         report.terms = terms.clone();

@@ -220,6 +220,70 @@ fn the_covariate_prior_recovers_every_coefficient() {
         .starts_with("covariate prior not used"));
 }
 
+/// A training pair one scale up: the label on the covariates' own grid, the input its block
+/// means over 25 × 25 pixels (4 × 4 cells, too few for two terms). Fitted on the input alone
+/// the covariate prior falls back to elevation; fitted on the label it recovers both
+/// coefficients of the exactly linear truth, while the input still sets the block means.
+#[test]
+fn fitted_on_the_label_one_scale_up_the_covariate_prior_keeps_its_coefficients() {
+    let z = terrain(20);
+    let ndvi = Raster::from_fn(z.grid().clone(), |(r, c)| {
+        0.4 + 0.3 * ((r as f32) * 0.31).cos() * ((c as f32) * 0.23).sin()
+    });
+    let label = Raster::new(
+        z.grid().clone(),
+        ndarray::Zip::from(plane_truth(&z, -0.005).data())
+            .and(ndvi.data())
+            .map_collect(|&t, &v| t - 6.0 * v),
+    )
+    .unwrap();
+    let input = label.block_mean(25, 1.0).unwrap();
+    assert_eq!(input.grid().shape(), (4, 4));
+    let s = stack(&z).with("ndvi", ndvi).unwrap();
+    let params = PriorParams::covariates().alpha(0.0);
+    let alone = params.fit(&input, &s).unwrap();
+    assert!(alone
+        .report()
+        .fallback
+        .as_deref()
+        .unwrap()
+        .starts_with("covariate prior not used"));
+    let p = params.fit_on(&label, &input, &s).unwrap();
+    let r = p.report();
+    assert_eq!((r.kind, r.cells), (PriorKind::Covariates, 100 * 100));
+    assert!(r.fallback.is_none(), "{}", r.summary());
+    let w = |band: &str| {
+        p.terms()
+            .iter()
+            .find(|t| t.band == band && t.transform == Transform::Identity)
+            .unwrap()
+            .weight
+    };
+    assert!((w("elevation") + 0.005).abs() < 1e-5, "{}", r.summary());
+    assert!((w("ndvi") + 6.0).abs() < 1e-3, "{:?}", p.terms());
+    let field = p.field(&s).unwrap();
+    let worst = field
+        .block_mean(25, 0.0)
+        .unwrap()
+        .data()
+        .iter()
+        .zip(input.data())
+        .map(|(a, c)| (a - c).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "largest block-mean error {worst} K");
+    let (e_on, e_alone) = (
+        rmse(&field, &label),
+        rmse(&alone.field(&s).unwrap(), &label),
+    );
+    assert!(
+        e_on < 0.5 * e_alone,
+        "fitted on the label {e_on} K, alone {e_alone} K"
+    );
+    // The field fitted on must lie on a grid the covariates refine.
+    let elsewhere = Raster::filled(Grid::geographic(11.0, 50.0, 0.25, 4, 4).unwrap(), 290.0);
+    assert!(params.fit_on(&elsewhere, &input, &s).is_err());
+}
+
 #[test]
 fn windows_are_bit_identical_and_missing_data_stays_missing() {
     let mut z = terrain(12);
