@@ -11,7 +11,9 @@ mod landcover;
 mod spectral;
 mod terrain;
 
-pub use covariates::{coarsen_stack, encode_landcover, Covariate, Covariates};
+pub use covariates::{
+    block_mean_direction, coarsen_stack, encode_landcover, Covariate, Covariates,
+};
 pub use error::{Error, Result};
 pub use landcover::{
     block_mode, class_fractions, encode_scaled, landcover_raster, one_hot, Igbp, LandcoverEncoding,
