@@ -74,6 +74,7 @@ pub fn training_scenes(scenes: &[Scene]) -> Result<Vec<TrainingScene>> {
                 coarse_lst: s.coarse_lst().clone(),
                 covariates: s.covariates().clone(),
                 label: s.require_reference("amun")?.clone(),
+                fit_prior_on_label: s.is_one_scale_up(),
             })
         })
         .collect()
@@ -124,7 +125,12 @@ pub fn finish_checked(
     let mut ckpt = trainer.finish()?;
     let preds = scenes
         .iter()
-        .map(|s| Ok(ckpt.predict(s.coarse_lst(), s.covariates(), tiles, |_, _| {})?))
+        .map(|s| {
+            let fit = s.prior_fit();
+            Ok(ckpt
+                .predict_fitted_on(fit, s.coarse_lst(), s.covariates(), tiles, |_, _| {})?
+                .0)
+        })
         .collect::<Result<Vec<_>>>()?;
     let check = crate::guard::check(
         format!(
@@ -134,6 +140,7 @@ pub fn finish_checked(
         scenes,
         &preds,
         Some(&masks),
+        Some(&ckpt.config().base),
     )?;
     ckpt.set_held_out(check);
     Ok(ckpt)

@@ -325,7 +325,8 @@ impl EnsembleAmun {
         let mut missing = Array2::from_elem(shape, false);
         progress.start("predict amun ensemble", self.members.len() as u64);
         for c in &self.members {
-            let p = c.predict(
+            let (p, _) = c.predict_fitted_on(
+                scene.prior_fit(),
                 scene.coarse_lst(),
                 scene.covariates(),
                 &self.tiles,
@@ -452,6 +453,7 @@ impl Downscaler for EnsembleAmun {
             train,
             &means,
             Some(&masks),
+            Some(&self.config.base),
         )?);
         self.calibration = match fit_spread_model(&triples.0, &triples.1, &triples.2) {
             Ok(model) => {

@@ -81,7 +81,10 @@ impl Tally {
 }
 
 /// Scores `predictions` of `scenes` (with a reference) against it on the pixels of `masks`
-/// (all pixels when `None`), next to each of [`references`] on the same pixels.
+/// (all pixels when `None`), next to each of [`references`] on the same pixels and, for a
+/// residual model on a prior, next to `base`: the field it corrects. On pairs one scale up
+/// that base takes its coefficients from the pair's reference ([`Scene::prior_fit`]), as
+/// the model's inputs did; it is scored as `<base> (the model's base)`.
 ///
 /// # Errors
 /// Prior and resampling errors.
@@ -90,10 +93,15 @@ pub fn check(
     scenes: &[Scene],
     predictions: &[Raster],
     masks: Option<&[Array2<bool>]>,
+    base: Option<&Base>,
 ) -> Result<HeldOutCheck> {
     let refs = scenes.first().map(references).unwrap_or_default();
+    // A base fitted as the references are is one of them already.
+    let base = base
+        .filter(|b| !matches!(b, Base::Bilinear) && scenes.iter().any(|s| s.prior_fit().is_some()));
     let mut names = vec!["model".to_string()];
     names.extend(refs.iter().map(Base::name));
+    names.extend(base.map(|b| format!("{} (the model's base)", b.name())));
     let mut tally = Tally::new(names);
     for (i, (scene, pred)) in scenes.iter().zip(predictions).enumerate() {
         let Some(truth) = scene.reference() else {
@@ -102,6 +110,13 @@ pub fn check(
         let mut fields = vec![pred.clone()];
         for b in &refs {
             fields.push(b.field(scene.coarse_lst(), scene.covariates())?.0);
+        }
+        if let Some(b) = base {
+            let fit = scene.prior_fit();
+            fields.push(
+                b.field_fitted_on(fit, scene.coarse_lst(), scene.covariates())?
+                    .0,
+            );
         }
         let refs: Vec<&Raster> = fields.iter().collect();
         tally.add(truth, &refs, masks.and_then(|m| m.get(i)));
@@ -125,6 +140,7 @@ pub fn check_one_scale_up(
         format!("coarse scale (one scale up) of {}", scene.name()),
         std::slice::from_ref(&up),
         std::slice::from_ref(&pred),
+        None,
         None,
     )
 }

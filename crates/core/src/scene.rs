@@ -20,6 +20,7 @@ pub struct Scene {
     month: Option<u32>,
     hour: Option<u32>,
     resampled: Vec<Resampled>,
+    one_scale_up: bool,
 }
 
 /// An input that was not on the fine grid and was resampled (or reprojected) onto it, as
@@ -101,6 +102,7 @@ impl Scene {
             month: None,
             hour: None,
             resampled: Vec::new(),
+            one_scale_up: false,
         })
     }
 
@@ -135,6 +137,27 @@ impl Scene {
     pub fn with_resampled(mut self, resampled: Vec<Resampled>) -> Self {
         self.resampled = resampled;
         self
+    }
+
+    /// This scene marked as a training pair one scale up (see [`Scene::prior_fit`]); made by
+    /// [`Scene::coarsened`] and by the stages' pairs.
+    pub(crate) fn into_one_scale_up(mut self) -> Self {
+        self.one_scale_up = true;
+        self
+    }
+
+    /// Whether this is a training pair one scale up ([`Scene::coarsened`]).
+    pub fn is_one_scale_up(&self) -> bool {
+        self.one_scale_up
+    }
+
+    /// Where a prior base of a learned method fits its coefficients, if not on the coarse
+    /// LST: for a pair one scale up, its reference — the coarse field on whose cells the
+    /// prior is fitted when the model is applied at the target scale (a 64 × 64-cell region
+    /// gives a pair of 6 × 6 cells, too few for the covariate prior's terms). The coarse LST
+    /// still sets the block means. `None` for every other scene.
+    pub fn prior_fit(&self) -> Option<&Raster> {
+        self.reference.as_ref().filter(|_| self.one_scale_up)
     }
 
     /// The inputs that were resampled or reprojected onto the fine grid when the scene was
@@ -406,9 +429,12 @@ impl Scene {
             scene: self.name.clone(),
             detail: format!("aggregating covariates to the coarse grid: {e}"),
         })?;
-        Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
-            .with_reference(coarse)?
-            .with_time(self.month, self.hour)
+        Ok(
+            Scene::new(format!("{} (one scale up)", self.name), coarser, covariates)?
+                .with_reference(coarse)?
+                .with_time(self.month, self.hour)?
+                .into_one_scale_up(),
+        )
     }
 }
 

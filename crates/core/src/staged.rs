@@ -161,13 +161,14 @@ fn stage_pairs(scene: &Scene, k: usize) -> Result<Scene> {
     }
     let label = truth.window(0, 0, cw, ch)?;
     let covariates = scene.covariates().window(0, 0, cw, ch)?;
-    Scene::new(
+    Ok(Scene::new(
         format!("{} (stage ×{k})", scene.name()),
         label.block_mean(k, 0.5)?,
         covariates,
     )?
     .with_reference(label)?
-    .with_time(scene.month(), scene.hour())
+    .with_time(scene.month(), scene.hour())?
+    .into_one_scale_up())
 }
 
 impl Downscaler for StagedAmun {

@@ -92,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             coarse_lst: world.coarse_lst(m, HOUR, K)?,
             covariates: covariates(&world, m, args.elevation)?,
             label: world.lst(m, HOUR)?,
+            fit_prior_on_label: false,
         });
     }
     println!(

@@ -25,6 +25,13 @@ pub struct TrainingScene {
     pub covariates: Stack,
     /// Fine reference LST (kelvin), the training target.
     pub label: Raster,
+    /// Fit a prior base's coefficients on the label instead of the coarse LST
+    /// ([`amun_prior::PriorValidParams::fit_on`]). For a pair one scale up (the scale-up
+    /// scheme): its label is the coarse field on whose cells the prior is fitted at the
+    /// target scale, while its own coarse input may hold too few cells for the prior's
+    /// terms; so the network learns to correct the prior it will correct when applied.
+    /// `false` for pairs with a fine truth (the label is not known when the model is used).
+    pub fit_prior_on_label: bool,
 }
 
 /// What to do with patches that contain nodata.
@@ -118,14 +125,20 @@ pub(crate) struct EncodedInputs {
 }
 
 /// Computes the base field on the covariates' grid ([`AmunConfig::base`]: the coarse LST
-/// resampled bilinearly, or a prior fitted on the scene) and encodes the covariates
+/// resampled bilinearly, or a prior fitted on the scene — on `fit_lst` when given, see
+/// [`TrainingScene::fit_prior_on_label`]) and encodes the covariates
 /// in the configuration's order (aspect → northness/eastness by default).
 pub(crate) fn encode_inputs(
     cfg: &AmunConfig,
+    fit_lst: Option<&Raster>,
     coarse_lst: &Raster,
     covariates: &Stack,
 ) -> Result<EncodedInputs> {
-    let base = cfg.base.field(coarse_lst, covariates)?.0.into_data();
+    let base = cfg
+        .base
+        .field_fitted_on(fit_lst, coarse_lst, covariates)?
+        .0
+        .into_data();
     let mut aux = Vec::with_capacity(cfg.n_aux());
     for name in &cfg.covariates {
         let band = covariates
@@ -382,7 +395,8 @@ pub(crate) fn build_dataset(
         let fine = sc.covariates.grid();
         let k = fine.refinement_of(sc.coarse_lst.grid())?;
         fine.check_same(sc.label.grid())?;
-        let enc = encode_inputs(cfg, &sc.coarse_lst, &sc.covariates)?;
+        let fit = sc.fit_prior_on_label.then_some(&sc.label);
+        let enc = encode_inputs(cfg, fit, &sc.coarse_lst, &sc.covariates)?;
         let label = sc.label.data();
         let (h, w) = fine.shape();
         let valid = Array2::from_shape_fn((h, w), |ix| {
@@ -730,6 +744,7 @@ mod tests {
             coarse_lst,
             covariates,
             label,
+            fit_prior_on_label: false,
         }
     }
 
@@ -914,6 +929,33 @@ mod tests {
         assert!(e.contains("elevation") && e.contains("ndvi, aspect"), "{e}");
     }
 
+    /// A pair one scale up whose input holds 3 × 3 cells, too few for the covariate prior:
+    /// fitted there the base falls back and leaves the label's covariate signal to learn;
+    /// fitted on the label (as the target scale's prior is fitted on its coarse cells) it
+    /// explains the exactly linear label, and the training targets nearly vanish.
+    #[test]
+    fn a_pair_one_scale_up_fits_its_prior_base_on_the_label() {
+        use amun_prior::PriorParams;
+        let mut sc = crate::testutil::scene(48, 16, 0.0);
+        assert_eq!(sc.coarse_lst.grid().shape(), (3, 3));
+        let base = crate::config::Base::Prior(PriorParams::covariates().elevation_band("height"));
+        let cfg = crate::testutil::tiny_config()
+            .with_covariates(&["ndvi", "height", "aspect"])
+            .with_base(base);
+        let target_std = |sc: &TrainingScene| {
+            build_dataset(&cfg, &settings(), std::slice::from_ref(sc), None)
+                .unwrap()
+                .norm
+                .target
+                .std
+        };
+        let alone = target_std(&sc);
+        sc.fit_prior_on_label = true;
+        let on_label = target_std(&sc);
+        assert!(alone > 0.3, "{alone} K");
+        assert!(on_label < 0.1 * alone, "{on_label} K vs {alone} K");
+    }
+
     /// With a prior as the base, the first channel is the prior fitted on the scene and the
     /// target is the label minus it; the configuration survives a JSON round trip (it
     /// travels in the checkpoint).
@@ -923,7 +965,7 @@ mod tests {
         let sc = crate::testutil::scene(64, 4, 0.0);
         let base = crate::config::Base::Prior(PriorParams::elevation().elevation_band("height"));
         let cfg = crate::testutil::tiny_config().with_base(base.clone());
-        let enc = encode_inputs(&cfg, &sc.coarse_lst, &sc.covariates).unwrap();
+        let enc = encode_inputs(&cfg, None, &sc.coarse_lst, &sc.covariates).unwrap();
         let (prior, report) = base.field(&sc.coarse_lst, &sc.covariates).unwrap();
         let report = report.unwrap();
         assert!(report.lapse_rate.is_some(), "{}", report.summary());
@@ -932,6 +974,7 @@ mod tests {
         }
         let bilinear = encode_inputs(
             &crate::testutil::tiny_config(),
+            None,
             &sc.coarse_lst,
             &sc.covariates,
         )

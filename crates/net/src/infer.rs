@@ -468,6 +468,7 @@ pub fn base_window(
 /// grows with the scene; the fine field itself is 4 bytes per pixel).
 fn whole_scene_base<S: WindowSource + ?Sized>(
     cfg: &AmunConfig,
+    fit_lst: Option<&Raster>,
     coarse_lst: &Raster,
     covariates: &S,
 ) -> Result<Option<Raster>> {
@@ -480,7 +481,9 @@ fn whole_scene_base<S: WindowSource + ?Sized>(
     for name in covariates.names() {
         stack.push(name.clone(), covariates.read_window(name, all)?)?;
     }
-    Ok(Some(cfg.base.field(coarse_lst, &stack)?.0))
+    Ok(Some(
+        cfg.base.field_fitted_on(fit_lst, coarse_lst, &stack)?.0,
+    ))
 }
 
 /// One window through the network: the input encoding, the network, and the output.
@@ -678,7 +681,7 @@ impl Checkpoint {
     ) -> Result<Inference> {
         let (h, w) = covariates.grid().shape();
         let plan = InferencePlan::new(self.config(), h, w, params)?;
-        self.predict_plan(coarse_lst, covariates, plan, true, sink, progress)
+        self.predict_plan(None, coarse_lst, covariates, plan, true, sink, progress)
     }
 
     /// [`Checkpoint::predict_windows`] for the rows `rows` of the scene only (see
@@ -699,12 +702,15 @@ impl Checkpoint {
     ) -> Result<Inference> {
         let (h, w) = covariates.grid().shape();
         let plan = InferencePlan::for_rows(self.config(), h, w, rows, params)?;
-        self.predict_plan(coarse_lst, covariates, plan, false, sink, progress)
+        self.predict_plan(None, coarse_lst, covariates, plan, false, sink, progress)
     }
 
-    /// Runs `plan`'s windows; with `require_valid`, no valid output pixel is an error.
+    /// Runs `plan`'s windows (a prior base fitted on `fit_lst` when given); with
+    /// `require_valid`, no valid output pixel is an error.
+    #[allow(clippy::too_many_arguments)]
     fn predict_plan<S: WindowSource + ?Sized>(
         &self,
+        fit_lst: Option<&Raster>,
         coarse_lst: &Raster,
         covariates: &S,
         plan: InferencePlan,
@@ -728,7 +734,7 @@ impl Checkpoint {
             });
         }
         let (h, w) = fine.shape();
-        let prior = whole_scene_base(cfg, coarse_lst, covariates)?;
+        let prior = whole_scene_base(cfg, fit_lst, coarse_lst, covariates)?;
         let model = self.inference_model()?;
         let norm = self.normalization();
         let net = Net {
@@ -848,12 +854,33 @@ impl Checkpoint {
         tiles: &TileParams,
         progress: impl FnMut(usize, usize),
     ) -> Result<(Raster, Option<Amplitude>)> {
+        self.predict_fitted_on(None, coarse_lst, fine_covariates, tiles, progress)
+    }
+
+    /// [`Checkpoint::predict_checked`] with a prior base's coefficients fitted on `fit_lst`
+    /// when given: for a pair one scale up, its label, as in training
+    /// ([`crate::TrainingScene::fit_prior_on_label`]).
+    ///
+    /// # Errors
+    /// As [`Checkpoint::predict_windows`]; prior errors for `fit_lst`.
+    pub fn predict_fitted_on(
+        &self,
+        fit_lst: Option<&Raster>,
+        coarse_lst: &Raster,
+        fine_covariates: &amun_raster::Stack,
+        tiles: &TileParams,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<(Raster, Option<Amplitude>)> {
         let grid = fine_covariates.grid().clone();
+        let (h, w) = grid.shape();
+        let plan = InferencePlan::new(self.config(), h, w, tiles)?;
         let mut data = Array2::from_elem(grid.shape(), f32::NAN);
-        let inference = self.predict_windows(
+        let inference = self.predict_plan(
+            fit_lst,
             coarse_lst,
             fine_covariates,
-            tiles,
+            plan,
+            true,
             |t, out| {
                 data.slice_mut(s![t.row0..t.row1(), t.col0..t.col1()])
                     .assign(&out);

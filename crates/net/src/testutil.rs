@@ -50,5 +50,6 @@ pub(crate) fn scene(side: usize, k: usize, month: f32) -> TrainingScene {
         coarse_lst,
         covariates,
         label,
+        fit_prior_on_label: false,
     }
 }
