@@ -30,16 +30,33 @@ fn scenes(world: &World, months: &[u32]) -> Vec<Scene> {
         .collect()
 }
 
-/// The scene with the world's elevation among its covariates.
-fn with_elevation(scene: Scene, world: &World) -> Scene {
-    let mut cov = scene.covariates().clone();
-    cov.push("elevation", world.elevation().clone()).unwrap();
-    Scene::new(scene.name(), scene.coarse_lst().clone(), cov)
-        .unwrap()
-        .with_reference(scene.reference().unwrap().clone())
-        .unwrap()
-        .with_time(scene.month(), scene.hour())
-        .unwrap()
+/// [`scenes`] with the world's elevation among their covariates.
+fn scenes_with_elevation(world: &World, months: &[u32]) -> Vec<Scene> {
+    scenes(world, months)
+        .into_iter()
+        .map(|x| {
+            let mut cov = x.covariates().clone();
+            cov.push("elevation", world.elevation().clone()).unwrap();
+            Scene::new(x.name(), x.coarse_lst().clone(), cov)
+                .unwrap()
+                .with_reference(x.reference().unwrap().clone())
+                .unwrap()
+                .with_time(x.month(), x.hour())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// One epoch of Adam at 1e-3 in batches of 8 with the paper's patches: enough to exercise
+/// training.
+fn one_epoch() -> amun_core::net::TrainConfig {
+    amun_core::net::TrainConfig {
+        solver: amun_core::net::Solver::ADAM,
+        learning_rate: 1e-3,
+        epochs: 1,
+        batch_size: 8,
+        ..amun_core::net::TrainConfig::paper()
+    }
 }
 
 fn rf() -> RfParams {
@@ -211,10 +228,7 @@ fn the_guard_flags_a_method_built_to_fail() {
 #[test]
 fn real_experiment_on_a_ragged_region_with_the_prior_base() {
     let world = World::generate(&WorldParams::new().seed(6).size(420, 400)).unwrap();
-    let s: Vec<Scene> = scenes(&world, &[4, 8])
-        .into_iter()
-        .map(|x| with_elevation(x, &world))
-        .collect();
+    let s = scenes_with_elevation(&world, &[4, 8]);
     assert_eq!(s[0].coarse_grid().width(), 42);
     let up = s[0].coarsened().unwrap();
     assert_eq!(up.coarse_grid().shape(), (4, 4));
@@ -247,13 +261,10 @@ fn real_experiment_on_a_ragged_region_with_the_prior_base() {
 /// is fitted on at the target scale), and the network is checked against that base.
 #[test]
 fn pairs_one_scale_up_fit_the_prior_base_where_the_target_scale_does() {
-    use amun_core::net::{AmunConfig, Solver, TrainConfig};
+    use amun_core::net::AmunConfig;
     use amun_core::AmunDownscaler;
     let world = World::generate(&WorldParams::new().seed(6).size(400, 400)).unwrap();
-    let s: Vec<Scene> = scenes(&world, &[4, 8])
-        .into_iter()
-        .map(|x| with_elevation(x, &world))
-        .collect();
+    let s = scenes_with_elevation(&world, &[4, 8]);
     let up: Vec<Scene> = s.iter().map(|x| x.coarsened().unwrap()).collect();
     assert!(s[0].prior_fit().is_none() && !s[0].is_one_scale_up());
     assert_eq!(up[0].prior_fit(), up[0].reference());
@@ -287,13 +298,7 @@ fn pairs_one_scale_up_fit_the_prior_base_where_the_target_scale_does() {
     let cfg = AmunConfig::tiny()
         .with_covariates(s[0].covariates().names())
         .with_base(base);
-    let tc = TrainConfig {
-        solver: Solver::ADAM,
-        learning_rate: 1e-3,
-        epochs: 1,
-        batch_size: 8,
-        ..TrainConfig::paper()
-    };
+    let tc = one_epoch();
     let mut amun = AmunDownscaler::new(cfg, tc);
     amun.fit(&up, &NoProgress).unwrap();
     let check = amun.checkpoint().unwrap().held_out().unwrap();
@@ -329,7 +334,7 @@ fn too_small_regions_say_to_use_the_prior() {
 /// load, and it downscales the whole region.
 #[test]
 fn staged_amun_trains_saves_and_downscales() {
-    use amun_core::net::{AmunConfig, Solver, TrainConfig};
+    use amun_core::net::{AmunConfig, TrainConfig};
     use amun_core::StagedAmun;
     let world = World::generate(&WorldParams::new().seed(8).size(400, 400)).unwrap();
     let s = scenes(&world, &[3, 9]);
@@ -337,13 +342,7 @@ fn staged_amun_trains_saves_and_downscales() {
     let cfg = AmunConfig::tiny()
         .with_covariates(s[0].covariates().names())
         .with_base(Base::Prior(PriorParams::covariates()));
-    let tc = TrainConfig {
-        solver: Solver::ADAM,
-        learning_rate: 1e-3,
-        epochs: 1,
-        batch_size: 8,
-        ..TrainConfig::paper()
-    };
+    let tc = one_epoch();
     let mut staged = StagedAmun::new(vec![2, 5], cfg, tc).unwrap();
     staged.fit(&up, &NoProgress).unwrap();
     assert_eq!(staged.stages().len(), 2);

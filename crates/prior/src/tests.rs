@@ -175,19 +175,25 @@ fn robust_fit_ignores_a_few_broken_cells() {
     );
 }
 
-#[test]
-fn the_covariate_prior_recovers_every_coefficient() {
-    let z = terrain(20);
+/// An NDVI field on `z`'s grid and the truth `plane − 0.005·z − 6·ndvi`, exactly linear.
+fn ndvi_and_linear_truth(z: &Raster) -> (Raster, Raster) {
     let ndvi = Raster::from_fn(z.grid().clone(), |(r, c)| {
         0.4 + 0.3 * ((r as f32) * 0.31).cos() * ((c as f32) * 0.23).sin()
     });
     let truth = Raster::new(
         z.grid().clone(),
-        ndarray::Zip::from(plane_truth(&z, -0.005).data())
+        ndarray::Zip::from(plane_truth(z, -0.005).data())
             .and(ndvi.data())
             .map_collect(|&t, &v| t - 6.0 * v),
     )
     .unwrap();
+    (ndvi, truth)
+}
+
+#[test]
+fn the_covariate_prior_recovers_every_coefficient() {
+    let z = terrain(20);
+    let (ndvi, truth) = ndvi_and_linear_truth(&z);
     let coarse = truth.block_mean(K, 1.0).unwrap();
     let s = stack(&z).with("ndvi", ndvi).unwrap();
     let p = PriorParams::covariates()
@@ -227,16 +233,7 @@ fn the_covariate_prior_recovers_every_coefficient() {
 #[test]
 fn fitted_on_the_label_one_scale_up_the_covariate_prior_keeps_its_coefficients() {
     let z = terrain(20);
-    let ndvi = Raster::from_fn(z.grid().clone(), |(r, c)| {
-        0.4 + 0.3 * ((r as f32) * 0.31).cos() * ((c as f32) * 0.23).sin()
-    });
-    let label = Raster::new(
-        z.grid().clone(),
-        ndarray::Zip::from(plane_truth(&z, -0.005).data())
-            .and(ndvi.data())
-            .map_collect(|&t, &v| t - 6.0 * v),
-    )
-    .unwrap();
+    let (ndvi, label) = ndvi_and_linear_truth(&z);
     let input = label.block_mean(25, 1.0).unwrap();
     assert_eq!(input.grid().shape(), (4, 4));
     let s = stack(&z).with("ndvi", ndvi).unwrap();
