@@ -70,7 +70,7 @@ pub fn downscale(ctx: &Ctx, a: &DownscaleArgs, tiles: TileParams, on_cpu: bool) 
         c.pixel_width,
     ) {
         let msg = format!(
-            "the spread was calibrated on pixels {width} wide (its training scenes') and this scene's are {} wide: a spread calibrated at another scale (one scale up, for `--scheme scale-up`) is not calibrated at the target scale (in amun's real-data experiment its 90 % interval covered 42–49 %); read std as a lower bound",
+            "the spread was calibrated on pixels {width} wide (its training scenes') and this scene's are {} wide: a spread calibrated at another scale (one scale up, for `--scheme scale-up`) is not calibrated at the target scale (in amun's real-data experiment its 90 % interval covered 44–47 %); read std as a lower bound",
             scene.fine_grid().pixel_width().abs()
         );
         if a.strict {
