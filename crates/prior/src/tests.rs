@@ -175,6 +175,15 @@ fn robust_fit_ignores_a_few_broken_cells() {
     );
 }
 
+/// The coefficient of a band's identity term.
+fn identity_weight(p: &crate::Prior, band: &str) -> f64 {
+    p.terms()
+        .iter()
+        .find(|t| t.band == band && t.transform == Transform::Identity)
+        .unwrap()
+        .weight
+}
+
 /// An NDVI field on `z`'s grid and the truth `plane − 0.005·z − 6·ndvi`, exactly linear.
 fn ndvi_and_linear_truth(z: &Raster) -> (Raster, Raster) {
     let ndvi = Raster::from_fn(z.grid().clone(), |(r, c)| {
@@ -202,13 +211,7 @@ fn the_covariate_prior_recovers_every_coefficient() {
         .unwrap();
     let r = p.report();
     assert_eq!(r.kind, PriorKind::Covariates, "{}", r.summary());
-    let w = |band: &str| {
-        p.terms()
-            .iter()
-            .find(|t| t.band == band && t.transform == Transform::Identity)
-            .unwrap()
-            .weight
-    };
+    let w = |band: &str| identity_weight(&p, band);
     assert!((w("elevation") + 0.005).abs() < 1e-5, "{}", r.summary());
     assert!((w("ndvi") + 6.0).abs() < 1e-2, "{:?}", p.terms());
     // On three coarse cells a side, the covariate prior has too few cells for its terms.
@@ -249,13 +252,7 @@ fn fitted_on_the_label_one_scale_up_the_covariate_prior_keeps_its_coefficients()
     let r = p.report();
     assert_eq!((r.kind, r.cells), (PriorKind::Covariates, 100 * 100));
     assert!(r.fallback.is_none(), "{}", r.summary());
-    let w = |band: &str| {
-        p.terms()
-            .iter()
-            .find(|t| t.band == band && t.transform == Transform::Identity)
-            .unwrap()
-            .weight
-    };
+    let w = |band: &str| identity_weight(&p, band);
     assert!((w("elevation") + 0.005).abs() < 1e-5, "{}", r.summary());
     assert!((w("ndvi") + 6.0).abs() < 1e-3, "{:?}", p.terms());
     let field = p.field(&s).unwrap();
