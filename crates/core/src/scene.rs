@@ -146,7 +146,7 @@ impl Scene {
         self
     }
 
-    /// Whether this is a training pair one scale up ([`Scene::coarsened`]).
+    /// Whether this is a training pair one scale up ([`Scene::coarsened`], the stages' pairs).
     pub fn is_one_scale_up(&self) -> bool {
         self.one_scale_up
     }
