@@ -141,7 +141,7 @@ impl PriorParams {
     /// # Errors
     /// As [`PriorParams::check`] and [`PriorValidParams::fit`].
     pub fn fit(&self, coarse_lst: &Raster, fine_covariates: &Stack) -> Result<Prior> {
-        self.clone().check()?.fit(coarse_lst, fine_covariates)
+        self.fit_on(coarse_lst, coarse_lst, fine_covariates)
     }
 
     /// Checks the parameters and fits on another field (see [`PriorValidParams::fit_on`]).
