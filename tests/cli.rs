@@ -1071,3 +1071,100 @@ fn tune_against_random_search_writes_the_figure_and_a_usable_config() {
         "--protocol and a config file",
     );
 }
+
+/// `--scheme coarse-residual` learns from scenes without fine truth, at the target scale, on
+/// the covariate prior with land cover as classes; it prints its check on held-out coarse
+/// cells, and refuses stages.
+#[test]
+fn the_coarse_residual_scheme_trains_without_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let world = t.join("world");
+    let o = amun(&[
+        "synth",
+        "--out",
+        p(&world),
+        "--size",
+        "160",
+        "--factor",
+        "4",
+        "--months",
+        "1,4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scenes: Vec<PathBuf> = ["month-01", "month-04"]
+        .iter()
+        .map(|m| world.join(m))
+        .collect();
+    // No truth: the references go, and the manifests say so.
+    for s in &scenes {
+        std::fs::remove_file(s.join("lst_reference.tif")).unwrap();
+        let manifest = s.join("scene.json");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(text.contains("\"has_reference\": true"), "{text}");
+        std::fs::write(
+            &manifest,
+            text.replace("\"has_reference\": true", "\"has_reference\": false"),
+        )
+        .unwrap();
+    }
+    let model = t.join("model");
+    let mut args = vec![
+        "train",
+        "--scheme",
+        "coarse-residual",
+        "--epochs",
+        "1",
+        "--out",
+        p(&model),
+        "--scenes",
+    ];
+    args.extend(scenes.iter().map(|s| p(s)));
+    let o = amun(&args);
+    assert!(o.status.success(), "train: {}", stderr(&o));
+    let ckpt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let cfg = &ckpt["config"];
+    assert_eq!(cfg["supervision"], "coarse_residual", "{cfg}");
+    // Checked on the held-out coarse cells, against the prior it corrects.
+    let check = &ckpt["held_out"];
+    assert!(
+        check["scale"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("target scale")),
+        "{check}"
+    );
+    assert_eq!(
+        check["scores"][1]["method"], "prior-covariates (the model's base)",
+        "{check}"
+    );
+    assert_eq!(cfg["base"]["params"]["kind"], "covariates", "{cfg}");
+    assert!(
+        cfg["landcover_encoding"]["OneHot"]
+            .as_array()
+            .is_some_and(|c| c.len() >= 2),
+        "{cfg}"
+    );
+    let out = t.join("fine.tif");
+    let o = amun(&[
+        "downscale",
+        "--checkpoint",
+        p(&model),
+        "--scene",
+        p(&scenes[1]),
+        "--out",
+        p(&out),
+        "--conserve",
+    ]);
+    assert!(o.status.success(), "downscale: {}", stderr(&o));
+    assert!(out.exists());
+    let mut staged = args.clone();
+    let other = t.join("staged");
+    staged[6] = p(&other);
+    staged.extend(["--stages", "2,2"]);
+    assert_fails_with(
+        &amun(&staged),
+        "--stages and --ensemble are for the scale-up scheme",
+    );
+}

@@ -320,6 +320,131 @@ fn pairs_one_scale_up_fit_the_prior_base_where_the_target_scale_does() {
     );
 }
 
+/// Records what an experiment trains a method on.
+struct Spy {
+    at_target_scale: bool,
+    /// Per training scene: one scale up, has a reference, coarse cells.
+    seen: Vec<(bool, bool, (usize, usize))>,
+}
+
+impl Downscaler for Spy {
+    fn name(&self) -> &str {
+        "spy"
+    }
+
+    fn fit(&mut self, train: &[Scene], _: &dyn Progress) -> amun_core::Result<()> {
+        self.seen = train
+            .iter()
+            .map(|s| {
+                let shape = s.coarse_grid().shape();
+                (s.is_one_scale_up(), s.reference().is_some(), shape)
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn predict(&self, scene: &Scene, _: &dyn Progress) -> amun_core::Result<Raster> {
+        scene.interpolated_lst(Resampling::Bilinear)
+    }
+
+    fn learns_at_target_scale(&self) -> bool {
+        self.at_target_scale
+    }
+}
+
+/// In the real experiment a model that learns from the coarse cells trains at the target
+/// scale, on the scenes without their truth, while the others train one scale up; it is
+/// checked on the coarse cells its training held out, against the prior it corrects.
+#[test]
+fn the_real_experiment_trains_a_coarse_residual_model_at_the_target_scale() {
+    use amun_core::frequent_classes;
+    use amun_core::indices::LandcoverEncoding;
+    use amun_core::net::Supervision;
+    let world = World::generate(&WorldParams::new().seed(6).size(200, 200)).unwrap();
+    let s = scenes_with_elevation(&world, &[4, 8]);
+    let (mut up, mut target) = (
+        Spy {
+            at_target_scale: false,
+            seen: Vec::new(),
+        },
+        Spy {
+            at_target_scale: true,
+            seen: Vec::new(),
+        },
+    );
+    let classes = frequent_classes(&s, "landcover", 0.01).unwrap();
+    assert!(classes.len() >= 3, "{classes:?}");
+    let cfg = AmunConfig::tiny()
+        .with_covariates(s[0].covariates().names())
+        .with_base(Base::Prior(PriorParams::covariates()))
+        .with_landcover_encoding(LandcoverEncoding::OneHot(classes))
+        .with_supervision(Supervision::CoarseResidual);
+    let mut amun = AmunDownscaler::new(cfg, one_epoch());
+    let mut methods: Vec<Box<dyn Downscaler + '_>> = vec![
+        Box::new(&mut up),
+        Box::new(&mut target),
+        Box::new(&mut amun),
+    ];
+    let out = real(&s, &mut methods, &RunOptions::default(), &NoProgress).unwrap();
+    drop(methods);
+    assert_eq!(up.seen, [(true, true, (2, 2)); 2]);
+    assert_eq!(target.seen, [(false, false, (20, 20)); 2]);
+    let check = amun.checkpoint().unwrap().held_out().unwrap();
+    assert!(check.scale.starts_with("target scale"), "{}", check.scale);
+    let names: Vec<&str> = check.scores.iter().map(|m| m.method.as_str()).collect();
+    assert_eq!(names, ["model", "prior-covariates (the model's base)"]);
+    assert!(check.pixels > 0 && check.scores.iter().all(|m| m.rmse_k.is_finite()));
+    let pred = &out.predictions[2][0];
+    assert_eq!(pred.grid(), s[0].fine_grid());
+    assert!(pred.data().iter().all(|v| v.is_finite()));
+}
+
+/// The check of a model trained on coarse cells, by hand: a correction whose block means are
+/// the prior's coarse residual scores 0, half of it half the prior's score, and only the
+/// cells wholly inside the held-out pixels count.
+#[test]
+fn the_coarse_residual_check_by_hand() {
+    use amun_core::guard::check_coarse_residual;
+    let world = World::generate(&WorldParams::new().seed(6).size(200, 200)).unwrap();
+    let s = scenes_with_elevation(&world, &[4]);
+    let prior = PriorParams::covariates();
+    let fitted = prior.fit(s[0].coarse_lst(), s[0].covariates()).unwrap();
+    let base = fitted.field(s[0].covariates()).unwrap();
+    let e = fitted.coarse_residual().data().clone();
+    let with = |share: f32| {
+        Raster::from_fn(base.grid().clone(), |(r, c)| {
+            let ev = e[(r / K, c / K)];
+            base.data()[(r, c)] + if ev.is_finite() { share * ev } else { 0.0 }
+        })
+    };
+    // Held out: the left 105 columns, so the cells of column 10 are only half inside.
+    let mask = amun_core::ndarray::Array2::from_shape_fn((200, 200), |(_, c)| c < 105);
+    let (mut sse, mut n) = (0.0, 0usize);
+    for ((_, c), &ev) in e.indexed_iter() {
+        if c < 10 && ev.is_finite() {
+            sse += f64::from(ev).powi(2);
+            n += 1;
+        }
+    }
+    let by_hand = (sse / n as f64).sqrt();
+    let exact =
+        check_coarse_residual(&s, &[with(1.0)], std::slice::from_ref(&mask), &prior).unwrap();
+    assert_eq!(exact.pixels, n * K * K);
+    assert!(exact.scores[0].rmse_k < 1e-4, "{}", exact.summary());
+    assert!(
+        (exact.scores[1].rmse_k - by_hand).abs() < 1e-6,
+        "{}",
+        exact.summary()
+    );
+    let half =
+        check_coarse_residual(&s, &[with(0.5)], std::slice::from_ref(&mask), &prior).unwrap();
+    assert!(
+        (half.scores[0].rmse_k - 0.5 * by_hand).abs() < 1e-4,
+        "{}",
+        half.summary()
+    );
+}
+
 /// A region too small to train one scale up is refused with what to do instead.
 #[test]
 fn too_small_regions_say_to_use_the_prior() {

@@ -1,8 +1,9 @@
 //! AMUN (from `amun-net`) as a [`Downscaler`].
 
+use amun_indices::Igbp;
 use amun_net::{
-    Amplitude, AmunConfig, Checkpoint, HeldOutCheck, TileParams, TrainConfig, Trainer,
-    TrainingScene,
+    Amplitude, AmunConfig, Base, Checkpoint, HeldOutCheck, Supervision, TileParams, TrainConfig,
+    Trainer, TrainingScene,
 };
 use amun_raster::Raster;
 
@@ -62,22 +63,53 @@ impl AmunDownscaler {
     }
 }
 
-/// Converts scenes with a fine reference into `amun-net` training scenes.
+/// Converts scenes into `amun-net` training scenes: with their fine reference as the label
+/// under [`Supervision::FineLabel`]; under [`Supervision::CoarseResidual`] a reference is
+/// never read (the model learns from the coarse cells).
 ///
 /// # Errors
-/// [`Error::Method`] if a scene has no fine reference.
-pub fn training_scenes(scenes: &[Scene]) -> Result<Vec<TrainingScene>> {
+/// [`Error::Method`] if a scene has no fine reference where one is needed.
+pub fn training_scenes(scenes: &[Scene], supervision: Supervision) -> Result<Vec<TrainingScene>> {
     scenes
         .iter()
         .map(|s| {
+            let label = match supervision {
+                Supervision::FineLabel => Some(s.require_reference("amun")?.clone()),
+                Supervision::CoarseResidual => None,
+            };
             Ok(TrainingScene {
                 coarse_lst: s.coarse_lst().clone(),
                 covariates: s.covariates().clone(),
-                label: s.require_reference("amun")?.clone(),
+                label,
                 fit_prior_on_label: s.is_one_scale_up(),
             })
         })
         .collect()
+}
+
+/// The land-cover classes that cover at least `min_share` (0–1) of the valid pixels of
+/// `band` over `scenes`, in code order: the classes worth a channel of their own
+/// ([`amun_indices::LandcoverEncoding::OneHot`]). Empty when no scene has the band.
+///
+/// # Errors
+/// Land-cover errors for values that are not IGBP codes.
+pub fn frequent_classes(scenes: &[Scene], band: &str, min_share: f64) -> Result<Vec<Igbp>> {
+    let mut counts = [0usize; 256];
+    let mut n = 0usize;
+    for s in scenes {
+        let Some(b) = s.covariates().get(band) else {
+            continue;
+        };
+        let codes = amun_indices::landcover_raster(b.clone())?;
+        for &v in codes.data().iter().filter(|v| !v.is_nan()) {
+            counts[v as usize] += 1;
+            n += 1;
+        }
+    }
+    Ok(Igbp::ALL
+        .into_iter()
+        .filter(|c| n > 0 && counts[usize::from(c.code())] as f64 >= min_share * n as f64)
+        .collect())
 }
 
 /// A trainer for AMUN on `scenes` (with a reference), new or resuming `resume`, with the
@@ -94,13 +126,13 @@ pub fn amun_trainer(
     scenes: &[Scene],
     resume: Option<&Checkpoint>,
 ) -> Result<(Trainer, Vec<String>)> {
-    let data = training_scenes(scenes)?;
+    let config = resume.map_or(config, |c| c.config());
+    let data = training_scenes(scenes, config.supervision)?;
     let side = scenes
         .iter()
         .map(|s| s.fine_grid().width().min(s.fine_grid().height()))
         .min()
         .unwrap_or(0);
-    let config = resume.map_or(config, |c| c.config());
     let (tc, notes) = tc.fitted_to(side, config.size_multiple())?;
     let trainer = match resume {
         Some(c) => Trainer::resume(c, &tc, &data)?,
@@ -123,6 +155,17 @@ pub fn finish_checked(
 ) -> Result<Checkpoint> {
     let masks = trainer.validation_masks();
     let mut ckpt = trainer.finish()?;
+    if let (Supervision::CoarseResidual, Base::Prior(prior)) =
+        (ckpt.config().supervision, &ckpt.config().base)
+    {
+        let preds = scenes
+            .iter()
+            .map(|s| Ok(ckpt.predict(s.coarse_lst(), s.covariates(), tiles, |_, _| {})?))
+            .collect::<Result<Vec<_>>>()?;
+        let check = crate::guard::check_coarse_residual(scenes, &preds, &masks, prior)?;
+        ckpt.set_held_out(check);
+        return Ok(ckpt);
+    }
     let preds = scenes
         .iter()
         .map(|s| {
@@ -218,6 +261,10 @@ impl Downscaler for AmunDownscaler {
 
     fn check(&self) -> Option<HeldOutCheck> {
         self.checkpoint.as_ref().and_then(|c| c.held_out().cloned())
+    }
+
+    fn learns_at_target_scale(&self) -> bool {
+        self.config.supervision == Supervision::CoarseResidual
     }
 
     fn predict(&self, scene: &Scene, progress: &dyn Progress) -> Result<Raster> {

@@ -62,6 +62,13 @@ pub trait Downscaler {
     fn check(&self) -> Option<HeldOutCheck> {
         None
     }
+
+    /// Whether the method learns at the target scale from the coarse cells alone (AMUN with
+    /// [`amun_net::Supervision::CoarseResidual`]): the experiments that train the others one
+    /// scale up give it the scenes themselves, without their reference (default false).
+    fn learns_at_target_scale(&self) -> bool {
+        false
+    }
 }
 
 /// A prediction with its per-pixel spread, on one grid.
@@ -146,5 +153,9 @@ impl<T: Downscaler + ?Sized> Downscaler for &mut T {
 
     fn check(&self) -> Option<HeldOutCheck> {
         (**self).check()
+    }
+
+    fn learns_at_target_scale(&self) -> bool {
+        (**self).learns_at_target_scale()
     }
 }

@@ -1,5 +1,6 @@
 //! The experiments of `docs/design.md` §5: paper-style, scale-transfer and real.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use amun_metrics::{aggregated_back, score, score_grouped, score_stations, Sampling, Station};
@@ -53,7 +54,7 @@ pub fn paper_style(
     run(
         "paper-style",
         "Paper-style simulated experiment: same scale, unseen dates",
-        train,
+        Learn::AsGiven(train),
         test,
         methods,
         opts,
@@ -80,7 +81,7 @@ pub fn scale_transfer(
     run(
         "scale-transfer",
         "Scale-transfer experiment: trained one scale up, applied at the target scale",
-        &one_scale_up(train)?,
+        Learn::OneScaleUp(train),
         test,
         methods,
         opts,
@@ -120,7 +121,7 @@ pub fn real_split(
     run(
         "real",
         "Real-data experiment: trained one scale up, scored aggregated back and at stations",
-        &one_scale_up(train)?,
+        Learn::OneScaleUp(train),
         test,
         methods,
         opts,
@@ -128,16 +129,21 @@ pub fn real_split(
     )
 }
 
-/// Every scene [`Scene::coarsened`]: the training set of the experiments that learn one scale
-/// up.
-fn one_scale_up(scenes: &[Scene]) -> Result<Vec<Scene>> {
-    scenes.iter().map(Scene::coarsened).collect()
+/// What the methods of an experiment learn from.
+enum Learn<'a> {
+    /// The scenes as they are, every method.
+    AsGiven(&'a [Scene]),
+    /// Every scene [`Scene::coarsened`]; a method that learns at the target scale from the
+    /// coarse cells ([`Downscaler::learns_at_target_scale`]) gets the scenes themselves
+    /// without their fine reference.
+    OneScaleUp(&'a [Scene]),
 }
 
+/// Fits each method on what `learn` gives it, then predicts and scores `test`.
 fn run(
     experiment: &str,
     title: &str,
-    train: &[Scene],
+    learn: Learn<'_>,
     test: &[Scene],
     methods: &mut [Box<dyn Downscaler + '_>],
     opts: &RunOptions,
@@ -149,6 +155,19 @@ fn run(
             detail: "no test scene".into(),
         });
     }
+    let at_target = methods.iter().any(|m| m.learns_at_target_scale());
+    let (train, target_scale): (Cow<'_, [Scene]>, Option<Vec<Scene>>) = match learn {
+        Learn::AsGiven(scenes) => (Cow::Borrowed(scenes), None),
+        Learn::OneScaleUp(scenes) => (
+            Cow::Owned(scenes.iter().map(Scene::coarsened).collect::<Result<_>>()?),
+            at_target.then(|| {
+                scenes
+                    .iter()
+                    .map(|s| s.clone().without_reference())
+                    .collect()
+            }),
+        ),
+    };
     let mut report = Report::new(title, experiment);
     report.train_scenes = train.iter().map(|s| s.name().to_string()).collect();
     report.test_scenes = test.iter().map(|s| s.name().to_string()).collect();
@@ -170,7 +189,11 @@ fn run(
     let mut predictions = Vec::with_capacity(methods.len());
     for method in methods.iter_mut() {
         let t0 = Instant::now();
-        method.fit(train, progress)?;
+        let learn_from: &[Scene] = match &target_scale {
+            Some(t) if method.learns_at_target_scale() => t,
+            _ => &train,
+        };
+        method.fit(learn_from, progress)?;
         let fit_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mut preds = Vec::with_capacity(test.len());

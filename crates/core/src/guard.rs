@@ -124,6 +124,82 @@ pub fn check(
     Ok(tally.finish(scale.into()))
 }
 
+/// A model trained on coarse cells ([`amun_net::Supervision::CoarseResidual`]) checked on
+/// the cells its training held out, where the only truth it has is: each `prediction`'s
+/// correction of the prior fitted on its scene (prediction − prior), averaged over the
+/// cell's block, against what the prior's linear model leaves of that cell (its coarse
+/// residual), next to the prior itself (no correction). `masks` are the held-out fine
+/// pixels; a cell counts when its whole block is held out and valid. Scored as `model` and
+/// `<prior> (the model's base)`; `pixels` counts the pixels of the scored blocks.
+///
+/// # Errors
+/// Prior errors; grid errors if a prediction is not on its scene's fine grid.
+pub fn check_coarse_residual(
+    scenes: &[Scene],
+    predictions: &[Raster],
+    masks: &[Array2<bool>],
+    prior: &PriorParams,
+) -> Result<HeldOutCheck> {
+    let (mut sse_model, mut sse_prior, mut cells) = (0.0, 0.0, 0usize);
+    let mut k_last = 1;
+    for ((scene, pred), mask) in scenes.iter().zip(predictions).zip(masks) {
+        scene.fine_grid().check_same(pred.grid())?;
+        let fitted = prior.fit(scene.coarse_lst(), scene.covariates())?;
+        let base = fitted.field(scene.covariates())?;
+        let e = fitted.coarse_residual().data();
+        let k = scene.factor();
+        k_last = k;
+        let correction = pred.data() - base.data();
+        let (h, w) = correction.dim();
+        for ((r, c), &ev) in e.indexed_iter() {
+            if !ev.is_finite() || (r + 1) * k > h || (c + 1) * k > w {
+                continue;
+            }
+            let block: Vec<(usize, usize)> = (r * k..(r + 1) * k)
+                .flat_map(|i| (c * k..(c + 1) * k).map(move |j| (i, j)))
+                .collect();
+            if block
+                .iter()
+                .any(|&ix| !correction[ix].is_finite() || !mask[ix])
+            {
+                continue;
+            }
+            let mean = block
+                .iter()
+                .map(|&ix| f64::from(correction[ix]))
+                .sum::<f64>()
+                / (k * k) as f64;
+            sse_model += (mean - f64::from(ev)).powi(2);
+            sse_prior += f64::from(ev).powi(2);
+            cells += 1;
+        }
+    }
+    let rmse = |sse: f64| {
+        if cells == 0 {
+            f64::NAN
+        } else {
+            (sse / cells as f64).sqrt()
+        }
+    };
+    Ok(HeldOutCheck {
+        scale: format!(
+            "target scale: block means of the correction against the prior's coarse residual on {cells} held-out coarse cells of {} scene(s)",
+            scenes.len()
+        ),
+        pixels: cells * k_last * k_last,
+        scores: vec![
+            MethodScore {
+                method: "model".into(),
+                rmse_k: rmse(sse_model),
+            },
+            MethodScore {
+                method: format!("prior-{} (the model's base)", prior.kind.name()),
+                rmse_k: rmse(sse_prior),
+            },
+        ],
+    })
+}
+
 /// A per-scene method checked one scale up: `downscale` is run on the scene aggregated
 /// once more (its coarse LST aggregated by the factor, its covariates to the coarse grid)
 /// and its output scored against the scene's own coarse LST — truth the method never saw.

@@ -12,6 +12,9 @@ pub use amun_raster as raster;
 pub use amun_rf as rf;
 pub use amun_synth as synth;
 pub use jiff;
+/// The array crate of every raster's data and mask (`Raster::data`, validation masks), so that
+/// a program needs no version of its own.
+pub use ndarray;
 
 mod amun;
 mod baselines;
@@ -31,7 +34,9 @@ mod shard;
 mod staged;
 mod stream;
 
-pub use amun::{amun_trainer, finish_checked, run_trainer, training_scenes, AmunDownscaler};
+pub use amun::{
+    amun_trainer, finish_checked, frequent_classes, run_trainer, training_scenes, AmunDownscaler,
+};
 pub use amun_net::{flush_denormals, tune_allocator};
 pub use amun_raster::{conserve, write_atomic, ConserveParams};
 pub use baselines::{PhysicalPrior, Regression, RegressionMode};

@@ -122,6 +122,13 @@ impl Scene {
         Ok(self)
     }
 
+    /// This scene without its fine reference: what a method that must not see the truth is
+    /// given.
+    pub fn without_reference(mut self) -> Self {
+        self.reference = None;
+        self
+    }
+
     /// This scene with a month (1–12) and hour (0–23), when known.
     ///
     /// # Errors

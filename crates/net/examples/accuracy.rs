@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         scenes.push(TrainingScene {
             coarse_lst: world.coarse_lst(m, HOUR, K)?,
             covariates: covariates(&world, m, args.elevation)?,
-            label: world.lst(m, HOUR)?,
+            label: Some(world.lst(m, HOUR)?),
             fit_prior_on_label: false,
         });
     }

@@ -1,5 +1,6 @@
 //! The network's configuration: inputs, widths and the module switches of the ablations.
 
+use amun_indices::{Igbp, LandcoverEncoding};
 pub use amun_prior::Base;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,15 @@ pub struct AmunConfig {
     pub aspect_band: String,
     /// Encoding of the aspect band (default [`AspectEncoding::CosSin`]).
     pub aspect_encoding: AspectEncoding,
+    /// Name of the band that holds IGBP land-cover codes (default `landcover`); it is
+    /// encoded as [`AmunConfig::landcover_encoding`] says.
+    pub landcover_band: String,
+    /// Encoding of the land-cover band (default [`LandcoverEncoding::Codes`]: the code as a
+    /// number, as the paper feeds it). [`LandcoverEncoding::OneHot`] feeds one 0/1 channel
+    /// per listed class (`landcover:lc_<class>`): a code is a category, not a magnitude, and
+    /// a network that learns what a class does from block means alone
+    /// ([`Supervision::CoarseResidual`]) must see it as one.
+    pub landcover_encoding: LandcoverEncoding,
     /// Feature width `C` of the shallow features, GMFCA and FFRDB (default 16).
     pub channels: usize,
     /// Growth rate `G` of each residual dense block (default 16).
@@ -93,6 +103,72 @@ pub struct AmunConfig {
     /// Include the U-Net (default true). Without it a 1×1 conv maps the fused features to
     /// the output.
     pub unet: bool,
+    /// What the network learns from (default [`Supervision::FineLabel`]).
+    pub supervision: Supervision,
+}
+
+/// How one covariate band's value becomes one input channel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChannelMap {
+    /// The value as it is.
+    Value,
+    /// The cosine of a direction in degrees (aspect → northness).
+    Cos,
+    /// The sine of a direction in degrees (aspect → eastness).
+    Sin,
+    /// 1 where the land-cover code is this class, else 0.
+    Class(Igbp),
+    /// The land-cover code divided by 17 ([`amun_indices::encode_scaled`]).
+    Scaled,
+}
+
+impl ChannelMap {
+    /// The channel's value for a band value (`NaN` stays `NaN`).
+    pub(crate) fn apply(self, v: f32) -> f32 {
+        if v.is_nan() {
+            return v;
+        }
+        match self {
+            ChannelMap::Value => v,
+            ChannelMap::Cos => f64::from(v).to_radians().cos() as f32,
+            ChannelMap::Sin => f64::from(v).to_radians().sin() as f32,
+            ChannelMap::Class(c) => f32::from(u8::from((v - f32::from(c.code())).abs() < 0.5)),
+            ChannelMap::Scaled => v / f32::from(Igbp::MAX_CODE),
+        }
+    }
+
+    /// The channel's name after the band's (`northness`, `lc_urban`), if it has one.
+    fn suffix(self) -> Option<String> {
+        match self {
+            ChannelMap::Value | ChannelMap::Scaled => None,
+            ChannelMap::Cos => Some("northness".into()),
+            ChannelMap::Sin => Some("eastness".into()),
+            ChannelMap::Class(c) => Some(c.band_name()),
+        }
+    }
+}
+
+/// What a network is trained against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Supervision {
+    /// A fine label per pixel: the paper's fine truth, or the coarse field itself for a pair
+    /// one scale up (the scale-up scheme). The base field is the first input channel.
+    #[default]
+    FineLabel,
+    /// No fine truth and no pair one scale up: the network works at the target scale, on
+    /// the fine covariates alone, and the block means of its correction are fitted to what
+    /// the prior's linear model leaves of each coarse cell (the prior's coarse residual,
+    /// [`amun_prior::Prior::coarse_residual`]). A function of the fine covariates whose
+    /// block means explain that residual across cells — a nonlinear effect, a product of
+    /// two covariates — is learnt where it acts, at the fine scale, so it transfers with
+    /// no change of scale. The base field is not an input (it carries the coarse residual
+    /// itself, which the network would copy instead of explaining it); the correction's
+    /// block means repeat what the prior's coarse field already holds, so the model is
+    /// used with coarse conservation. Needs a prior base and `residual`. FFRDB refines the
+    /// base channel's features alone: without the base it sees a constant, and `ffrdb:
+    /// false` (the paper's GMFCA + U-Net variant) saves its cost.
+    CoarseResidual,
 }
 
 impl Default for AmunConfig {
@@ -120,6 +196,8 @@ impl AmunConfig {
             covariates: PAPER_COVARIATES.iter().map(|s| s.to_string()).collect(),
             aspect_band: "aspect".into(),
             aspect_encoding: AspectEncoding::CosSin,
+            landcover_band: "landcover".into(),
+            landcover_encoding: LandcoverEncoding::Codes,
             channels: 16,
             rdb_growth: 16,
             rdb_count: 3,
@@ -131,6 +209,7 @@ impl AmunConfig {
             gmfca: true,
             ffrdb: true,
             unet: true,
+            supervision: Supervision::FineLabel,
         }
     }
 
@@ -147,6 +226,25 @@ impl AmunConfig {
             unet_bridge: 8,
             ..Self::small()
         }
+    }
+
+    /// Whether the base field is the network's first input channel: with
+    /// [`Supervision::CoarseResidual`] the channel is fed as zeros (the network sees the
+    /// covariates alone).
+    pub fn base_is_input(&self) -> bool {
+        self.supervision == Supervision::FineLabel
+    }
+
+    /// This configuration with another land-cover encoding.
+    pub fn with_landcover_encoding(mut self, encoding: LandcoverEncoding) -> Self {
+        self.landcover_encoding = encoding;
+        self
+    }
+
+    /// This configuration trained against `supervision`.
+    pub fn with_supervision(mut self, supervision: Supervision) -> Self {
+        self.supervision = supervision;
+        self
     }
 
     /// This configuration with another base field.
@@ -188,18 +286,44 @@ impl AmunConfig {
 
     /// The network's auxiliary input channels after encoding, in order: each covariate
     /// name, except the aspect band, which becomes `aspect:northness` and `aspect:eastness`
-    /// with [`AspectEncoding::CosSin`].
+    /// with [`AspectEncoding::CosSin`], and the land-cover band, which becomes
+    /// `landcover:lc_<class>` per class with [`LandcoverEncoding::OneHot`].
     pub fn aux_channels(&self) -> Vec<String> {
-        let mut out = Vec::with_capacity(self.covariates.len() + 1);
-        for name in &self.covariates {
-            if *name == self.aspect_band && self.aspect_encoding == AspectEncoding::CosSin {
-                out.push(format!("{name}:northness"));
-                out.push(format!("{name}:eastness"));
-            } else {
-                out.push(name.clone());
-            }
-        }
-        out
+        self.channel_maps()
+            .into_iter()
+            .flat_map(|(name, maps)| {
+                let single = maps.len() == 1 && maps[0] == ChannelMap::Value;
+                maps.into_iter().map(move |m| match m.suffix() {
+                    Some(s) if !single => format!("{name}:{s}"),
+                    _ => name.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Each covariate band in input order with the maps from its value to its channels'.
+    pub(crate) fn channel_maps(&self) -> Vec<(String, Vec<ChannelMap>)> {
+        self.covariates
+            .iter()
+            .map(|name| {
+                let maps = if *name == self.aspect_band
+                    && self.aspect_encoding == AspectEncoding::CosSin
+                {
+                    vec![ChannelMap::Cos, ChannelMap::Sin]
+                } else if *name == self.landcover_band {
+                    match &self.landcover_encoding {
+                        LandcoverEncoding::OneHot(classes) => {
+                            classes.iter().map(|&c| ChannelMap::Class(c)).collect()
+                        }
+                        LandcoverEncoding::Scaled => vec![ChannelMap::Scaled],
+                        _ => vec![ChannelMap::Value],
+                    }
+                } else {
+                    vec![ChannelMap::Value]
+                };
+                (name.clone(), maps)
+            })
+            .collect()
     }
 
     /// Number of auxiliary input channels (`n_aux`); the network takes `1 + n_aux`.
@@ -273,6 +397,18 @@ impl AmunConfig {
             p.clone()
                 .check()
                 .map_err(|e| Error::config("base", e.to_string()))?;
+        }
+        if self.supervision == Supervision::CoarseResidual
+            && (!self.residual || !matches!(self.base, Base::Prior(_)))
+        {
+            return Err(Error::config(
+                "supervision",
+                format!(
+                    "coarse_residual learns a correction of a physical prior: it needs `residual: true` and a prior base, got residual {} and base {}",
+                    self.residual,
+                    self.base.name()
+                ),
+            ));
         }
         if self.ffrdb && (self.rdb_growth == 0 || self.rdb_count == 0 || self.rdb_layers == 0) {
             return Err(Error::config(

@@ -9,10 +9,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AmunConfig, AspectEncoding};
+use crate::config::{AmunConfig, AspectEncoding, Base, Supervision};
 use crate::error::{Error, Result};
 
-/// One training scene (e.g. one month): coarse LST, fine covariates, fine label LST.
+/// One training scene (e.g. one month): coarse LST, fine covariates and, under
+/// [`Supervision::FineLabel`], a fine label LST.
 ///
 /// The covariate stack's grid must refine the coarse LST grid by an integer factor
 /// (`covariates.grid().refinement_of(coarse_lst.grid())`), and the label must lie on the
@@ -23,8 +24,9 @@ pub struct TrainingScene {
     pub coarse_lst: Raster,
     /// Fine covariates, at least the bands named in [`AmunConfig::covariates`].
     pub covariates: Stack,
-    /// Fine reference LST (kelvin), the training target.
-    pub label: Raster,
+    /// Fine reference LST (kelvin), the training target under [`Supervision::FineLabel`];
+    /// `None` where no fine truth exists ([`Supervision::CoarseResidual`] never reads it).
+    pub label: Option<Raster>,
     /// Fit a prior base's coefficients on the label instead of the coarse LST
     /// ([`amun_prior::PriorValidParams::fit_on`]). For a pair one scale up (the scale-up
     /// scheme): its label is the coarse field on whose cells the prior is fitted at the
@@ -122,6 +124,9 @@ impl Moments {
 pub(crate) struct EncodedInputs {
     pub base: Array2<f32>,
     pub aux: Vec<Array2<f32>>,
+    /// Whether the base is fed to the network ([`AmunConfig::base_is_input`]); it is the
+    /// residual's reference either way.
+    pub base_visible: bool,
 }
 
 /// Computes the base field on the covariates' grid ([`AmunConfig::base`]: the coarse LST
@@ -139,23 +144,51 @@ pub(crate) fn encode_inputs(
         .field_fitted_on(fit_lst, coarse_lst, covariates)?
         .0
         .into_data();
+    Ok(EncodedInputs {
+        base,
+        aux: encode_covariates(cfg, covariates)?,
+        base_visible: cfg.base_is_input(),
+    })
+}
+
+/// The inputs of a scene under [`Supervision::CoarseResidual`] and its cell targets: the
+/// prior fitted on the scene is the base, and what its linear model leaves of each coarse
+/// cell ([`amun_prior::Prior::coarse_residual`], `NaN` on cells the fit did not use) is
+/// what the block means of the correction learn.
+fn encode_with_coarse_residual(
+    cfg: &AmunConfig,
+    coarse_lst: &Raster,
+    covariates: &Stack,
+) -> Result<(EncodedInputs, Array2<f32>)> {
+    let Base::Prior(params) = &cfg.base else {
+        return Err(Error::config(
+            "supervision",
+            "coarse_residual needs a prior base",
+        ));
+    };
+    let prior = params.fit(coarse_lst, covariates)?;
+    let enc = EncodedInputs {
+        base: prior.field(covariates)?.into_data(),
+        aux: encode_covariates(cfg, covariates)?,
+        base_visible: cfg.base_is_input(),
+    };
+    Ok((enc, prior.coarse_residual().data().to_owned()))
+}
+
+/// The covariates in the configuration's order, aspect encoded as configured.
+fn encode_covariates(cfg: &AmunConfig, covariates: &Stack) -> Result<Vec<Array2<f32>>> {
     let mut aux = Vec::with_capacity(cfg.n_aux());
-    for name in &cfg.covariates {
+    for (name, maps) in cfg.channel_maps() {
         let band = covariates
-            .get(name)
+            .get(&name)
             .ok_or_else(|| Error::MissingCovariate {
                 name: name.clone(),
                 available: covariates.names().join(", "),
             })?
             .data();
-        if *name == cfg.aspect_band && cfg.aspect_encoding == AspectEncoding::CosSin {
-            aux.push(band.mapv(|a| f64::from(a).to_radians().cos() as f32));
-            aux.push(band.mapv(|a| f64::from(a).to_radians().sin() as f32));
-        } else {
-            aux.push(band.to_owned());
-        }
+        aux.extend(maps.into_iter().map(|m| band.mapv(|v| m.apply(v))));
     }
-    Ok(EncodedInputs { base, aux })
+    Ok(aux)
 }
 
 /// Where the aspect lives among the input channels (index 0 is LST).
@@ -168,17 +201,19 @@ pub(crate) enum AspectChannels {
 
 impl AspectChannels {
     pub(crate) fn of(cfg: &AmunConfig) -> Self {
-        let Some(i) = cfg.covariates.iter().position(|n| *n == cfg.aspect_band) else {
+        let maps = cfg.channel_maps();
+        let Some(i) = maps.iter().position(|(n, _)| *n == cfg.aspect_band) else {
             return AspectChannels::None;
         };
-        // Channel index of covariate i: 1 + i, shifted by one if the aspect band (which
-        // takes two channels) came before; it is this band, so nothing before it is split.
+        // Channel index of the aspect band's first channel: 1 (the base) plus the channels
+        // of the bands before it (land cover may take several).
+        let first = 1 + maps[..i].iter().map(|(_, m)| m.len()).sum::<usize>();
         match cfg.aspect_encoding {
             AspectEncoding::CosSin => AspectChannels::CosSin {
-                north: 1 + i,
-                east: 2 + i,
+                north: first,
+                east: first + 1,
             },
-            AspectEncoding::Degrees => AspectChannels::Degrees(1 + i),
+            AspectEncoding::Degrees => AspectChannels::Degrees(first),
         }
     }
 }
@@ -394,13 +429,30 @@ pub(crate) fn build_dataset(
     for (si, sc) in scenes.iter().enumerate() {
         let fine = sc.covariates.grid();
         let k = fine.refinement_of(sc.coarse_lst.grid())?;
-        fine.check_same(sc.label.grid())?;
-        let fit = sc.fit_prior_on_label.then_some(&sc.label);
-        let enc = encode_inputs(cfg, fit, &sc.coarse_lst, &sc.covariates)?;
-        let label = sc.label.data();
+        let (enc, target) = match cfg.supervision {
+            Supervision::FineLabel => {
+                let label = sc.label.as_ref().ok_or_else(|| {
+                    Error::config(
+                        "supervision",
+                        format!(
+                            "training scene {si} has no fine label; without fine truth train with `coarse_residual` supervision or one scale up"
+                        ),
+                    )
+                })?;
+                fine.check_same(label.grid())?;
+                let fit = sc.fit_prior_on_label.then_some(label);
+                let enc = encode_inputs(cfg, fit, &sc.coarse_lst, &sc.covariates)?;
+                (enc, SceneTarget::Fine(label.data().to_owned()))
+            }
+            Supervision::CoarseResidual => {
+                let (enc, cells) =
+                    encode_with_coarse_residual(cfg, &sc.coarse_lst, &sc.covariates)?;
+                (enc, SceneTarget::Cells(cells))
+            }
+        };
         let (h, w) = fine.shape();
         let valid = Array2::from_shape_fn((h, w), |ix| {
-            label[ix].is_finite()
+            target.fine_valid(ix)
                 && enc.base[ix].is_finite()
                 && enc.aux.iter().all(|a| a[ix].is_finite())
         });
@@ -437,7 +489,12 @@ pub(crate) fn build_dataset(
                 // Patches straddling both sets are dropped: no pixel is in both.
             }
         }
-        raw.push((enc, valid, k));
+        raw.push(RawScene {
+            enc,
+            valid,
+            k,
+            target,
+        });
     }
     if train.is_empty() {
         return Err(Error::NoPatches {
@@ -463,12 +520,12 @@ pub(crate) fn build_dataset(
 
     let norm = match norm {
         Some(n) => n.clone(),
-        None => compute_norm(cfg, scenes, &raw, &train, p),
+        None => compute_norm(cfg, &raw, &train, p),
     };
     let prepared = raw
         .into_iter()
         .zip(scenes)
-        .map(|((enc, valid, k), sc)| prepare_scene(cfg, &norm, enc, &valid, k, sc))
+        .map(|(rs, sc)| prepare_scene(cfg, &norm, rs, sc))
         .collect();
     Ok(Dataset {
         scenes: prepared,
@@ -478,28 +535,63 @@ pub(crate) fn build_dataset(
     })
 }
 
-type RawScene = (EncodedInputs, Array2<bool>, usize);
+/// What one scene is trained against.
+enum SceneTarget {
+    /// A fine label per pixel ([`Supervision::FineLabel`]).
+    Fine(Array2<f32>),
+    /// The prior's coarse residual per coarse cell ([`Supervision::CoarseResidual`]).
+    Cells(Array2<f32>),
+}
 
-/// Statistics over the valid pixels covered by training patches (each pixel once).
-fn compute_norm(
-    cfg: &AmunConfig,
-    scenes: &[TrainingScene],
-    raw: &[RawScene],
-    train: &[PatchRef],
-    p: usize,
-) -> Normalization {
+impl SceneTarget {
+    /// Whether the fine pixel has a target (every pixel does under the cell targets: the
+    /// cells decide).
+    fn fine_valid(&self, ix: (usize, usize)) -> bool {
+        match self {
+            SceneTarget::Fine(label) => label[ix].is_finite(),
+            SceneTarget::Cells(_) => true,
+        }
+    }
+}
+
+/// A scene encoded, with its validity mask, refinement factor and target.
+struct RawScene {
+    enc: EncodedInputs,
+    valid: Array2<bool>,
+    k: usize,
+    target: SceneTarget,
+}
+
+/// The coarse cells whose `k × k` block is wholly inside `covered` and valid.
+fn whole_cells(covered: &Array2<bool>, valid: &Array2<bool>, k: usize) -> Vec<(usize, usize)> {
+    let (h, w) = covered.dim();
+    (0..h / k)
+        .flat_map(|r| (0..w / k).map(move |c| (r, c)))
+        .filter(|&(r, c)| {
+            let win = s![r * k..(r + 1) * k, c * k..(c + 1) * k];
+            ndarray::Zip::from(covered.slice(win))
+                .and(valid.slice(win))
+                .all(|&a, &b| a && b)
+        })
+        .collect()
+}
+
+/// Statistics over the valid pixels covered by training patches (each pixel once); the
+/// target's over the labelled pixels, or over the coarse cells the training patches wholly
+/// cover.
+fn compute_norm(cfg: &AmunConfig, raw: &[RawScene], train: &[PatchRef], p: usize) -> Normalization {
     let n_aux = cfg.n_aux();
     let mut m_lst = Moments::default();
     let mut m_aux = vec![Moments::default(); n_aux];
     let mut m_t = Moments::default();
-    for (si, (enc, valid, _)) in raw.iter().enumerate() {
+    for (si, rs) in raw.iter().enumerate() {
+        let (enc, valid) = (&rs.enc, &rs.valid);
         let mut covered = Array2::from_elem(valid.dim(), false);
         for pr in train.iter().filter(|pr| pr.scene == si) {
             covered
                 .slice_mut(s![pr.row..pr.row + p, pr.col..pr.col + p])
                 .fill(true);
         }
-        let label = scenes[si].label.data();
         for ((ix, &cov), &ok) in covered.indexed_iter().zip(valid.iter()) {
             if !(cov && ok) {
                 continue;
@@ -508,11 +600,20 @@ fn compute_norm(
             for (m, a) in m_aux.iter_mut().zip(&enc.aux) {
                 m.add(a[ix]);
             }
-            m_t.add(if cfg.residual {
-                label[ix] - enc.base[ix]
-            } else {
-                label[ix]
-            });
+            if let SceneTarget::Fine(label) = &rs.target {
+                m_t.add(if cfg.residual {
+                    label[ix] - enc.base[ix]
+                } else {
+                    label[ix]
+                });
+            }
+        }
+        if let SceneTarget::Cells(cells) = &rs.target {
+            for ix in whole_cells(&covered, valid, rs.k) {
+                if cells[ix].is_finite() {
+                    m_t.add(cells[ix]);
+                }
+            }
         }
     }
     Normalization {
@@ -533,12 +634,13 @@ pub(crate) fn normalise_inputs(
     let mut valid = Array2::from_elem((h, w), true);
     let chans = std::iter::once((&enc.base, &norm.lst)).chain(enc.aux.iter().zip(&norm.aux));
     for (c, (a, st)) in chans.enumerate() {
+        let shown = c > 0 || enc.base_visible;
         let mut dst = x.slice_mut(s![c, .., ..]);
         for ((d, &v), ok) in dst.iter_mut().zip(a.iter()).zip(valid.iter_mut()) {
-            if v.is_finite() {
-                *d = st.norm(v);
-            } else {
+            if !v.is_finite() {
                 *ok = false;
+            } else if shown {
+                *d = st.norm(v);
             }
         }
     }
@@ -548,13 +650,20 @@ pub(crate) fn normalise_inputs(
 fn prepare_scene(
     cfg: &AmunConfig,
     norm: &Normalization,
-    enc: EncodedInputs,
-    valid: &Array2<bool>,
-    k: usize,
+    rs: RawScene,
     sc: &TrainingScene,
 ) -> PreparedScene {
+    let RawScene {
+        enc,
+        valid,
+        k,
+        target,
+    } = rs;
     let (inputs, _) = normalise_inputs(&enc, norm);
-    let label = sc.label.data();
+    let label = match target {
+        SceneTarget::Fine(label) => label,
+        SceneTarget::Cells(cells) => return cell_scene(norm, inputs, &valid, k, &cells),
+    };
     let target = Array2::from_shape_fn(valid.dim(), |ix| {
         if !valid[ix] {
             return 0.0;
@@ -592,6 +701,33 @@ fn prepare_scene(
         inputs,
         target,
         mask,
+        k,
+        cell_target,
+    }
+}
+
+/// A scene trained on its coarse cells alone: no pixel target (mask 0) and, on each cell
+/// whose block is wholly valid, the normalised coarse residual that the block mean of the
+/// network's output learns (`mean(σ·out + μ) = e  ⇔  mean(out) = (e − μ)/σ`).
+fn cell_scene(
+    norm: &Normalization,
+    inputs: Array3<f32>,
+    valid: &Array2<bool>,
+    k: usize,
+    cells: &Array2<f32>,
+) -> PreparedScene {
+    let cell_target = Array2::from_shape_fn(cells.dim(), |(cr, cc)| {
+        let e = cells[(cr, cc)];
+        let win = s![cr * k..(cr + 1) * k, cc * k..(cc + 1) * k];
+        if !e.is_finite() || valid.slice(win).iter().any(|v| !v) {
+            return f32::NAN;
+        }
+        norm.target.norm(e)
+    });
+    PreparedScene {
+        inputs,
+        target: Array2::zeros(valid.dim()),
+        mask: Array2::zeros(valid.dim()),
         k,
         cell_target,
     }
@@ -743,7 +879,7 @@ mod tests {
         TrainingScene {
             coarse_lst,
             covariates,
-            label,
+            label: Some(label),
             fit_prior_on_label: false,
         }
     }
@@ -869,7 +1005,7 @@ mod tests {
     fn nodata_policies() {
         let mut sc = scene(0, 4, 24, 24);
         // A missing label pixel inside the top-left corner.
-        sc.label.data_mut()[(3, 3)] = f32::NAN;
+        sc.label.as_mut().unwrap().data_mut()[(3, 3)] = f32::NAN;
         let drop = build_dataset(&cfg(), &settings(), std::slice::from_ref(&sc), None).unwrap();
         let all: Vec<_> = drop.train.iter().chain(&drop.val).collect();
         assert!(!all.iter().any(|pr| pr.row <= 3 && pr.col <= 3));
@@ -996,5 +1132,100 @@ mod tests {
         assert!(!old.contains("\"base\""), "{old}");
         let old: AmunConfig = serde_json::from_str(&old).unwrap();
         assert_eq!(old.base, crate::config::Base::Bilinear);
+    }
+
+    fn coarse_residual_config() -> AmunConfig {
+        crate::testutil::tiny_config()
+            .with_covariates(&["ndvi", "landcover", "height", "aspect"])
+            .with_base(Base::Prior(
+                amun_prior::PriorParams::covariates().elevation_band("height"),
+            ))
+            .with_supervision(Supervision::CoarseResidual)
+    }
+
+    #[test]
+    fn coarse_cells_learn_the_priors_residual_with_no_label_and_no_base_channel() {
+        let sc = crate::testutil::coarse_cell_scene(64, 4, 0.0);
+        assert!(sc.label.is_none());
+        let cfg = coarse_residual_config();
+        let st = PatchSettings {
+            stride: 16,
+            ..settings()
+        };
+        let ds = build_dataset(&cfg, &st, std::slice::from_ref(&sc), None).unwrap();
+        let prep = &ds.scenes[0];
+        // No pixel is a target; the base channel is all zeros, the covariates are not.
+        assert!(prep.mask.iter().all(|&m| m == 0.0));
+        assert!(prep.inputs.slice(s![0, .., ..]).iter().all(|&v| v == 0.0));
+        assert!(prep.inputs.slice(s![1, .., ..]).iter().any(|&v| v != 0.0));
+        // Each cell's target is the prior's coarse residual, normalised.
+        let Base::Prior(p) = &cfg.base else {
+            unreachable!()
+        };
+        let prior = p.fit(&sc.coarse_lst, &sc.covariates).unwrap();
+        assert!(
+            prior.report().fallback.is_none(),
+            "{}",
+            prior.report().summary()
+        );
+        let e = prior.coarse_residual().data();
+        let mut checked = 0;
+        for (ix, &t) in prep.cell_target.indexed_iter() {
+            if t.is_finite() {
+                assert!((t - ds.norm.target.norm(e[ix])).abs() < 1e-5, "{ix:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked} cells");
+        // ndvi² is no linear term: the prior leaves some of it in its residual.
+        assert!(ds.norm.target.std > 0.01, "{:?}", ds.norm.target);
+        // The fine-label supervision needs a label and names what is missing.
+        let fine = cfg.clone().with_supervision(Supervision::FineLabel);
+        let err = build_dataset(&fine, &st, std::slice::from_ref(&sc), None).unwrap_err();
+        assert!(
+            err.to_string().contains("scene 0 has no fine label"),
+            "{err}"
+        );
+        // Coarse cells need a prior to correct.
+        let err = cfg
+            .clone()
+            .with_base(Base::Bilinear)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("supervision"), "{err}");
+    }
+
+    #[test]
+    fn one_hot_land_cover_takes_a_channel_per_class_and_moves_the_aspect() {
+        use amun_indices::{Igbp, LandcoverEncoding};
+        let cfg =
+            coarse_residual_config().with_landcover_encoding(LandcoverEncoding::OneHot(vec![
+                Igbp::Cropland,
+                Igbp::UrbanBuiltUp,
+            ]));
+        assert_eq!(
+            cfg.aux_channels(),
+            [
+                "ndvi",
+                "landcover:lc_cropland",
+                "landcover:lc_urban",
+                "height",
+                "aspect:northness",
+                "aspect:eastness"
+            ]
+        );
+        match AspectChannels::of(&cfg) {
+            AspectChannels::CosSin { north, east } => assert_eq!((north, east), (5, 6)),
+            a => panic!("{a:?}"),
+        }
+        let sc = crate::testutil::coarse_cell_scene(32, 4, 0.0);
+        let aux = encode_covariates(&cfg, &sc.covariates).unwrap();
+        let lc = sc.covariates.band("landcover").unwrap().data();
+        let indicator = |on: bool| f32::from(u8::from(on)).to_bits();
+        for (ix, &code) in lc.indexed_iter() {
+            let code = code as u8;
+            assert_eq!(aux[1][ix].to_bits(), indicator(code == 12));
+            assert_eq!(aux[2][ix].to_bits(), indicator(code == 13));
+        }
     }
 }

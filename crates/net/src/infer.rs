@@ -31,7 +31,7 @@ use ndarray::{s, Array2, ArrayView2};
 
 use crate::check::Amplitude;
 use crate::checkpoint::Checkpoint;
-use crate::config::{AmunConfig, AspectEncoding};
+use crate::config::{AmunConfig, Supervision};
 use crate::data::Normalization;
 use crate::error::{Error, Result};
 use crate::model::Amun;
@@ -539,25 +539,19 @@ fn run_window(
         };
     put(&mut base.iter().copied(), &norm.lst, channel);
     channel += 1;
-    for (name, band) in cfg.covariates.iter().zip(&covariates) {
-        if *name == cfg.aspect_band && cfg.aspect_encoding == AspectEncoding::CosSin {
-            let cos = |a: f32| f64::from(a).to_radians().cos() as f32;
-            let sin = |a: f32| f64::from(a).to_radians().sin() as f32;
+    for ((_, maps), band) in cfg.channel_maps().into_iter().zip(&covariates) {
+        for m in maps {
             put(
-                &mut band.iter().map(|&a| cos(a)),
+                &mut band.iter().map(|&v| m.apply(v)),
                 &norm.aux[channel - 1],
                 channel,
             );
-            put(
-                &mut band.iter().map(|&a| sin(a)),
-                &norm.aux[channel],
-                channel + 1,
-            );
-            channel += 2;
-        } else {
-            put(&mut band.iter().copied(), &norm.aux[channel - 1], channel);
             channel += 1;
         }
+    }
+    if !cfg.base_is_input() {
+        // Its validity counts; its values are not the network's to see.
+        x[..h * w].fill(0.0);
     }
     // The raw bands are encoded: free them before the network runs.
     drop(covariates);
@@ -607,9 +601,12 @@ impl Tally {
     }
 
     /// The scene's [`Amplitude`] next to the training targets' RMS, `√(σ² + μ²)` of the
-    /// target statistics; `None` for a model that is not residual or without pixels.
+    /// target statistics; `None` for a model that is not residual or without pixels, and
+    /// for one trained on coarse cells ([`Supervision::CoarseResidual`]): its targets are
+    /// block means, and a pixel's correction may rightly exceed them.
     fn amplitude(&self, cfg: &AmunConfig, norm: &Normalization) -> Option<Amplitude> {
-        (cfg.residual && self.n > 0).then(|| Amplitude {
+        let pixel_targets = cfg.supervision == Supervision::FineLabel;
+        (cfg.residual && pixel_targets && self.n > 0).then(|| Amplitude {
             correction_rms_k: (self.sum_sq / self.n as f64).sqrt(),
             trained_rms_k: norm.target.std.hypot(norm.target.mean),
             pixels: self.n,

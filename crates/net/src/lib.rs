@@ -24,7 +24,7 @@ mod train;
 pub use amun_kernels::{flush_denormals, tune_allocator};
 pub use check::{Amplitude, HeldOutCheck, MethodScore, Verdict, AMPLITUDE_LIMIT};
 pub use checkpoint::{Checkpoint, CheckpointMeta, OptimizerMeta, FORMAT_VERSION};
-pub use config::{Ablation, AmunConfig, AspectEncoding, Base, PAPER_COVARIATES};
+pub use config::{Ablation, AmunConfig, AspectEncoding, Base, Supervision, PAPER_COVARIATES};
 pub use data::{ChannelStats, NodataPolicy, Normalization, TrainingScene};
 pub use device::DeviceSpec;
 pub use error::{Error, Result};

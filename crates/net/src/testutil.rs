@@ -49,7 +49,36 @@ pub(crate) fn scene(side: usize, k: usize, month: f32) -> TrainingScene {
     TrainingScene {
         coarse_lst,
         covariates,
-        label,
+        label: Some(label),
         fit_prior_on_label: false,
     }
+}
+
+/// [`scene`] without fine truth and with a land-cover band (cropland, urban stripes): its
+/// coarse LST is the block mean of that scene's fine LST plus a term no linear model of the
+/// covariates holds, `3·(ndvi − 0.5)²`, and 1.5 K over urban pixels.
+pub(crate) fn coarse_cell_scene(side: usize, k: usize, month: f32) -> TrainingScene {
+    let mut sc = scene(side, k, month);
+    let fine = sc.covariates.grid().clone();
+    let landcover = Raster::from_fn(fine.clone(), |(r, c)| {
+        if (r / 3 + c / 5) % 4 == 0 {
+            13.0
+        } else {
+            12.0
+        }
+    });
+    let landcover = amun_indices::landcover_raster(landcover).unwrap();
+    let ndvi = sc.covariates.band("ndvi").unwrap().data().clone();
+    let label = sc.label.take().unwrap();
+    let truth = Raster::from_fn(fine, |ix| {
+        let urban = if landcover.data()[ix] as u8 == 13 {
+            1.5
+        } else {
+            0.0
+        };
+        label.data()[ix] + 3.0 * (ndvi[ix] - 0.5).powi(2) + urban
+    });
+    sc.coarse_lst = truth.block_mean(k, 1.0).unwrap();
+    sc.covariates = sc.covariates.with("landcover", landcover).unwrap();
+    sc
 }

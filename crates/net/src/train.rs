@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta, OptimizerMeta};
-use crate::config::AmunConfig;
+use crate::config::{AmunConfig, Supervision};
 use crate::data::{
     assemble, build_dataset, AspectChannels, Batch, Dataset, PatchRef, PatchSettings, TrainingScene,
 };
@@ -213,7 +213,18 @@ impl Trainer {
         &self.model
     }
 
+    /// Whether the model learns from coarse cells alone ([`Supervision::CoarseResidual`]).
+    fn on_cells(&self) -> bool {
+        self.cfg.supervision == Supervision::CoarseResidual
+    }
+
     fn loss(&self, out: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
+        if self.on_cells() {
+            return match cell_errors(out, batch)? {
+                Some((sq, n)) => sq.affine(1.0 / n as f64, 0.0),
+                None => Tensor::zeros((), out.dtype(), out.device()),
+            };
+        }
         let d = (out - &batch.y)?;
         let per_px = match self.tc.loss {
             LossKind::Mse => d.sqr()?,
@@ -250,7 +261,7 @@ impl Trainer {
         let bs = self.tc.batch_size;
         let batches = order.len().div_ceil(bs);
         let (mut loss_sum, mut sq_sum, mut px) = (0.0, 0.0, 0.0);
-        let with_cells = self.tc.degradation_weight > 0.0;
+        let with_cells = self.tc.degradation_weight > 0.0 || self.on_cells();
         let vars = self.vars.sorted_vars();
         let mut tally = GradTally::default();
         let per_batch = self.tc.lr_schedule != LrSchedule::Step || self.tc.warmup_epochs > 0.0;
@@ -291,9 +302,9 @@ impl Trainer {
             let grads = loss.backward()?;
             tally.add(&vars, &grads)?;
             self.opt.step(&grads)?;
-            let sq = ((out.detach() - &batch.y)?.sqr()? * &batch.m)?.sum_all()?;
-            sq_sum += f64::from(sq.to_scalar::<f32>()?);
-            px += batch.valid;
+            let (sq, n) = self.squared_errors(&out.detach(), &batch)?;
+            sq_sum += sq;
+            px += n;
             loss_sum += lv;
             progress(&TrainEvent::Batch {
                 epoch,
@@ -350,15 +361,28 @@ impl Trainer {
                 self.tc.patch,
                 self.aspect,
                 None,
-                false,
+                self.on_cells(),
                 &self.device,
             )?;
             let out = self.model.forward(&batch.x)?;
-            let s = ((out - &batch.y)?.sqr()? * &batch.m)?.sum_all()?;
-            sq += f64::from(s.to_scalar::<f32>()?);
-            px += batch.valid;
+            let (s, n) = self.squared_errors(&out, &batch)?;
+            sq += s;
+            px += n;
         }
         Ok(self.data.norm.target.std * (sq / px.max(1.0)).sqrt())
+    }
+
+    /// The batch's sum of squared errors (normalised units) and how many terms it has: over
+    /// the labelled pixels, or over the coarse cells under [`Supervision::CoarseResidual`].
+    fn squared_errors(&self, out: &Tensor, batch: &Batch) -> Result<(f64, f64)> {
+        if self.on_cells() {
+            return Ok(match cell_errors(out, batch)? {
+                Some((sq, n)) => (f64::from(sq.to_scalar::<f32>()?), n as f64),
+                None => (0.0, 0.0),
+            });
+        }
+        let sq = ((out - &batch.y)?.sqr()? * &batch.m)?.sum_all()?;
+        Ok((f64::from(sq.to_scalar::<f32>()?), batch.valid))
     }
 
     /// Trains until `epochs` epochs are done in total.
@@ -428,6 +452,14 @@ impl Trainer {
 /// Mean squared difference between each coarse cell's mean output and its target, over
 /// the fully valid cells of the batch; `None` when the batch has no such cell.
 fn degradation_term(out: &Tensor, batch: &Batch) -> candle_core::Result<Option<Tensor>> {
+    cell_errors(out, batch)?
+        .map(|(sq, n)| sq.affine(1.0 / n as f64, 0.0))
+        .transpose()
+}
+
+/// The sum over the fully valid cells of the batch of (cell mean of the output − the
+/// cell's target)², and the number of such cells; `None` when there is none.
+fn cell_errors(out: &Tensor, batch: &Batch) -> candle_core::Result<Option<(Tensor, usize)>> {
     let mut terms = Vec::new();
     let mut n = 0usize;
     for (i, ct) in batch.cells.iter().enumerate() {
@@ -467,7 +499,7 @@ fn degradation_term(out: &Tensor, batch: &Batch) -> candle_core::Result<Option<T
         return Ok(None);
     }
     let total = Tensor::stack(&terms, 0)?.sum_all()?;
-    Ok(Some(total.affine(1.0 / n as f64, 0.0)?))
+    Ok(Some((total, n)))
 }
 
 /// Trains a model: builds the data set, trains `tc.epochs` epochs and returns the
@@ -759,7 +791,7 @@ mod tests {
     #[test]
     fn degradation_and_charbonnier_and_masking_train() {
         let mut sc = scenes();
-        sc[0].label.data_mut()[(5, 5)] = f32::NAN;
+        sc[0].label.as_mut().unwrap().data_mut()[(5, 5)] = f32::NAN;
         let tc = TrainConfig {
             loss: LossKind::Charbonnier { eps: 1e-3 },
             degradation_weight: 0.5,
@@ -823,5 +855,61 @@ mod tests {
             vec![false],
             "never every scene"
         );
+    }
+
+    /// Trained on coarse cells alone: the error is reported in kelvin over the cells and
+    /// falls with training, and the learnt correction is a function of the covariates
+    /// alone — moving the coarse field moves the prior it corrects, never the correction.
+    #[test]
+    fn coarse_cells_alone_teach_a_correction_blind_to_the_coarse_field() {
+        use amun_indices::{Igbp, LandcoverEncoding};
+        use amun_prior::PriorParams;
+        use amun_raster::Raster;
+
+        use crate::config::Base;
+        use crate::testutil::coarse_cell_scene;
+        let prior = PriorParams::covariates().elevation_band("height");
+        let cfg = tiny_config()
+            .with_covariates(&["ndvi", "landcover", "height", "aspect"])
+            .with_landcover_encoding(LandcoverEncoding::OneHot(vec![
+                Igbp::Cropland,
+                Igbp::UrbanBuiltUp,
+            ]))
+            .with_base(Base::Prior(prior.clone()))
+            .with_supervision(Supervision::CoarseResidual);
+        let scenes = vec![coarse_cell_scene(64, 4, 0.0), coarse_cell_scene(64, 4, 3.0)];
+        let tc = TrainConfig {
+            epochs: 6,
+            stride: 16,
+            keep_best: false,
+            ..quick()
+        };
+        let mut t = Trainer::new(&cfg, &tc, &scenes).unwrap();
+        t.run(|_| {}).unwrap();
+        let h = t.history().to_vec();
+        assert!(h
+            .iter()
+            .all(|r| r.train_rmse_k.is_finite() && r.val_rmse_k.is_finite()));
+        let (first, last) = (h[0].train_rmse_k, h[h.len() - 1].train_rmse_k);
+        assert!(last < first, "cell RMSE {first} K → {last} K");
+        let ck = t.finish().unwrap();
+        let sc = &scenes[0];
+        let tiles = crate::infer::TileParams::default();
+        let g = sc.coarse_lst.grid().clone();
+        let moved = Raster::from_fn(g, |(r, c)| {
+            sc.coarse_lst.data()[(r, c)] + 0.7 + 0.2 * c as f32 - 0.1 * r as f32
+        });
+        let correction = |coarse: &Raster| {
+            let out = ck
+                .predict(coarse, &sc.covariates, &tiles, |_, _| {})
+                .unwrap();
+            let base = prior.fit(coarse, &sc.covariates).unwrap();
+            out.data() - base.field(&sc.covariates).unwrap().data()
+        };
+        let (a, b) = (correction(&sc.coarse_lst), correction(&moved));
+        assert!(a.iter().any(|v| v.abs() > 1e-4), "no correction at all");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 2e-3, "{x} vs {y}");
+        }
     }
 }

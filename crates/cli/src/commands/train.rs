@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
+use amun_core::indices::LandcoverEncoding;
 use amun_core::net::{
-    collapsed_levels, AmunConfig, Checkpoint, DeviceSpec, HeldOutCheck, LevelHealth, TrainConfig,
-    Verdict,
+    collapsed_levels, AmunConfig, Checkpoint, DeviceSpec, HeldOutCheck, LevelHealth, Supervision,
+    TrainConfig, Verdict,
 };
 use amun_core::prior::{Base, PriorParams};
 use amun_core::{
-    amun_trainer, finish_checked, run_trainer, Downscaler, EnsembleAmun, Members, Scene, StagedAmun,
+    amun_trainer, finish_checked, frequent_classes, run_trainer, Downscaler, EnsembleAmun, Members,
+    Scene, StagedAmun,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -25,6 +27,12 @@ pub enum Scheme {
     /// Learn one scale up (coarse LST aggregated again, covariates aggregated): what real
     /// data without fine truth allows.
     ScaleUp,
+    /// Learn at the target scale from the coarse cells alone: the network sees the fine
+    /// covariates and the block means of its correction of the prior are fitted to what the
+    /// prior's linear model leaves of each coarse cell. No fine truth is read. The base is
+    /// the covariate prior unless `--base` names another prior; use the model with
+    /// `--conserve`.
+    CoarseResidual,
 }
 
 #[derive(Args, Debug)]
@@ -177,6 +185,7 @@ struct TrainFile {
 pub fn scheme_scenes(scenes: Vec<Scene>, scheme: Scheme) -> Result<Vec<Scene>> {
     match scheme {
         Scheme::Supervised => Ok(scenes),
+        Scheme::CoarseResidual => Ok(scenes.into_iter().map(Scene::without_reference).collect()),
         Scheme::ScaleUp => Ok(scenes
             .iter()
             .map(Scene::coarsened)
@@ -196,18 +205,37 @@ pub fn run(ctx: &Ctx, a: &TrainArgs) -> Result<()> {
     device.device()?;
     let scenes = scheme_scenes(load_scenes(&a.scenes)?, a.scheme)?;
     let first = scenes.first().ok_or_else(|| anyhow!("no training scene"))?;
+    let model_given = file.model.is_some();
     let mut model = file
         .model
         .unwrap_or_else(|| preset(a.preset).with_covariates(first.covariates().names()));
     if let Some(b) = a.base {
         model.base = b.base();
     }
+    if a.scheme == Scheme::CoarseResidual {
+        model.supervision = Supervision::CoarseResidual;
+        if a.base.is_none() && model.base == Base::Bilinear {
+            model.base = Base::Prior(PriorParams::covariates());
+        }
+        if !model_given {
+            // FFRDB refines the base channel's features alone, and this model does not see
+            // the base: the paper's GMFCA + U-Net variant.
+            model.ffrdb = false;
+            let classes = frequent_classes(&scenes, &model.landcover_band, 0.01)?;
+            if !classes.is_empty() {
+                model.landcover_encoding = LandcoverEncoding::OneHot(classes);
+            }
+        }
+        if !a.stages.is_empty() || a.ensemble.is_some() {
+            bail!("--scheme coarse-residual trains one model at the target scale: --stages and --ensemble are for the scale-up scheme");
+        }
+    }
     let resume = load_resume(ctx, a)?;
     let mut tc = training_settings(ctx, a, file.train, resume.as_ref())?;
     tc.device = device;
     tc.val_scenes = match (a.val_scenes, a.scheme) {
         (Some(n), _) => n,
-        (None, Scheme::ScaleUp) if scenes.len() >= 3 => {
+        (None, Scheme::ScaleUp | Scheme::CoarseResidual) if scenes.len() >= 3 => {
             ((0.15 * scenes.len() as f64).round() as usize).max(1)
         }
         (None, _) => tc.val_scenes,
