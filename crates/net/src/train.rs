@@ -220,8 +220,9 @@ impl Trainer {
 
     fn loss(&self, out: &Tensor, batch: &Batch) -> candle_core::Result<Tensor> {
         if self.on_cells() {
-            return match cell_errors(out, batch)? {
-                Some((sq, n)) => sq.affine(1.0 / n as f64, 0.0),
+            // The cells are the only target: SRDA-Net's degradation term, alone.
+            return match degradation_term(out, batch)? {
+                Some(term) => Ok(term),
                 None => Tensor::zeros((), out.dtype(), out.device()),
             };
         }
